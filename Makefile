@@ -1,0 +1,29 @@
+# The two commands the README promises: `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO_FEATURES := --features ringside/test-hooks
+
+.PHONY: demo test lint go-test rust-test build release
+
+## demo: a Go service behind Ringside on both runtimes: traffic, metrics and a hot reload
+demo: release
+	bash integration/demo/run.sh
+
+## test: every check CI runs (formatting, lints, Go tests, Rust unit and end-to-end tests)
+test: lint go-test rust-test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets $(CARGO_FEATURES) -- -D warnings
+	cd examples && test -z "$$(gofmt -l .)" && go vet ./...
+
+go-test:
+	cd examples && go test ./...
+
+rust-test:
+	cargo test --workspace $(CARGO_FEATURES) -- --test-threads 2
+
+build:
+	cargo build --workspace $(CARGO_FEATURES)
+
+release:
+	cargo build --release -p ringside

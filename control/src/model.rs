@@ -1,0 +1,305 @@
+//! The config file's schema as plain serde types, with every default filled in.
+//!
+//! `load_file`/`load_str` decode YAML with their own span-aware decoder (so
+//! they can report every problem with a position), then build these types.
+//! The serde derives mirror the same schema so the admin API can dump the
+//! active config as JSON and that dump can be read back.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Whole config file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub admin: Admin,
+    pub listeners: Vec<Listener>,
+    pub clusters: Vec<Cluster>,
+}
+
+/// Admin API endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    #[serde(default = "default_admin_address")]
+    pub address: SocketAddr,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            address: default_admin_address(),
+        }
+    }
+}
+
+/// Default admin address: loopback only, since the admin API is unauthenticated.
+pub fn default_admin_address() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9901)
+}
+
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerProtocol {
+    Http,
+    Tcp,
+}
+
+impl ListenerProtocol {
+    pub const NAMES: &'static [(&'static str, ListenerProtocol)] = &[
+        ("http", ListenerProtocol::Http),
+        ("tcp", ListenerProtocol::Tcp),
+    ];
+}
+
+/// A listening socket. HTTP listeners have `routes`; TCP listeners forward
+/// every connection to one `cluster`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ListenerRepr")]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: ListenerProtocol,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub timeouts: Timeouts,
+    /// `None` for TCP listeners, which have no request heads to limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// Listener timeouts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Timeouts {
+    /// Time allowed to receive a full request head (HTTP only; `None` for TCP).
+    #[serde(
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub header_read: Option<Duration>,
+    /// Idle time before a connection is closed.
+    #[serde(with = "crate::duration::serde_str")]
+    pub idle: Duration,
+}
+
+/// Default time to receive a full request head.
+pub const DEFAULT_HEADER_READ: Duration = Duration::from_secs(10);
+/// Default HTTP keep-alive idle: above Go's 90s client idle so the client,
+/// not the proxy, closes idle connections and never races a reused one.
+pub const DEFAULT_HTTP_IDLE: Duration = Duration::from_secs(120);
+/// Default TCP idle: long-lived protocols (databases) are often quiet for minutes.
+pub const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
+
+/// Request head limits of an HTTP listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 65536,
+            max_headers: 100,
+        }
+    }
+}
+
+/// One HTTP route: a match and the weighted backends it sends to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    #[serde(rename = "match", default)]
+    pub matcher: RouteMatch,
+    pub backends: Vec<Backend>,
+    #[serde(with = "crate::duration::serde_str", default = "default_route_timeout")]
+    pub timeout: Duration,
+}
+
+/// Default whole-request timeout of a route.
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn default_route_timeout() -> Duration {
+    DEFAULT_ROUTE_TIMEOUT
+}
+
+/// Conditions that must all hold; an empty match matches every request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteMatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A weighted reference to a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    pub cluster: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+/// Weight of a backend that does not say.
+pub const DEFAULT_WEIGHT: u32 = 1;
+/// Largest allowed weight; keeps sums far from overflow and typos visible.
+pub const MAX_WEIGHT: u32 = 10_000;
+
+fn default_weight() -> u32 {
+    DEFAULT_WEIGHT
+}
+
+/// Protocol spoken to a cluster's endpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    Http2,
+}
+
+impl UpstreamProtocol {
+    pub const NAMES: &'static [(&'static str, UpstreamProtocol)] = &[
+        ("http1", UpstreamProtocol::Http1),
+        ("http2", UpstreamProtocol::Http2),
+    ];
+}
+
+/// How a cluster picks an endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    LeastRequest,
+}
+
+impl LbPolicy {
+    pub const NAMES: &'static [(&'static str, LbPolicy)] = &[
+        ("round_robin", LbPolicy::RoundRobin),
+        ("least_request", LbPolicy::LeastRequest),
+    ];
+}
+
+/// A named set of upstream endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    pub endpoints: Vec<SocketAddr>,
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    #[serde(default)]
+    pub lb: LbPolicy,
+    #[serde(
+        with = "crate::duration::serde_str",
+        default = "default_connect_timeout"
+    )]
+    pub connect_timeout: Duration,
+    #[serde(with = "crate::duration::serde_str", default = "default_pool_idle")]
+    pub idle_timeout: Duration,
+    #[serde(default = "default_max_idle")]
+    pub max_idle_per_endpoint: usize,
+}
+
+/// Default upstream connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default idle time of a pooled upstream connection: below the 60s that
+/// common servers use, so the proxy closes first and never reuses a dying one.
+pub const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(30);
+/// Default cap on pooled idle connections per endpoint.
+pub const DEFAULT_MAX_IDLE_PER_ENDPOINT: usize = 64;
+
+fn default_connect_timeout() -> Duration {
+    DEFAULT_CONNECT_TIMEOUT
+}
+
+fn default_pool_idle() -> Duration {
+    DEFAULT_POOL_IDLE
+}
+
+fn default_max_idle() -> usize {
+    DEFAULT_MAX_IDLE_PER_ENDPOINT
+}
+
+/// Listener as written: its defaults depend on `protocol`, which a plain
+/// derive cannot express, so serde reads this and fills them in.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerRepr {
+    name: String,
+    address: SocketAddr,
+    protocol: ListenerProtocol,
+    #[serde(default)]
+    routes: Vec<Route>,
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    timeouts: TimeoutsRepr,
+    #[serde(default)]
+    limits: Option<Limits>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsRepr {
+    #[serde(with = "crate::duration::serde_opt", default)]
+    header_read: Option<Duration>,
+    #[serde(with = "crate::duration::serde_opt", default)]
+    idle: Option<Duration>,
+}
+
+impl Timeouts {
+    /// Fills the protocol-dependent defaults.
+    pub fn with_defaults(
+        protocol: ListenerProtocol,
+        header_read: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Self {
+        match protocol {
+            ListenerProtocol::Http => Timeouts {
+                header_read: Some(header_read.unwrap_or(DEFAULT_HEADER_READ)),
+                idle: idle.unwrap_or(DEFAULT_HTTP_IDLE),
+            },
+            ListenerProtocol::Tcp => Timeouts {
+                header_read: None,
+                idle: idle.unwrap_or(DEFAULT_TCP_IDLE),
+            },
+        }
+    }
+}
+
+impl From<ListenerRepr> for Listener {
+    fn from(r: ListenerRepr) -> Self {
+        let limits = match r.protocol {
+            ListenerProtocol::Http => Some(r.limits.unwrap_or_default()),
+            ListenerProtocol::Tcp => None,
+        };
+        Listener {
+            name: r.name,
+            address: r.address,
+            protocol: r.protocol,
+            routes: r.routes,
+            cluster: r.cluster,
+            timeouts: Timeouts::with_defaults(r.protocol, r.timeouts.header_read, r.timeouts.idle),
+            limits,
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The config as written, with a position on every value, decoded from YAML
+//! nodes without stopping at the first problem.
+//!
+//! A field is `None` when it was absent or could not be decoded (the problem
+//! is then already reported); validation skips checks whose inputs are `None`
+//! so one mistake does not cascade into several.
+
+use crate::model::{self, LbPolicy, ListenerProtocol, UpstreamProtocol};
+use crate::node::{At, Pos, Sink};
+use crate::rules;
+use marked_yaml::Node;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub(crate) struct RawConfig {
+    pub admin_address: Option<At<SocketAddr>>,
+    pub listeners: Option<Vec<RawListener>>,
+    pub clusters: Option<Vec<RawCluster>>,
+}
+
+pub(crate) struct RawListener {
+    pub pos: Pos,
+    pub name: Option<At<String>>,
+    pub address: Option<At<SocketAddr>>,
+    pub protocol: Option<At<ListenerProtocol>>,
+    pub routes: Option<At<Vec<RawRoute>>>,
+    pub cluster: Option<At<String>>,
+    pub header_read: Option<At<Duration>>,
+    pub idle: Option<At<Duration>>,
+    pub limits: Option<At<RawLimits>>,
+    /// `routes`/`cluster` were written, even if unreadable: keeps
+    /// "needs `routes`" from piling onto a type error.
+    pub routes_written: bool,
+    pub cluster_written: bool,
+}
+
+pub(crate) struct RawLimits {
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+}
+
+pub(crate) struct RawRoute {
+    pub name: Option<At<String>>,
+    pub matcher: RawMatch,
+    pub backends: Option<At<Vec<RawBackend>>>,
+    pub timeout: Option<At<Duration>>,
+}
+
+#[derive(Default)]
+pub(crate) struct RawMatch {
+    pub path_prefix: Option<At<String>>,
+    pub path: Option<At<String>>,
+    pub host: Option<At<String>>,
+    pub method: Option<At<String>>,
+    pub headers: Vec<(At<String>, String)>,
+}
+
+pub(crate) struct RawBackend {
+    pub cluster: Option<At<String>>,
+    pub weight: Option<At<u32>>,
+    /// False when `weight` was written but invalid, so the total is unknown.
+    pub weight_ok: bool,
+}
+
+pub(crate) struct RawCluster {
+    pub name: Option<At<String>>,
+    pub endpoints: Option<At<Vec<At<SocketAddr>>>>,
+    pub protocol: Option<At<UpstreamProtocol>>,
+    pub lb: Option<At<LbPolicy>>,
+    pub connect_timeout: Option<At<Duration>>,
+    pub idle_timeout: Option<At<Duration>>,
+    pub max_idle_per_endpoint: Option<At<usize>>,
+}
+
+pub(crate) fn decode(root: &Node, sink: &mut Sink) -> RawConfig {
+    let Some(f) = sink.mapping(root, "the config", &["admin", "listeners", "clusters"]) else {
+        return RawConfig {
+            admin_address: None,
+            listeners: None,
+            clusters: None,
+        };
+    };
+    let admin_address = f
+        .get("admin")
+        .and_then(|n| sink.mapping(n, "admin", &["address"]))
+        .and_then(|a| a.get("address"))
+        .and_then(|n| sink.socket_addr(n, "admin address"));
+    let listeners = f
+        .required(sink, "listeners", "the config")
+        .and_then(|n| sink.list(n, "listeners"))
+        .map(|items| items.iter().map(|n| listener(n, sink)).collect());
+    let clusters = f
+        .required(sink, "clusters", "the config")
+        .and_then(|n| sink.list(n, "clusters"))
+        .map(|items| items.iter().map(|n| cluster(n, sink)).collect());
+    RawConfig {
+        admin_address,
+        listeners,
+        clusters,
+    }
+}
+
+const LISTENER_FIELDS: &[&str] = &[
+    "name", "address", "protocol", "routes", "cluster", "timeouts", "limits",
+];
+
+fn listener(node: &Node, sink: &mut Sink) -> RawListener {
+    let mut out = RawListener {
+        pos: crate::node::pos_of(node),
+        name: None,
+        address: None,
+        protocol: None,
+        routes: None,
+        cluster: None,
+        header_read: None,
+        idle: None,
+        limits: None,
+        routes_written: false,
+        cluster_written: false,
+    };
+    let Some(f) = sink.mapping(node, "listener", LISTENER_FIELDS) else {
+        return out;
+    };
+    out.routes_written = f.get("routes").is_some();
+    out.cluster_written = f.get("cluster").is_some();
+    out.name = f
+        .required(sink, "name", "listener")
+        .and_then(|n| sink.string(n, "listener name"));
+    out.address = f
+        .required(sink, "address", "listener")
+        .and_then(|n| sink.socket_addr(n, "listener address"));
+    out.protocol = f
+        .required(sink, "protocol", "listener")
+        .and_then(|n| sink.one_of(n, "listener protocol", ListenerProtocol::NAMES));
+    out.routes = f.get("routes").and_then(|n| {
+        let items = sink.list(n, "routes")?;
+        Some(At {
+            value: items.iter().map(|n| route(n, sink)).collect(),
+            pos: crate::node::pos_of(n),
+        })
+    });
+    out.cluster = f
+        .get("cluster")
+        .and_then(|n| sink.string(n, "listener cluster"));
+    if let Some(t) = f
+        .get("timeouts")
+        .and_then(|n| sink.mapping(n, "listener timeouts", &["header_read", "idle"]))
+    {
+        out.header_read = t
+            .get("header_read")
+            .and_then(|n| sink.duration(n, "header_read timeout"));
+        out.idle = t.get("idle").and_then(|n| sink.duration(n, "idle timeout"));
+    }
+    out.limits = f.get("limits").and_then(|n| {
+        let l = sink.mapping(n, "listener limits", &["max_header_bytes", "max_headers"])?;
+        let mut limit = |key: &str| {
+            let v = sink.uint(l.get(key)?, key)?;
+            match usize::try_from(v.value) {
+                Ok(0) | Err(_) => {
+                    sink.report(v.pos, format!("{key} must be greater than zero"));
+                    None
+                }
+                Ok(n) => Some(n),
+            }
+        };
+        let value = RawLimits {
+            max_header_bytes: limit("max_header_bytes"),
+            max_headers: limit("max_headers"),
+        };
+        Some(At { value, pos: l.pos })
+    });
+    out
+}
+
+fn route(node: &Node, sink: &mut Sink) -> RawRoute {
+    let mut out = RawRoute {
+        name: None,
+        matcher: RawMatch::default(),
+        backends: None,
+        timeout: None,
+    };
+    let Some(f) = sink.mapping(node, "route", &["name", "match", "backends", "timeout"]) else {
+        return out;
+    };
+    out.name = f
+        .required(sink, "name", "route")
+        .and_then(|n| sink.string(n, "route name"));
+    if let Some(m) = f.get("match") {
+        out.matcher = route_match(m, sink);
+    }
+    out.backends = f.required(sink, "backends", "route").and_then(|n| {
+        let items = sink.list(n, "backends")?;
+        Some(At {
+            value: items.iter().map(|n| backend(n, sink)).collect(),
+            pos: crate::node::pos_of(n),
+        })
+    });
+    out.timeout = f
+        .get("timeout")
+        .and_then(|n| sink.duration(n, "route timeout"));
+    out
+}
+
+fn route_match(node: &Node, sink: &mut Sink) -> RawMatch {
+    let mut out = RawMatch::default();
+    let fields = ["path_prefix", "path", "host", "method", "headers"];
+    let Some(f) = sink.mapping(node, "route match", &fields) else {
+        return out;
+    };
+    let mut checked = |key: &str, rule: fn(&str) -> Result<(), String>| {
+        let value = sink.string(f.get(key)?, key)?;
+        match rule(&value.value) {
+            Ok(()) => Some(value),
+            Err(reason) => {
+                sink.report(value.pos, reason);
+                None
+            }
+        }
+    };
+    out.path_prefix = checked("path_prefix", rules::path);
+    out.path = checked("path", rules::path);
+    out.host = checked("host", rules::host);
+    out.method = checked("method", rules::method);
+    out.headers = headers(f.get("headers"), sink);
+    out
+}
+
+fn headers(node: Option<&Node>, sink: &mut Sink) -> Vec<(At<String>, String)> {
+    let Some(node) = node else {
+        return Vec::new();
+    };
+    let Some(map) = node.as_mapping() else {
+        // Reuse the standard type error wording.
+        let _ = sink.mapping(node, "match headers", &[]);
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut seen: BTreeMap<String, Pos> = BTreeMap::new();
+    for (key, value) in map.iter() {
+        let name = At {
+            value: key.as_str().to_string(),
+            pos: crate::node::key_pos(key),
+        };
+        let Some(value) = sink.string(value, &format!("header `{}`", name.value)) else {
+            continue;
+        };
+        if let Err(reason) = rules::header_name(&name.value) {
+            sink.report(name.pos, reason);
+            continue;
+        }
+        let lower = name.value.to_ascii_lowercase();
+        if let Some(first) = seen.get(&lower) {
+            sink.report(
+                name.pos,
+                format!(
+                    "duplicate header `{}` (header names are case-insensitive; first at line {})",
+                    name.value, first.line
+                ),
+            );
+            continue;
+        }
+        seen.insert(lower, name.pos);
+        out.push((name, value.value));
+    }
+    out
+}
+
+fn backend(node: &Node, sink: &mut Sink) -> RawBackend {
+    let mut out = RawBackend {
+        cluster: None,
+        weight: None,
+        weight_ok: true,
+    };
+    let Some(f) = sink.mapping(node, "backend", &["cluster", "weight"]) else {
+        return out;
+    };
+    out.cluster = f
+        .required(sink, "cluster", "backend")
+        .and_then(|n| sink.string(n, "backend cluster"));
+    if let Some(n) = f.get("weight") {
+        out.weight = sink
+            .uint(n, "weight")
+            .and_then(|w| match u32::try_from(w.value) {
+                Ok(value) if value <= model::MAX_WEIGHT => Some(At { value, pos: w.pos }),
+                _ => {
+                    sink.report(
+                        w.pos,
+                        format!(
+                            "weight {} is over the maximum of {}",
+                            w.value,
+                            model::MAX_WEIGHT
+                        ),
+                    );
+                    None
+                }
+            });
+        out.weight_ok = out.weight.is_some();
+    }
+    out
+}
+
+const CLUSTER_FIELDS: &[&str] = &[
+    "name",
+    "endpoints",
+    "protocol",
+    "lb",
+    "connect_timeout",
+    "idle_timeout",
+    "max_idle_per_endpoint",
+];
+
+fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
+    let mut out = RawCluster {
+        name: None,
+        endpoints: None,
+        protocol: None,
+        lb: None,
+        connect_timeout: None,
+        idle_timeout: None,
+        max_idle_per_endpoint: None,
+    };
+    let Some(f) = sink.mapping(node, "cluster", CLUSTER_FIELDS) else {
+        return out;
+    };
+    out.name = f
+        .required(sink, "name", "cluster")
+        .and_then(|n| sink.string(n, "cluster name"));
+    out.endpoints = f.required(sink, "endpoints", "cluster").and_then(|n| {
+        let items = sink.list(n, "endpoints")?;
+        let addrs: Vec<_> = items
+            .iter()
+            .filter_map(|e| sink.socket_addr(e, "endpoint"))
+            .collect();
+        // A partly bad list is not "empty": keep `None` so validation does
+        // not add "no endpoints" on top of the address problems.
+        (addrs.len() == items.len()).then(|| At {
+            value: addrs,
+            pos: crate::node::pos_of(n),
+        })
+    });
+    out.protocol = f
+        .get("protocol")
+        .and_then(|n| sink.one_of(n, "cluster protocol", UpstreamProtocol::NAMES));
+    out.lb = f
+        .get("lb")
+        .and_then(|n| sink.one_of(n, "lb policy", LbPolicy::NAMES));
+    out.connect_timeout = f
+        .get("connect_timeout")
+        .and_then(|n| sink.duration(n, "connect_timeout"));
+    out.idle_timeout = f
+        .get("idle_timeout")
+        .and_then(|n| sink.duration(n, "idle_timeout"));
+    out.max_idle_per_endpoint = f
+        .get("max_idle_per_endpoint")
+        .and_then(|n| sink.uint(n, "max_idle_per_endpoint"))
+        .and_then(|v| match usize::try_from(v.value) {
+            Ok(value) => Some(At { value, pos: v.pos }),
+            Err(_) => {
+                sink.report(v.pos, "max_idle_per_endpoint is too large");
+                None
+            }
+        });
+    out
+}

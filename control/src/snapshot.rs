@@ -1,0 +1,177 @@
+//! The immutable, compiled form of a config that the data plane reads.
+
+use crate::model::{
+    self, Config, LbPolicy, ListenerProtocol, UpstreamProtocol, DEFAULT_HEADER_READ,
+};
+use crate::route::{RouteSpec, RouteTable};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use crate::route::RequestView;
+
+/// Index into `Snapshot::clusters`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterId(pub usize);
+
+/// A loaded config, built once and then shared read-only.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The config as parsed, with defaults filled.
+    pub config: Config,
+    /// Lowercase hex SHA-256 of the raw file bytes.
+    pub sha256: String,
+    /// In config order.
+    pub listeners: Vec<ListenerSpec>,
+    /// Index = `ClusterId.0`, in config order.
+    pub clusters: Vec<ClusterSpec>,
+}
+
+#[derive(Debug)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub address: SocketAddr,
+    pub kind: ListenerKind,
+    /// HTTP only; TCP listeners carry the HTTP default, unused.
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// HTTP only; TCP listeners carry the HTTP default, unused.
+    pub max_header_bytes: usize,
+    /// HTTP only; TCP listeners carry the HTTP default, unused.
+    pub max_headers: usize,
+}
+
+#[derive(Debug)]
+pub enum ListenerKind {
+    Http { routes: RouteTable },
+    Tcp { cluster: ClusterId },
+}
+
+#[derive(Debug)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub endpoints: Vec<SocketAddr>,
+    pub protocol: UpstreamProtocol,
+    pub lb: LbPolicy,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_idle_per_endpoint: usize,
+}
+
+impl Snapshot {
+    /// Compiles a validated config. An `Err` means validation let through
+    /// something compilation cannot use, i.e. a bug in this crate.
+    pub(crate) fn compile(config: Config, sha256: String) -> Result<Snapshot, String> {
+        let clusters: Vec<ClusterSpec> = config
+            .clusters
+            .iter()
+            .map(|c| ClusterSpec {
+                name: c.name.clone(),
+                endpoints: c.endpoints.clone(),
+                protocol: c.protocol,
+                lb: c.lb,
+                connect_timeout: c.connect_timeout,
+                idle_timeout: c.idle_timeout,
+                max_idle_per_endpoint: c.max_idle_per_endpoint,
+            })
+            .collect();
+        let ids: HashMap<&str, ClusterId> = config
+            .clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), ClusterId(i)))
+            .collect();
+        let resolve = |name: &str| ids.get(name).copied();
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| compile_listener(l, &resolve))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Snapshot {
+            config,
+            sha256,
+            listeners,
+            clusters,
+        })
+    }
+
+    pub fn listener(&self, name: &str) -> Option<&ListenerSpec> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+
+    /// Ids only come from this snapshot, so they are always in range.
+    pub fn cluster(&self, id: ClusterId) -> &ClusterSpec {
+        &self.clusters[id.0]
+    }
+
+    /// Looks a cluster up by name.
+    pub fn cluster_id(&self, name: &str) -> Option<ClusterId> {
+        self.clusters
+            .iter()
+            .position(|c| c.name == name)
+            .map(ClusterId)
+    }
+
+    /// One line for logs, e.g. `2 listeners, 3 clusters, 2 routes, sha256 1a2b3c4d`.
+    pub fn summary(&self) -> String {
+        let routes: usize = self
+            .listeners
+            .iter()
+            .map(|l| match &l.kind {
+                ListenerKind::Http { routes } => routes.len(),
+                ListenerKind::Tcp { .. } => 0,
+            })
+            .sum();
+        let plural = |n: usize, word: &str| {
+            if n == 1 {
+                format!("1 {word}")
+            } else {
+                format!("{n} {word}s")
+            }
+        };
+        format!(
+            "{}, {}, {}, sha256 {}",
+            plural(self.listeners.len(), "listener"),
+            plural(self.clusters.len(), "cluster"),
+            plural(routes, "route"),
+            self.sha256.get(..8).unwrap_or(&self.sha256)
+        )
+    }
+}
+
+fn compile_listener(
+    l: &model::Listener,
+    resolve: &impl Fn(&str) -> Option<ClusterId>,
+) -> Result<ListenerSpec, String> {
+    let kind = match l.protocol {
+        ListenerProtocol::Http => ListenerKind::Http {
+            routes: RouteTable::new(
+                l.routes
+                    .iter()
+                    .map(|r| RouteSpec::compile(r, resolve))
+                    .collect::<Result<_, _>>()?,
+            ),
+        },
+        ListenerProtocol::Tcp => {
+            let name = l
+                .cluster
+                .as_deref()
+                .ok_or_else(|| format!("tcp listener `{}` has no cluster", l.name))?;
+            ListenerKind::Tcp {
+                cluster: resolve(name).ok_or_else(|| {
+                    format!("tcp listener `{}`: unknown cluster `{name}`", l.name)
+                })?,
+            }
+        }
+    };
+    let limits = l.limits.clone().unwrap_or_default();
+    Ok(ListenerSpec {
+        name: l.name.clone(),
+        address: l.address,
+        kind,
+        header_read_timeout: l.timeouts.header_read.unwrap_or(DEFAULT_HEADER_READ),
+        idle_timeout: l.timeouts.idle,
+        max_header_bytes: limits.max_header_bytes,
+        max_headers: limits.max_headers,
+    })
+}

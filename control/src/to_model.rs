@@ -1,0 +1,113 @@
+//! Turns a raw config that passed validation into the model, filling defaults.
+//!
+//! Returns `None` only if a required value is missing, which validation has
+//! already reported; the caller treats that as an internal error.
+
+use crate::model::{
+    Admin, Backend, Cluster, Config, Limits, Listener, ListenerProtocol, Route, RouteMatch,
+    Timeouts, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_IDLE_PER_ENDPOINT, DEFAULT_POOL_IDLE,
+    DEFAULT_ROUTE_TIMEOUT, DEFAULT_WEIGHT,
+};
+use crate::node::At;
+use crate::raw::{RawBackend, RawCluster, RawConfig, RawListener, RawRoute};
+
+fn value<T>(at: Option<At<T>>) -> Option<T> {
+    at.map(|a| a.value)
+}
+
+pub(crate) fn config(raw: RawConfig) -> Option<Config> {
+    let admin = match raw.admin_address {
+        Some(address) => Admin {
+            address: address.value,
+        },
+        None => Admin::default(),
+    };
+    Some(Config {
+        admin,
+        listeners: raw
+            .listeners?
+            .into_iter()
+            .map(listener)
+            .collect::<Option<_>>()?,
+        clusters: raw
+            .clusters?
+            .into_iter()
+            .map(cluster)
+            .collect::<Option<_>>()?,
+    })
+}
+
+fn listener(raw: RawListener) -> Option<Listener> {
+    let protocol = raw.protocol?.value;
+    let limits = match protocol {
+        ListenerProtocol::Http => {
+            let written = raw.limits.map(|l| l.value);
+            let defaults = Limits::default();
+            Some(Limits {
+                max_header_bytes: written
+                    .as_ref()
+                    .and_then(|l| l.max_header_bytes)
+                    .unwrap_or(defaults.max_header_bytes),
+                max_headers: written
+                    .as_ref()
+                    .and_then(|l| l.max_headers)
+                    .unwrap_or(defaults.max_headers),
+            })
+        }
+        ListenerProtocol::Tcp => None,
+    };
+    let routes = match raw.routes {
+        Some(routes) => routes.value.into_iter().map(route).collect::<Option<_>>()?,
+        None => Vec::new(),
+    };
+    Some(Listener {
+        name: raw.name?.value,
+        address: raw.address?.value,
+        protocol,
+        routes,
+        cluster: value(raw.cluster),
+        timeouts: Timeouts::with_defaults(protocol, value(raw.header_read), value(raw.idle)),
+        limits,
+    })
+}
+
+fn route(raw: RawRoute) -> Option<Route> {
+    let m = raw.matcher;
+    Some(Route {
+        name: raw.name?.value,
+        matcher: RouteMatch {
+            path_prefix: value(m.path_prefix),
+            path: value(m.path),
+            host: value(m.host),
+            method: value(m.method),
+            headers: m.headers.into_iter().map(|(k, v)| (k.value, v)).collect(),
+        },
+        backends: raw
+            .backends?
+            .value
+            .into_iter()
+            .map(backend)
+            .collect::<Option<_>>()?,
+        timeout: value(raw.timeout).unwrap_or(DEFAULT_ROUTE_TIMEOUT),
+    })
+}
+
+fn backend(raw: RawBackend) -> Option<Backend> {
+    Some(Backend {
+        cluster: raw.cluster?.value,
+        weight: value(raw.weight).unwrap_or(DEFAULT_WEIGHT),
+    })
+}
+
+fn cluster(raw: RawCluster) -> Option<Cluster> {
+    Some(Cluster {
+        name: raw.name?.value,
+        endpoints: raw.endpoints?.value.into_iter().map(|e| e.value).collect(),
+        protocol: value(raw.protocol).unwrap_or_default(),
+        lb: value(raw.lb).unwrap_or_default(),
+        connect_timeout: value(raw.connect_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        idle_timeout: value(raw.idle_timeout).unwrap_or(DEFAULT_POOL_IDLE),
+        max_idle_per_endpoint: value(raw.max_idle_per_endpoint)
+            .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT),
+    })
+}

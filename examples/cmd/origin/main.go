@@ -1,0 +1,28 @@
+// Command origin is the upstream service behind Ringside in tests, the demo and benchmarks.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+
+	"ringside.dev/examples/internal/origin"
+	"ringside.dev/examples/internal/readyfile"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address (port 0 picks one)")
+	name := flag.String("name", "origin", "instance name, sent back in x-origin")
+	ready := flag.String("ready-file", "", "write the bound address here once listening")
+	flag.Parse()
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := readyfile.Write(*ready, l.Addr().String()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("origin %s listening on %s\n", *name, l.Addr())
+	log.Fatal(origin.Server(origin.Handler(*name)).Serve(l))
+}

@@ -1,0 +1,220 @@
+// Package origin is the upstream HTTP service the tests, the demo and the benchmarks put
+// behind Ringside: small, deterministic endpoints that exercise a proxy's edge cases.
+package origin
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Handler serves every endpoint, tagging each response with x-origin: name.
+func Handler(name string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("/bytes/", func(w http.ResponseWriter, r *http.Request) { payload(w, r, "/bytes/", true) })
+	mux.HandleFunc("/chunked/", func(w http.ResponseWriter, r *http.Request) { payload(w, r, "/chunked/", false) })
+	mux.HandleFunc("/status/", status)
+	mux.HandleFunc("/delay/", delay)
+	mux.HandleFunc("/echo", echo)
+	mux.HandleFunc("/sink", sink)
+	mux.HandleFunc("/headers", headers)
+	mux.HandleFunc("/close-mid", closeMid)
+	mux.HandleFunc("/reset", reset)
+	mux.HandleFunc("/trailers", trailers)
+	mux.HandleFunc("/ws", wsEcho)
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s\n", name) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-origin", name)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// Server returns a server tuned for proxy tests: no body timeouts (bodies stream for as long
+// as they need), a long idle timeout, large header limit.
+func Server(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20}
+}
+
+// Pattern is the deterministic payload byte at offset i.
+func Pattern(i int64) byte { return byte('a' + i%26) }
+
+func tail(r *http.Request, prefix string) (int64, error) {
+	return strconv.ParseInt(strings.TrimPrefix(r.URL.Path, prefix), 10, 64)
+}
+
+func payload(w http.ResponseWriter, r *http.Request, prefix string, withLength bool) {
+	n, err := tail(r, prefix)
+	if err != nil || n < 0 {
+		http.Error(w, "bad size", http.StatusBadRequest)
+		return
+	}
+	if withLength {
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	}
+	buf := make([]byte, 16*1024)
+	flusher, _ := w.(http.Flusher)
+	for off := int64(0); off < n; {
+		k := min(int64(len(buf)), n-off)
+		for i := int64(0); i < k; i++ {
+			buf[i] = Pattern(off + i)
+		}
+		if _, err := w.Write(buf[:k]); err != nil {
+			return
+		}
+		off += k
+		if !withLength && flusher != nil {
+			flusher.Flush()
+		}
+	}
+}
+
+func status(w http.ResponseWriter, r *http.Request) {
+	code, err := tail(r, "/status/")
+	if err != nil || code < 100 || code > 599 {
+		http.Error(w, "bad status", http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(int(code))
+	if code != 204 && code != 304 {
+		fmt.Fprintf(w, "status %d\n", code)
+	}
+}
+
+func delay(w http.ResponseWriter, r *http.Request) {
+	ms, err := tail(r, "/delay/")
+	if err != nil || ms < 0 {
+		http.Error(w, "bad delay", http.StatusBadRequest)
+		return
+	}
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		fmt.Fprintf(w, "waited %dms\n", ms)
+	case <-r.Context().Done():
+	}
+}
+
+func echo(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	if r.ContentLength >= 0 {
+		w.Header().Set("Content-Length", strconv.FormatInt(r.ContentLength, 10))
+	}
+	// Full duplex: HTTP/1 servers otherwise stop reading the body once they start replying.
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	buf := make([]byte, 32*1024)
+	flusher, _ := w.(http.Flusher)
+	for {
+		n, err := r.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flusher != nil && r.ContentLength < 0 {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// SinkResult is what /sink answers.
+type SinkResult struct {
+	Bytes    int64             `json:"bytes"`
+	SHA256   string            `json:"sha256"`
+	Method   string            `json:"method"`
+	Chunked  bool              `json:"chunked"`
+	Trailers map[string]string `json:"trailers"`
+}
+
+func sink(w http.ResponseWriter, r *http.Request) {
+	h := sha256.New()
+	n, err := io.Copy(h, r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	res := SinkResult{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil)), Method: r.Method, Trailers: map[string]string{}}
+	for _, te := range r.TransferEncoding {
+		res.Chunked = res.Chunked || te == "chunked"
+	}
+	for k, v := range r.Trailer {
+		res.Trailers[strings.ToLower(k)] = strings.Join(v, ",")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(res)
+}
+
+// HeadersResult is what /headers answers: the request as the origin saw it.
+type HeadersResult struct {
+	Method     string              `json:"method"`
+	Path       string              `json:"path"`
+	RawQuery   string              `json:"raw_query"`
+	Host       string              `json:"host"`
+	Proto      string              `json:"proto"`
+	Headers    map[string][]string `json:"headers"`
+	RemoteAddr string              `json:"remote_addr"`
+}
+
+func headers(w http.ResponseWriter, r *http.Request) {
+	res := HeadersResult{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Proto: r.Proto, Headers: map[string][]string{}, RemoteAddr: r.RemoteAddr}
+	for k, v := range r.Header {
+		res.Headers[strings.ToLower(k)] = v
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(res)
+}
+
+func hijack(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "cannot hijack", http.StatusInternalServerError)
+		return nil, nil, false
+	}
+	c, rw, err := hj.Hijack()
+	return c, rw, err == nil
+}
+
+// closeMid promises 100000 bytes, sends 1000, and hangs up: an upstream dying mid-response.
+func closeMid(w http.ResponseWriter, _ *http.Request) {
+	c, rw, ok := hijack(w)
+	if !ok {
+		return
+	}
+	defer c.Close()
+	rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+	rw.Write([]byte(strings.Repeat("x", 1000)))
+	rw.Flush()
+}
+
+// reset closes the connection with an RST before answering.
+func reset(w http.ResponseWriter, _ *http.Request) {
+	c, _, ok := hijack(w)
+	if !ok {
+		return
+	}
+	if tc, isTCP := c.(*net.TCPConn); isTCP {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+func trailers(w http.ResponseWriter, _ *http.Request) {
+	body := "hello trailers"
+	sum := sha256.Sum256([]byte(body))
+	w.Header().Set("Trailer", "x-checksum")
+	io.WriteString(w, body)
+	w.(http.Flusher).Flush()
+	w.Header().Set("x-checksum", hex.EncodeToString(sum[:]))
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The README's first command (`make demo`): a Go service behind Ringside on each runtime in
+# turn, real traffic from wrk, and a side-by-side table. Everything it starts, it stops.
+#
+# Layout on a 2-core machine: the proxy alone on CPU 0 (one worker), wrk and the Go origin on
+# CPU 1, so "proxy CPU per request" is the proxy's own cost.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DEMO_DURATION:-5}
+CONNS=${DEMO_CONNS:-32}
+ORIGIN_ADDR=127.0.0.1:18080
+PROXY_ADDR=127.0.0.1:14143
+BIN=target/release/ringside
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+command -v wrk >/dev/null || { echo "demo needs wrk (apt-get install wrk)"; exit 1; }
+[ -x "$BIN" ] || cargo build --release -p ringside
+mkdir -p target/go
+(cd examples && go build -o ../target/go/origin ./cmd/origin)
+
+NCPU=$(nproc)
+PROXY_CPU=0
+LOAD_CPU=$((NCPU > 1 ? 1 : 0))
+
+echo "== Starting the Go origin on $ORIGIN_ADDR"
+taskset -c "$LOAD_CPU" target/go/origin -addr "$ORIGIN_ADDR" -name demo-app >/dev/null &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://$ORIGIN_ADDR/healthz" >/dev/null && break; sleep 0.05; done
+
+echo "== What --runtime auto would pick here:"
+"$BIN" probe | sed 's/^/   /'
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# Converts a wrk latency like 1.23ms / 850.00us / 1.01s to microseconds.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
+    else print v }'
+}
+
+ROWS=()
+# run_load NAME URL PID(optional): drives wrk and records one table row.
+run_load() {
+  local name=$1 url=$2 pid=${3:-}
+  local t0=0 out
+  [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url")
+  local rps p99 reqs cpu_us="-" rss="-"
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  if [ -n "$pid" ]; then
+    local ticks=$(( $(cpu_ticks "$pid") - t0 ))
+    cpu_us=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    rss=$(rss_kib "$pid")
+  fi
+  ROWS+=("$(printf '| %-18s | %10.0f | %9.0f | %13s | %9s |' "$name" "$rps" "$p99" "$cpu_us" "$rss")")
+  echo "   $name: $rps req/s"
+}
+
+echo "== Direct to the origin (no proxy), ${DURATION}s, $CONNS connections"
+run_load direct "http://$ORIGIN_ADDR/"
+
+for rt in io-uring epoll; do
+  cat >"$WORK/ringside.yaml" <<EOF
+listeners:
+  - name: inbound
+    address: $PROXY_ADDR
+    protocol: http
+    routes:
+      - name: default
+        match: { path_prefix: / }
+        backends: [ { cluster: app } ]
+clusters:
+  - name: app
+    endpoints: [ $ORIGIN_ADDR ]
+EOF
+  echo "== Ringside --runtime $rt (1 worker, pinned to CPU $PROXY_CPU)"
+  taskset -c "$PROXY_CPU" "$BIN" run -c "$WORK/ringside.yaml" --runtime "$rt" --workers 1 \
+    --log-level warn 2>"$WORK/ringside-$rt.log" &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 100); do curl -sf "http://$PROXY_ADDR/healthz" >/dev/null && break; sleep 0.05; done
+  echo "   one request through it:"
+  curl -si "http://$PROXY_ADDR/" | sed 's/^/     /' | tr -d '\r'
+  run_load "ringside-$rt" "http://$PROXY_ADDR/" "$pid"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+done
+
+echo
+echo "== Results (HTTP/1.1 keep-alive, ${DURATION}s each; proxy alone on one core)"
+echo "| target             |      req/s |  p99 (µs) | proxy CPU µs/req | RSS (KiB) |"
+echo "|--------------------|-----------:|----------:|--------------:|----------:|"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "Benchmarks against the Go baseline proxy, nginx and HAProxy: see docs/benchmarks.md."

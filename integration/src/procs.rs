@@ -1,0 +1,307 @@
+//! Real processes: the ringside binary and the Go peers, built once per test binary and
+//! killed when their handles drop.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::Runtime;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The ringside binary under test: `RINGSIDE_BIN`, or a debug build with the test hooks,
+/// built once per test process (cargo serialises concurrent builds itself).
+pub fn ringside_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("RINGSIDE_BIN") {
+            return PathBuf::from(p);
+        }
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "ringside",
+                "--features",
+                "test-hooks",
+                "--bin",
+                "ringside",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building ringside failed");
+        target_dir().join("debug").join("ringside")
+    })
+    .clone()
+}
+
+/// A Go program from `examples/cmd/NAME`, built once per test process.
+pub fn go_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .expect("go build lock");
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let out = target_dir().join("go").join(name);
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(format!("./cmd/{name}"))
+        .current_dir(workspace_root().join("examples"))
+        .status()
+        .expect("run go build (is Go installed?)");
+    assert!(status.success(), "go build ./cmd/{name} failed");
+    built.insert(name.to_owned(), out.clone());
+    out
+}
+
+/// Kills the child when dropped, so a failing test leaves nothing running.
+#[derive(Debug)]
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Go origin server (`examples/cmd/origin`) on a `:0` port.
+#[derive(Debug)]
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub name: String,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Origin {
+    pub fn start(name: &str) -> Origin {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("addr");
+        let child = Command::new(go_bin("origin"))
+            .args(["-addr", "127.0.0.1:0", "-name", name, "-ready-file"])
+            .arg(&ready)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start origin");
+        let proc = Proc(child);
+        let addr = wait_for_file(&ready, Duration::from_secs(10));
+        Origin {
+            addr,
+            name: name.to_owned(),
+            _proc: proc,
+            _dir: dir,
+        }
+    }
+}
+
+fn wait_for_file(path: &Path, within: Duration) -> SocketAddr {
+    let end = Instant::now() + within;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if let Ok(a) = s.trim().parse() {
+                return a;
+            }
+        }
+        assert!(Instant::now() < end, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running ringside, its bound listeners, and everything it logged.
+#[derive(Debug)]
+pub struct Ringside {
+    pub listeners: HashMap<String, SocketAddr>,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub config_path: PathBuf,
+    pub dir: tempfile::TempDir,
+    proc: Proc,
+}
+
+/// How to start ringside, beyond the config.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub workers: usize,
+    pub log_level: String,
+    /// `--runtime` value instead of the test's runtime (e.g. `auto`).
+    pub runtime_flag: Option<&'static str>,
+    /// Start under a seccomp filter that fails the io_uring syscalls with this errno.
+    pub block_io_uring: Option<i32>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            log_level: "info,ringside=debug".into(),
+            runtime_flag: None,
+            block_io_uring: None,
+        }
+    }
+}
+
+impl Ringside {
+    pub fn start(rt: Runtime, config: &str) -> Ringside {
+        Self::start_with(rt, config, &Options::default())
+    }
+
+    pub fn start_with(rt: Runtime, config: &str, opts: &Options) -> Ringside {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("ringside.yaml");
+        // Parallel tests must not share the default admin port.
+        let config = if config.contains("admin:") {
+            config.to_owned()
+        } else {
+            format!("admin: {{ address: 127.0.0.1:0 }}\n{config}")
+        };
+        std::fs::write(&config_path, config).expect("write config");
+        let mut cmd = Command::new(ringside_bin());
+        cmd.args(["run", "-c"])
+            .arg(&config_path)
+            .args(["--runtime", opts.runtime_flag.unwrap_or(rt.flag())])
+            .args(["--workers", &opts.workers.to_string()])
+            .args(["--log-level", &opts.log_level])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(errno) = opts.block_io_uring {
+            crate::seccomp::block_io_uring(&mut cmd, errno);
+        }
+        let mut child = cmd.spawn().expect("start ringside");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let proc = Proc(child);
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listener bound")
+                    || line.contains("admin listening")
+                    || line.contains("ringside ready")
+                {
+                    let _ = tx.send(line.clone());
+                }
+                if std::env::var_os("RINGSIDE_TEST_LOGS").is_some() {
+                    eprintln!("[ringside] {line}");
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let mut listeners = HashMap::new();
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "ringside did not become ready; logs:\n{}",
+                    logs.lock().expect("logs").join("\n")
+                )
+            });
+            if line.contains("ringside ready") {
+                break;
+            }
+            let name = if line.contains("admin listening") {
+                "admin".to_owned()
+            } else {
+                field(&line, "listener").expect("listener field")
+            };
+            let addr = field(&line, "address")
+                .and_then(|a| a.parse().ok())
+                .expect("address field");
+            listeners.insert(name, addr);
+        }
+        Ringside {
+            listeners,
+            logs,
+            config_path,
+            dir,
+            proc,
+        }
+    }
+
+    /// The address of listener `name`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        *self
+            .listeners
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener {name}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.proc.0.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `within` for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        loop {
+            if self
+                .logs
+                .lock()
+                .expect("logs")
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+}
+
+/// Extracts `key=value` (optionally quoted) from a tracing text log line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &line[start..];
+    let value = if let Some(stripped) = rest.strip_prefix('"') {
+        &stripped[..stripped.find('"')?]
+    } else {
+        rest.split_whitespace().next()?
+    };
+    Some(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_tracing_fields() {
+        let l = r#"2026-01-01T00:00:00Z  INFO ringside::app: listener bound listener="inbound" address=127.0.0.1:4143"#;
+        assert_eq!(super::field(l, "listener").as_deref(), Some("inbound"));
+        assert_eq!(
+            super::field(l, "address").as_deref(),
+            Some("127.0.0.1:4143")
+        );
+    }
+}

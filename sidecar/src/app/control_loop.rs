@@ -1,0 +1,161 @@
+//! The control thread: signals, reloads and the drain. Runs on the main thread's own
+//! current-thread tokio runtime, never on a data-plane worker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::listeners::Listeners;
+use crate::admin;
+use crate::backend::{Selection, WorkerCmd};
+use crate::cli::RunArgs;
+use crate::core::lifecycle::Lifecycle;
+use crate::core::worker::SharedConfig;
+use crate::logging::LogLevel;
+
+pub struct Control<'a> {
+    pub args: &'a RunArgs,
+    pub config: SharedConfig,
+    pub lifecycle: Arc<Lifecycle>,
+    pub senders: Vec<UnboundedSender<WorkerCmd>>,
+    pub listeners: Listeners,
+    pub workers: usize,
+    pub selection: Selection,
+    pub log_level: Option<LogLevel>,
+    pub started: Instant,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl Control<'_> {
+    pub fn run(mut self, admin: std::net::TcpListener) -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("control runtime")?;
+        rt.block_on(async move {
+            let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::unbounded_channel();
+            let sha = self.config.load().sha256.clone();
+            let state = Arc::new(admin::State {
+                config: self.config.clone(),
+                lifecycle: self.lifecycle.clone(),
+                selection: self.selection.clone(),
+                workers: self.workers,
+                log_level: self.log_level.clone(),
+                loaded: std::sync::Mutex::new((std::time::SystemTime::now(), sha)),
+                shutdown: shutdown_tx,
+                metrics: self.metrics.clone(),
+                workers_tx: self.senders.clone(),
+            });
+            record_applied(&self.config.load().sha256, None);
+            admin.set_nonblocking(true)?;
+            let admin = tokio::net::TcpListener::from_std(admin)?;
+            tracing::info!(address = %admin.local_addr()?, "admin listening");
+            tokio::spawn(admin::serve(admin, state.clone()));
+            tracing::info!(
+                runtime = %self.selection.selected.name(),
+                workers = self.workers,
+                startup_ms = self.started.elapsed().as_secs_f64() * 1e3,
+                "ringside ready"
+            );
+            let mut term = signal(SignalKind::terminate())?;
+            let mut int = signal(SignalKind::interrupt())?;
+            let mut hup = signal(SignalKind::hangup())?;
+            // The exporter needs periodic upkeep to keep histograms bounded.
+            let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = upkeep.tick() => self.metrics.run_upkeep(),
+                    _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
+                    _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
+                    _ = shutdown_rx.recv() => { tracing::info!("POST /shutdown: draining"); break; }
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading config");
+                        if let Some(sha) = self.reload_from_disk() {
+                            state.config_applied(&sha);
+                        }
+                    }
+                }
+            }
+            self.drain().await;
+            Ok(())
+        })
+    }
+
+    /// Reads, validates and applies the config file; on any problem the running config stays.
+    /// Returns the applied sha256.
+    fn reload_from_disk(&mut self) -> Option<String> {
+        match control::load_file(&self.args.config) {
+            Ok(snap) => self.apply(Arc::new(snap)),
+            Err(problems) => {
+                for p in problems.iter() {
+                    tracing::error!(problem = %p, "config rejected");
+                }
+                metrics::counter!("ringside_config_reloads_total", "result" => "rejected")
+                    .increment(1);
+                None
+            }
+        }
+    }
+
+    /// Swaps in a validated snapshot: new listeners are bound first (so a port clash rejects
+    /// the whole reload), then the snapshot is stored, then accept loops change.
+    pub fn apply(&mut self, next: Arc<control::snapshot::Snapshot>) -> Option<String> {
+        let plan = match self.listeners.plan(&next, self.workers) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "config rejected: the running config keeps serving");
+                metrics::counter!("ringside_config_reloads_total", "result" => "rejected")
+                    .increment(1);
+                return None;
+            }
+        };
+        let sha = next.sha256.clone();
+        let previous = self.config.load().sha256.clone();
+        self.config.store(next);
+        self.listeners.apply(plan, &self.senders);
+        self.lifecycle.config_changed();
+        metrics::counter!("ringside_config_reloads_total", "result" => "applied").increment(1);
+        record_applied(&sha, Some(&previous));
+        tracing::info!(sha256 = %sha, "config applied");
+        Some(sha)
+    }
+
+    /// Stops accepting, lets connections finish, and returns when none are left or the drain
+    /// timeout expires.
+    async fn drain(self) {
+        let started = Instant::now();
+        self.lifecycle.start_drain();
+        for w in &self.senders {
+            let _ = w.send(WorkerCmd::StopAccepting);
+        }
+        let deadline = started + self.args.drain_timeout;
+        while self.lifecycle.active_connections() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.lifecycle.active_connections();
+        if left > 0 {
+            tracing::warn!(
+                connections = left,
+                "drain timeout: closing the remaining connections"
+            );
+        } else {
+            tracing::info!(drained_ms = started.elapsed().as_millis() as u64, "drained");
+        }
+    }
+}
+
+/// Points `ringside_config_info` at the active config and stamps the reload time.
+fn record_applied(sha256: &str, previous: Option<&str>) {
+    if let Some(prev) = previous.filter(|p| *p != sha256) {
+        metrics::gauge!("ringside_config_info", "sha256" => prev.to_owned()).set(0.0);
+    }
+    metrics::gauge!("ringside_config_info", "sha256" => sha256.to_owned()).set(1.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    metrics::gauge!("ringside_config_last_reload_success_timestamp_seconds").set(now);
+}

@@ -1,0 +1,83 @@
+//! Starting the proxy (config, runtime choice, workers) and running its control thread.
+
+mod control_loop;
+mod listeners;
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use arc_swap::ArcSwap;
+
+use crate::backend::{self, WorkerSetup};
+use crate::cli::RunArgs;
+use crate::core::lifecycle::Lifecycle;
+use crate::core::worker::SharedConfig;
+use crate::logging::LogLevel;
+
+pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let metrics = crate::telemetry::install()?;
+    let snapshot = control::load_file(&args.config).map_err(|p| anyhow!("invalid config:\n{p}"))?;
+    tracing::info!(config = %args.config.display(), summary = %snapshot.summary(), "config loaded");
+
+    let selection = backend::select(args.runtime)?;
+    tracing::info!(runtime = %selection.selected.name(), reason = %selection.reason, "runtime selected");
+    metrics::gauge!("ringside_runtime_info", "runtime" => selection.selected.name()).set(1.0);
+
+    let workers = args.workers.unwrap_or_else(default_workers).max(1);
+    // Bound before the workers start, so an admin port clash fails startup cleanly.
+    let admin_addr = snapshot.config.admin.address;
+    let admin = std::net::TcpListener::bind(admin_addr)
+        .with_context(|| format!("admin: cannot bind {admin_addr}"))?;
+    let mut bound = listeners::Listeners::default();
+    let plan = bound.plan(&snapshot, workers)?;
+
+    let config: SharedConfig = Arc::new(ArcSwap::from_pointee(snapshot));
+    let lifecycle = Lifecycle::new();
+    let mut senders = Vec::with_capacity(workers);
+    for id in 0..workers {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.push(tx);
+        let setup = WorkerSetup {
+            id,
+            config: config.clone(),
+            lifecycle: lifecycle.clone(),
+            cmds: rx,
+        };
+        let selected = selection.selected;
+        std::thread::Builder::new()
+            .name(format!("ringside-w{id}"))
+            .spawn(move || {
+                if let Err(e) = backend::run_worker(selected, setup) {
+                    // Without its runtime a worker serves nothing: fail loudly and fast.
+                    tracing::error!(worker = id, error = %e, "worker runtime failed; exiting");
+                    std::process::exit(1);
+                }
+            })
+            .context("spawning worker thread")?;
+    }
+    bound.apply(plan, &senders);
+    metrics::gauge!("ringside_workers").set(workers as f64);
+
+    let ctl = control_loop::Control {
+        args,
+        config,
+        lifecycle,
+        senders,
+        listeners: bound,
+        workers,
+        selection,
+        log_level,
+        started,
+        metrics,
+    };
+    ctl.run(admin)
+}
+
+/// `available_parallelism` already honours the cgroup CPU quota and the affinity mask, which
+/// is what a sidecar with a CPU limit should size itself by.
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

@@ -1,0 +1,104 @@
+//! One epoll worker: its own current-thread tokio runtime, listener sockets and connections.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::LocalSet;
+
+use super::io::{Epoll, EpollStream};
+use crate::backend::{BoundListener, WorkerCmd, WorkerSetup};
+use crate::core::serve;
+use crate::core::worker::{Worker, TICK};
+
+pub fn run(setup: WorkerSetup) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Connections hold `Rc`s to worker state: they run as local tasks, never crossing threads.
+    let local = LocalSet::new();
+    local.block_on(&rt, async move {
+        let worker = Rc::new(Worker::<Epoll>::new(
+            setup.id,
+            setup.config,
+            setup.lifecycle,
+        ));
+        tokio::task::spawn_local(housekeeping(worker.clone()));
+        // Dropping a sender stops its accept loop (tokio's accept is cancel-safe).
+        let mut listening: HashMap<String, oneshot::Sender<()>> = HashMap::new();
+        let mut cmds = setup.cmds;
+        while let Some(cmd) = cmds.recv().await {
+            match cmd {
+                WorkerCmd::Listen(l) => match start(&worker, l) {
+                    Ok((name, stop)) => {
+                        listening.insert(name, stop);
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = worker.id, error = %e, "cannot start listener")
+                    }
+                },
+                WorkerCmd::Unlisten(name) => {
+                    listening.remove(&name);
+                }
+                WorkerCmd::StopAccepting => listening.clear(),
+                WorkerCmd::ListConnections { limit, reply } => {
+                    let _ = reply.send(worker.conns.list(worker.id, limit));
+                }
+            }
+        }
+        // The process is exiting: stop accepting; the control thread ends the process.
+        drop(listening);
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+fn start(
+    worker: &Rc<Worker<Epoll>>,
+    l: BoundListener,
+) -> std::io::Result<(String, oneshot::Sender<()>)> {
+    l.socket.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(l.socket)?;
+    let (stop, stopped) = oneshot::channel();
+    let name: Rc<str> = Rc::from(l.name.as_str());
+    tokio::task::spawn_local(accept_loop(worker.clone(), listener, name, stopped));
+    Ok((l.name, stop))
+}
+
+async fn accept_loop(
+    worker: Rc<Worker<Epoll>>,
+    listener: TcpListener,
+    name: Rc<str>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = &mut stopped => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let conn =
+                    serve::connection(worker.clone(), EpollStream(stream), peer, name.clone());
+                tokio::task::spawn_local(serve::guarded(conn, worker.id, peer));
+            }
+            Err(e) => {
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                // Out of fds or memory: back off rather than spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tracing::debug!(worker = worker.id, listener = %name, "stopped accepting");
+}
+
+async fn housekeeping(worker: Rc<Worker<Epoll>>) {
+    for n in 0u64.. {
+        let asked = std::time::Instant::now();
+        tokio::time::sleep(TICK).await;
+        worker.tick(n, asked.elapsed().saturating_sub(TICK));
+    }
+}

@@ -1,0 +1,124 @@
+//! One io_uring worker: its own ring, its own listener sockets, its connections.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::net::TcpListener;
+use monoio::{IoUringDriver, RuntimeBuilder};
+
+use super::io::{shutdown_listener, Uring, UringStream};
+use crate::backend::probe::{RingFlags, RING_ENTRIES};
+use crate::backend::{BoundListener, WorkerCmd, WorkerSetup};
+use crate::core::serve;
+use crate::core::worker::{Worker, TICK};
+
+pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
+    let mut rt = RuntimeBuilder::<IoUringDriver>::new()
+        .with_entries(RING_ENTRIES)
+        .uring_builder(flags.builder())
+        .enable_timer()
+        .build()?;
+    rt.block_on(async move {
+        let worker = Rc::new(Worker::<Uring>::new(
+            setup.id,
+            setup.config,
+            setup.lifecycle,
+        ));
+        monoio::spawn(housekeeping(worker.clone()));
+        let mut listening: HashMap<String, Accepting> = HashMap::new();
+        let mut cmds = setup.cmds;
+        while let Some(cmd) = cmds.recv().await {
+            match cmd {
+                WorkerCmd::Listen(l) => match start(&worker, l) {
+                    Ok((name, a)) => {
+                        if let Some(old) = listening.insert(name, a) {
+                            old.stop();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = worker.id, error = %e, "cannot start listener")
+                    }
+                },
+                WorkerCmd::Unlisten(name) => {
+                    if let Some(a) = listening.remove(&name) {
+                        a.stop();
+                    }
+                }
+                WorkerCmd::StopAccepting => listening.drain().for_each(|(_, a)| a.stop()),
+                WorkerCmd::ListConnections { limit, reply } => {
+                    let _ = reply.send(worker.conns.list(worker.id, limit));
+                }
+            }
+        }
+        // The process is exiting: stop accepting; the control thread ends the process.
+        listening.into_values().for_each(Accepting::stop);
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+/// A running accept loop and the means to stop it.
+struct Accepting {
+    listener: Rc<TcpListener>,
+    stopped: Rc<Cell<bool>>,
+}
+
+impl Accepting {
+    /// A pending monoio accept cannot be dropped safely (0.2.4 leaks the fd it completes
+    /// with), so instead of cancelling it we shut the socket down: the pending accept then
+    /// fails and the loop sees `stopped`.
+    fn stop(self) {
+        self.stopped.set(true);
+        shutdown_listener(&self.listener);
+    }
+}
+
+fn start(worker: &Rc<Worker<Uring>>, l: BoundListener) -> std::io::Result<(String, Accepting)> {
+    // io_uring completes accepts itself; monoio wants blocking sockets under it.
+    l.socket.set_nonblocking(false)?;
+    let listener = Rc::new(TcpListener::from_std(l.socket)?);
+    let stopped = Rc::new(Cell::new(false));
+    let name: Rc<str> = Rc::from(l.name.as_str());
+    monoio::spawn(accept_loop(
+        worker.clone(),
+        listener.clone(),
+        name,
+        stopped.clone(),
+    ));
+    Ok((l.name, Accepting { listener, stopped }))
+}
+
+async fn accept_loop(
+    worker: Rc<Worker<Uring>>,
+    listener: Rc<TcpListener>,
+    name: Rc<str>,
+    stopped: Rc<Cell<bool>>,
+) {
+    while !stopped.get() {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let conn =
+                    serve::connection(worker.clone(), UringStream(stream), peer, name.clone());
+                monoio::spawn(serve::guarded(conn, worker.id, peer));
+            }
+            Err(_) if stopped.get() => break,
+            Err(e) => {
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                // Out of fds or memory: back off rather than spin.
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tracing::debug!(worker = worker.id, listener = %name, "stopped accepting");
+}
+
+async fn housekeeping(worker: Rc<Worker<Uring>>) {
+    for n in 0u64.. {
+        let asked = std::time::Instant::now();
+        monoio::time::sleep(TICK).await;
+        worker.tick(n, asked.elapsed().saturating_sub(TICK));
+    }
+}

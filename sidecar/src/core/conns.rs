@@ -1,0 +1,160 @@
+//! The live downstream connections of one worker, for the admin `/connections` endpoint.
+//!
+//! Worker-local and lock-free: each connection updates its own `Rc` entry with plain `Cell`s;
+//! the admin thread never reads them directly but asks the worker (over its command channel)
+//! for a listing, which the worker builds between two polls of its event loop.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// What a connection is speaking right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Http1,
+    /// An HTTP/1.1 connection upgraded to an opaque tunnel (WebSocket).
+    Upgraded,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Http1 => "http/1.1",
+            Self::Upgraded => "upgraded",
+        }
+    }
+}
+
+/// One live connection's figures.
+#[derive(Debug)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub listener: Rc<str>,
+    pub opened: Instant,
+    pub protocol: Cell<Protocol>,
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+    pub requests: Cell<u64>,
+    pub in_flight: Cell<bool>,
+}
+
+impl Conn {
+    pub fn add_in(&self, n: u64) {
+        self.bytes_in.set(self.bytes_in.get() + n);
+    }
+
+    pub fn add_out(&self, n: u64) {
+        self.bytes_out.set(self.bytes_out.get() + n);
+    }
+}
+
+/// A snapshot of one connection, sendable to the admin thread.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnView {
+    pub worker: usize,
+    pub peer: String,
+    pub listener: String,
+    pub protocol: &'static str,
+    pub age_seconds: f64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub requests: u64,
+    pub in_flight: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    next: Cell<u64>,
+    live: RefCell<BTreeMap<u64, Rc<Conn>>>,
+}
+
+impl Registry {
+    pub fn open(
+        self: &Rc<Self>,
+        peer: SocketAddr,
+        listener: Rc<str>,
+        protocol: Protocol,
+    ) -> Registered {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        let conn = Rc::new(Conn {
+            peer,
+            listener,
+            opened: Instant::now(),
+            protocol: Cell::new(protocol),
+            bytes_in: Cell::new(0),
+            bytes_out: Cell::new(0),
+            requests: Cell::new(0),
+            in_flight: Cell::new(false),
+        });
+        self.live.borrow_mut().insert(id, conn.clone());
+        Registered {
+            registry: self.clone(),
+            id,
+            conn,
+        }
+    }
+
+    /// Up to `limit` connections, oldest first, and how many there are in all.
+    pub fn list(&self, worker: usize, limit: usize) -> (Vec<ConnView>, usize) {
+        let live = self.live.borrow();
+        let views = live
+            .values()
+            .take(limit)
+            .map(|c| ConnView {
+                worker,
+                peer: c.peer.to_string(),
+                listener: c.listener.to_string(),
+                protocol: c.protocol.get().as_str(),
+                age_seconds: c.opened.elapsed().as_secs_f64(),
+                bytes_in: c.bytes_in.get(),
+                bytes_out: c.bytes_out.get(),
+                requests: c.requests.get(),
+                in_flight: c.in_flight.get(),
+            })
+            .collect();
+        (views, live.len())
+    }
+}
+
+/// Removes the connection from the registry when dropped.
+#[derive(Debug)]
+pub struct Registered {
+    registry: Rc<Registry>,
+    id: u64,
+    pub conn: Rc<Conn>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.live.borrow_mut().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_live_connections_and_forgets_closed_ones() {
+        let r = Rc::new(Registry::default());
+        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let a = r.open(peer, Rc::from("in"), Protocol::Http1);
+        let b = r.open(peer, Rc::from("db"), Protocol::Tcp);
+        a.conn.requests.set(3);
+        a.conn.add_in(10);
+        let (views, total) = r.list(7, 10);
+        assert_eq!(total, 2);
+        assert_eq!(views[0].requests, 3);
+        assert_eq!(views[0].bytes_in, 10);
+        assert_eq!(views[0].worker, 7);
+        assert_eq!(views[1].protocol, "tcp");
+        drop(b);
+        assert_eq!(r.list(0, 10).1, 1);
+        assert_eq!(r.list(0, 0).0.len(), 0, "the limit bounds the output");
+    }
+}

@@ -1,0 +1,145 @@
+//! Streams one message body from a source to a sink, re-deriving its framing.
+//!
+//! Bodies are never buffered whole: at most one read's worth of bytes is held, and the next
+//! read waits until the sink accepted the previous bytes. Chunked input is decoded and
+//! re-encoded canonically (no extensions, our own sizes), so what the far side parses is
+//! exactly what we parsed.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::core::http1::{self, BodyKind, Chunk, ChunkedDecoder};
+use crate::core::rt::{read_by, ReadError, ReadHalf, Rt, WriteHalf};
+
+/// Read size for bodies.
+pub const BODY_CHUNK: usize = 32 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("read: {0}")]
+    Read(io::Error),
+    #[error("write: {0}")]
+    Write(io::Error),
+    #[error("body ended early")]
+    Truncated,
+    #[error("invalid chunked body: {0}")]
+    Framing(String),
+    #[error("no body bytes for {0:?}")]
+    Stalled(Duration),
+}
+
+/// Relays a body of framing `input` from `src` (with `buf` holding bytes already read) to
+/// `dst` in framing `output`. Bytes past the body's end stay in `buf` (pipelined requests).
+/// `stall` bounds the wait for each read, not the whole body.
+pub async fn relay<R: Rt, S: ReadHalf, D: WriteHalf>(
+    src: &mut S,
+    buf: &mut BytesMut,
+    dst: &mut D,
+    input: BodyKind,
+    output: BodyKind,
+    stall: Duration,
+) -> Result<u64, RelayError> {
+    let mut out = Output {
+        dst,
+        chunked: output == BodyKind::Chunked,
+        sent: 0,
+    };
+    match input {
+        BodyKind::Empty => {}
+        BodyKind::Length(n) => {
+            let mut left = n;
+            while left > 0 {
+                if buf.is_empty() && !fill::<R, _>(src, buf, stall, left).await? {
+                    return Err(RelayError::Truncated);
+                }
+                let take = (buf.len() as u64).min(left) as usize;
+                left -= take as u64;
+                out.data(buf.split_to(take).freeze()).await?;
+            }
+        }
+        BodyKind::CloseDelimited => loop {
+            if buf.is_empty() && !fill::<R, _>(src, buf, stall, BODY_CHUNK as u64).await? {
+                break;
+            }
+            out.data(buf.split().freeze()).await?;
+        },
+        BodyKind::Chunked => {
+            let mut dec = ChunkedDecoder::new();
+            loop {
+                match dec
+                    .decode(buf)
+                    .map_err(|e| RelayError::Framing(e.to_string()))?
+                {
+                    Some(Chunk::Data(d)) => out.data(d).await?,
+                    Some(Chunk::Trailers(t)) => {
+                        out.end(&t).await?;
+                        return Ok(out.sent);
+                    }
+                    None => {
+                        if !fill::<R, _>(src, buf, stall, BODY_CHUNK as u64).await? {
+                            return Err(RelayError::Truncated);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.end(&[]).await?;
+    Ok(out.sent)
+}
+
+/// Reads more into `buf`; false on EOF.
+async fn fill<R: Rt, S: ReadHalf>(
+    src: &mut S,
+    buf: &mut BytesMut,
+    stall: Duration,
+    want: u64,
+) -> Result<bool, RelayError> {
+    let want = (want as usize).clamp(1, BODY_CHUNK);
+    let (res, b) = read_by::<R, _>(src, std::mem::take(buf), want, Instant::now() + stall).await;
+    *buf = b;
+    match res {
+        Ok(n) => Ok(n > 0),
+        Err(ReadError::Elapsed) => Err(RelayError::Stalled(stall)),
+        Err(ReadError::Io(e)) => Err(RelayError::Read(e)),
+    }
+}
+
+struct Output<'a, D> {
+    dst: &'a mut D,
+    chunked: bool,
+    sent: u64,
+}
+
+impl<D: WriteHalf> Output<'_, D> {
+    async fn data(&mut self, data: Bytes) -> Result<(), RelayError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.sent += data.len() as u64;
+        let bytes = if self.chunked {
+            let mut framed = BytesMut::with_capacity(data.len() + 16);
+            http1::encode_chunk_header(data.len(), &mut framed);
+            framed.put_slice(&data);
+            framed.put_slice(http1::CHUNK_END);
+            framed.freeze()
+        } else {
+            data
+        };
+        self.dst.write_all(bytes).await.map_err(RelayError::Write)
+    }
+
+    async fn end(&mut self, trailers: &[u8]) -> Result<(), RelayError> {
+        if !self.chunked {
+            return Ok(());
+        }
+        let mut last = BytesMut::with_capacity(trailers.len() + 8);
+        http1::encode_last_chunk(trailers, &mut last);
+        self.dst
+            .write_all(last.freeze())
+            .await
+            .map_err(RelayError::Write)
+    }
+}

@@ -1,0 +1,39 @@
+//! Why a head or body was refused, and the status a client gets for it.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("bad request: {0}")]
+    Bad(&'static str),
+    #[error("request line too long")]
+    UriTooLong,
+    #[error("header section too large")]
+    HeadersTooLarge,
+    #[error("too many header fields")]
+    TooManyHeaders,
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
+    #[error("HTTP version not supported")]
+    Version,
+}
+
+impl RequestError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Bad(_) => 400,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge | Self::TooManyHeaders => 431,
+            Self::NotImplemented(_) => 501,
+            Self::Version => 505,
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid upstream response: {0}")]
+pub struct ResponseError(pub &'static str);
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid chunked body: {0}")]
+pub struct BodyError(pub &'static str);

@@ -1,0 +1,161 @@
+//! The runtime seam: everything the core needs from an I/O runtime, and nothing more.
+//!
+//! The core is generic over [`Rt`] and never names tokio or monoio. Buffers are owned
+//! (`BytesMut` in, `Bytes` out) because io_uring needs the kernel to own a buffer while an
+//! operation is in flight; tokio is adapted to the same shape, not the other way round.
+//!
+//! Cancellation rule (DESIGN.md §5.1): dropping an in-flight io_uring `read` loses the bytes it
+//! was reading. So the core never puts a timeout around `read`: it waits for `readable()` (a
+//! readiness poll, safe to drop) under a deadline, and only then reads.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+/// One I/O runtime, used from a single worker thread.
+pub trait Rt: 'static {
+    type Stream: Stream;
+
+    /// Opens a TCP connection with `TCP_NODELAY` set, failing with `ErrorKind::TimedOut` after
+    /// `within`. The backend owns the deadline because cancelling a connect is not safe on
+    /// every runtime (monoio 0.2.4 leaks the socket of a dropped connect op).
+    fn connect(
+        addr: SocketAddr,
+        within: Duration,
+    ) -> impl Future<Output = io::Result<Self::Stream>>;
+
+    /// Completes after `d`. Dropping it early is always safe.
+    fn sleep(d: Duration) -> impl Future<Output = ()>;
+
+    /// The runtime's name, as shown in logs and metrics: `io_uring` or `epoll`.
+    fn name() -> &'static str;
+}
+
+/// The reading side of a connection.
+pub trait ReadHalf: 'static {
+    /// Waits until a `read` would not block (data, EOF or error). Holds no buffer while waiting
+    /// and is safe to drop, which is what makes idle connections cheap and timeouts correct.
+    fn readable(&self) -> impl Future<Output = io::Result<()>>;
+
+    /// Appends into the spare capacity of `buf` (the caller reserves it) and hands it back.
+    /// `Ok(0)` means end of stream. Must not be dropped while pending: see the module docs.
+    /// A readiness-based runtime may report readiness that is gone by the time of the read;
+    /// it then returns `ErrorKind::WouldBlock` rather than waiting without a deadline. Use
+    /// [`read_by`], which handles that.
+    fn read(&mut self, buf: BytesMut) -> impl Future<Output = (io::Result<usize>, BytesMut)>;
+}
+
+/// The writing side of a connection.
+pub trait WriteHalf: 'static {
+    /// Writes all of `buf`; completing means the kernel accepted every byte.
+    fn write_all(&mut self, buf: Bytes) -> impl Future<Output = io::Result<()>>;
+
+    /// Half-closes: sends FIN, leaves the read side open.
+    fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>>;
+}
+
+/// A connected TCP stream, usable whole (HTTP/1 request/response turns) or split into halves
+/// that can be driven concurrently from one task (tunnels).
+pub trait Stream: ReadHalf + WriteHalf {
+    type Read: ReadHalf;
+    type Write: WriteHalf;
+
+    fn into_split(self) -> (Self::Read, Self::Write);
+
+    /// Whether an idle pooled connection may carry another request: a non-blocking peek finds
+    /// neither EOF, nor an error, nor bytes the peer sent unasked. One syscall, no waiting.
+    fn is_reusable(&self) -> bool;
+}
+
+/// Why a deadline-bound wait ended without its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// Runs `fut` until `d` elapses. Only for futures that are safe to drop (readiness, connect,
+/// writes on a connection that is then closed): never a pending `read`.
+///
+/// A plain function returning a two-field future, not an `async fn`: an `async fn` would store
+/// `fut` twice (as its argument and again once pinned), and this sits in every idle
+/// connection's state.
+pub fn timeout<R: Rt, F: Future>(d: Duration, fut: F) -> Timeout<F, impl Future<Output = ()>> {
+    Timeout {
+        fut,
+        sleep: R::sleep(d),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`timeout`].
+    pub struct Timeout<F, S> {
+        #[pin]
+        fut: F,
+        #[pin]
+        sleep: S,
+    }
+}
+
+impl<F: Future, S: Future<Output = ()>> Future for Timeout<F, S> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        if let std::task::Poll::Ready(v) = this.fut.poll(cx) {
+            return std::task::Poll::Ready(Ok(v));
+        }
+        this.sleep.poll(cx).map(|()| Err(Elapsed))
+    }
+}
+
+/// Why [`read_by`] returned without bytes.
+#[derive(Debug)]
+pub enum ReadError {
+    Elapsed,
+    Io(io::Error),
+}
+
+/// Waits for readability until `deadline`, then reserves `want` bytes and reads: the one way
+/// the core reads. The buffer grows only once data is there (idle connections hold none),
+/// and the deadline never covers the read itself (see the module docs).
+pub async fn read_by<R: Rt, H: ReadHalf>(
+    half: &mut H,
+    mut buf: BytesMut,
+    want: usize,
+    deadline: std::time::Instant,
+) -> (Result<usize, ReadError>, BytesMut) {
+    loop {
+        match readable_by::<R, H>(half, deadline).await {
+            Err(Elapsed) => return (Err(ReadError::Elapsed), buf),
+            Ok(Err(e)) => return (Err(ReadError::Io(e)), buf),
+            Ok(Ok(())) => {}
+        }
+        buf.reserve(want.max(1));
+        let (res, b) = half.read(buf).await;
+        buf = b;
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Readiness was stale: wait again without holding an empty buffer.
+                if buf.is_empty() {
+                    buf = BytesMut::new();
+                }
+                continue;
+            }
+            Err(e) => return (Err(ReadError::Io(e)), buf),
+            Ok(n) => return (Ok(n), buf),
+        }
+    }
+}
+
+/// Waits for readability until `deadline`: the building block of every read with a timeout.
+pub fn readable_by<'a, R: Rt, H: ReadHalf>(
+    half: &'a H,
+    deadline: std::time::Instant,
+) -> impl Future<Output = Result<io::Result<()>, Elapsed>> + 'a {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    timeout::<R, _>(left, half.readable())
+}

@@ -1,0 +1,109 @@
+//! Where every accepted connection starts: find its listener in the current config, hand it
+//! to the TCP or HTTP path, and contain any panic to this one connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+
+use control::snapshot::ListenerKind;
+use futures_util::FutureExt;
+
+use super::conns::Protocol;
+use super::rt::Rt;
+use super::stats::ListenerStats;
+use super::worker::Worker;
+use super::{forward, tcp};
+
+pub async fn connection<R: Rt>(
+    w: Rc<Worker<R>>,
+    stream: R::Stream,
+    peer: SocketAddr,
+    listener: Rc<str>,
+) {
+    let _live = w.lifecycle.connection();
+    let snap = w.snapshot();
+    let Some(spec) = snap.listener(&listener) else {
+        // The listener was removed by a reload after this connection was accepted.
+        return;
+    };
+    let stats = w.stats.listener(&listener);
+    let _open = OpenConnection::new(&w, &stats);
+    let protocol = match spec.kind {
+        ListenerKind::Tcp { .. } => Protocol::Tcp,
+        ListenerKind::Http { .. } => Protocol::Http1,
+    };
+    let reg = w.conns.open(peer, listener.clone(), protocol);
+    match &spec.kind {
+        ListenerKind::Tcp { cluster } => {
+            let cluster = snap.cluster(*cluster);
+            // Boxed: a future is as large as its largest branch, and an idle HTTP connection
+            // should not pay for the tunnel's state.
+            let tunnel = Box::pin(tcp::proxy::<R>(
+                &w,
+                stream,
+                peer,
+                cluster,
+                spec.idle_timeout,
+                &reg.conn,
+            ));
+            match tunnel.await {
+                Ok(m) => {
+                    stats.received.increment(m.a_to_b);
+                    stats.sent.increment(m.b_to_a);
+                    tracing::debug!(%peer, listener = %listener, sent = m.a_to_b, received = m.b_to_a, "tcp closed")
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, listener = %listener, error = %e, "tcp closed with error")
+                }
+            }
+        }
+        ListenerKind::Http { .. } => {
+            drop(snap);
+            forward::serve::<R>(&w, stream, peer, listener, &reg.conn).await;
+        }
+    }
+}
+
+/// Counts a downstream connection in the listener's and the worker's metrics while it lives.
+struct OpenConnection<'a, R: Rt> {
+    w: &'a Worker<R>,
+    stats: &'a ListenerStats,
+}
+
+impl<'a, R: Rt> OpenConnection<'a, R> {
+    fn new(w: &'a Worker<R>, stats: &'a ListenerStats) -> Self {
+        stats.opened.increment(1);
+        stats.active.increment(1.0);
+        w.stats.worker_connections(1.0);
+        Self { w, stats }
+    }
+}
+
+impl<R: Rt> Drop for OpenConnection<'_, R> {
+    fn drop(&mut self) {
+        self.stats.closed.increment(1);
+        self.stats.active.decrement(1.0);
+        self.w.stats.worker_connections(-1.0);
+    }
+}
+
+/// Runs one connection's future, turning a panic into a log line and a closed connection.
+/// monoio would otherwise lose the whole worker thread, and every connection on it.
+/// (A plain function, not an `async fn`, so `conn` is not stored twice in every task.)
+pub fn guarded(
+    conn: impl Future<Output = ()>,
+    worker: usize,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> {
+    AssertUnwindSafe(conn).catch_unwind().map(move |r| {
+        if let Err(panic) = r {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".into());
+            tracing::error!(worker, %peer, panic = %what, "connection task panicked; connection closed, worker continues");
+        }
+    })
+}

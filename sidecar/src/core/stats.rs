@@ -1,0 +1,132 @@
+//! Per-worker metric handles. Looking a labelled metric up in the global registry costs a
+//! hash of the whole key and a lock; each worker keeps the handles it has used in plain maps
+//! keyed by borrowed strings, so a request costs a few small hash lookups and no allocation.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+
+/// Label value for "no route matched" / "no cluster chosen".
+pub const NONE: &str = "none";
+
+/// Borrowed-string maps: a lookup with `&str` never allocates.
+type By<V> = HashMap<Box<str>, V>;
+type Codes = HashMap<u16, Counter>;
+
+#[derive(Default)]
+pub struct Stats {
+    /// listener → route → cluster → code.
+    requests: RefCell<By<By<By<Codes>>>>,
+    /// listener → route.
+    durations: RefCell<By<By<Histogram>>>,
+    listeners: RefCell<By<ListenerStats>>,
+    clusters: RefCell<By<ClusterStats>>,
+    worker: Option<WorkerStats>,
+}
+
+#[derive(Clone)]
+pub struct ListenerStats {
+    pub opened: Counter,
+    pub closed: Counter,
+    pub active: Gauge,
+    pub received: Counter,
+    pub sent: Counter,
+}
+
+#[derive(Clone)]
+pub struct ClusterStats {
+    pub connect_errors: Counter,
+    pub timeouts: Counter,
+}
+
+struct WorkerStats {
+    lag: Histogram,
+    connections: Gauge,
+}
+
+impl Stats {
+    pub fn new(worker: usize) -> Self {
+        let w = worker.to_string();
+        Self {
+            worker: Some(WorkerStats {
+                lag: histogram!("ringside_worker_event_loop_lag_seconds", "worker" => w.clone()),
+                connections: gauge!("ringside_worker_connections", "worker" => w),
+            }),
+            ..Self::default()
+        }
+    }
+
+    pub fn request(&self, listener: &str, route: &str, cluster: &str, code: u16, took: Duration) {
+        let mut m = self.requests.borrow_mut();
+        let codes = entry(entry(entry(&mut m, listener), route), cluster);
+        codes
+            .entry(code)
+            .or_insert_with(|| {
+                counter!("ringside_requests_total",
+                    "listener" => listener.to_owned(), "route" => route.to_owned(),
+                    "cluster" => cluster.to_owned(), "code" => code.to_string())
+            })
+            .increment(1);
+        let mut d = self.durations.borrow_mut();
+        let routes = entry(&mut d, listener);
+        match routes.get(route) {
+            Some(h) => h.record(took.as_secs_f64()),
+            None => {
+                let h = histogram!("ringside_request_duration_seconds",
+                    "listener" => listener.to_owned(), "route" => route.to_owned());
+                h.record(took.as_secs_f64());
+                routes.insert(route.into(), h);
+            }
+        }
+    }
+
+    pub fn listener(&self, name: &str) -> ListenerStats {
+        let mut m = self.listeners.borrow_mut();
+        if let Some(s) = m.get(name) {
+            return s.clone();
+        }
+        let l = name.to_owned();
+        let s = ListenerStats {
+            opened: counter!("ringside_downstream_connections_opened_total", "listener" => l.clone()),
+            closed: counter!("ringside_downstream_connections_closed_total", "listener" => l.clone()),
+            active: gauge!("ringside_downstream_connections_active", "listener" => l.clone()),
+            received: counter!("ringside_downstream_received_bytes_total", "listener" => l.clone()),
+            sent: counter!("ringside_downstream_sent_bytes_total", "listener" => l),
+        };
+        m.insert(name.into(), s.clone());
+        s
+    }
+
+    pub fn cluster(&self, name: &str) -> ClusterStats {
+        let mut m = self.clusters.borrow_mut();
+        if let Some(s) = m.get(name) {
+            return s.clone();
+        }
+        let c = name.to_owned();
+        let s = ClusterStats {
+            connect_errors: counter!("ringside_upstream_connect_errors_total", "cluster" => c.clone()),
+            timeouts: counter!("ringside_upstream_timeouts_total", "cluster" => c),
+        };
+        m.insert(name.into(), s.clone());
+        s
+    }
+
+    pub fn loop_lag(&self, lag: Duration) {
+        if let Some(w) = &self.worker {
+            w.lag.record(lag.as_secs_f64());
+        }
+    }
+
+    pub fn worker_connections(&self, delta: f64) {
+        if let Some(w) = &self.worker {
+            w.connections.increment(delta);
+        }
+    }
+}
+
+/// The inner map for `key`, created on first use. Borrowed lookups never allocate.
+fn entry<'m, V: Default>(m: &'m mut HashMap<Box<str>, V>, key: &str) -> &'m mut V {
+    m.entry_ref(key).or_default()
+}

@@ -1,0 +1,77 @@
+//! What one worker thread shares between its connections: the live config, the upstream
+//! pool and load-balancer state. Reached through `Rc`, never across threads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use control::snapshot::Snapshot;
+
+use super::balance::Balancers;
+use super::conns::Registry;
+use super::lifecycle::Lifecycle;
+use super::pool::Pool;
+use super::rt::Rt;
+use super::stats::Stats;
+
+/// Housekeeping period: event-loop lag is sampled at this rate, the pool swept every 4th.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// The config handle every worker reads and the control plane writes.
+pub type SharedConfig = Arc<ArcSwap<Snapshot>>;
+
+pub struct Worker<R: Rt> {
+    pub id: usize,
+    config: SharedConfig,
+    pub lifecycle: Arc<Lifecycle>,
+    pub pool: Pool<R>,
+    pub balancers: Balancers,
+    pub stats: Stats,
+    pub conns: std::rc::Rc<Registry>,
+}
+
+impl<R: Rt> Worker<R> {
+    pub fn new(id: usize, config: SharedConfig, lifecycle: Arc<Lifecycle>) -> Self {
+        Self {
+            id,
+            config,
+            lifecycle,
+            pool: Pool::default(),
+            balancers: Balancers::default(),
+            stats: Stats::new(id),
+            conns: std::rc::Rc::default(),
+        }
+    }
+
+    /// Called by the backend's housekeeping timer every [`TICK`]; `late` is how much later than
+    /// asked the timer fired, i.e. how long the event loop was busy with something else.
+    pub fn tick(&self, n: u64, late: Duration) {
+        self.stats.loop_lag(late);
+        if n.is_multiple_of(4) {
+            self.sweep();
+        }
+    }
+
+    /// The newest config. Each connection and each request takes its own snapshot, so a
+    /// reload never changes a request half-way through.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.config.load_full()
+    }
+
+    /// Periodic housekeeping: closes pooled connections that idled out or were closed by the
+    /// upstream. Returns how many were closed.
+    pub fn sweep(&self) -> usize {
+        let snap = self.config.load();
+        let idle_for = |addr: SocketAddr| {
+            snap.clusters
+                .iter()
+                .filter(|c| c.endpoints.contains(&addr))
+                .map(|c| c.idle_timeout)
+                .min()
+                // An endpoint no cluster names any more was removed: close its connections.
+                .unwrap_or(Duration::ZERO)
+        };
+        self.pool.sweep(idle_for)
+    }
+}

@@ -1,0 +1,10 @@
+//! Ringside: a service-mesh sidecar proxy with two I/O runtimes behind one data plane.
+//! See ARCHITECTURE.md for threads, the runtime seam and the data flow.
+
+pub mod admin;
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod core;
+pub mod logging;
+pub mod telemetry;

@@ -1,0 +1,49 @@
+use std::process::ExitCode;
+
+/// A size-class allocator: per-connection allocations live for minutes while per-request
+/// buffers come and go in microseconds; glibc's malloc lets the two fragment each other and
+/// idle connections then hold pages they do not use.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use clap::Parser;
+use ringside::backend;
+use ringside::cli::{Cli, Command, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            let log_level = match ringside::logging::init(&args.log_level, args.log_format) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("ringside: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match ringside::app::run(&args, Some(log_level)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("ringside: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { config } => match control::load_file(&config) {
+            Ok(snap) => {
+                println!("{}: ok: {}", config.display(), snap.summary());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                eprintln!("{problems}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Probe => {
+            let _ = ringside::logging::init("warn", LogFormat::Text);
+            println!("{}", backend::probe::probe());
+            ExitCode::SUCCESS
+        }
+    }
+}
