@@ -148,6 +148,8 @@ pub struct Options {
     pub runtime_flag: Option<&'static str>,
     /// Start under a seccomp filter that fails the io_uring syscalls with this errno.
     pub block_io_uring: Option<i32>,
+    /// More `ringside run` flags.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -157,6 +159,7 @@ impl Default for Options {
             log_level: "info,ringside=debug".into(),
             runtime_flag: None,
             block_io_uring: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -182,6 +185,7 @@ impl Ringside {
             .args(["--runtime", opts.runtime_flag.unwrap_or(rt.flag())])
             .args(["--workers", &opts.workers.to_string()])
             .args(["--log-level", &opts.log_level])
+            .args(&opts.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(errno) = opts.block_io_uring {

@@ -47,6 +47,13 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "RINGSIDE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Access log, one JSON line per request: `stdout`, `stderr` or a file path. Off if unset.
+    #[arg(long, env = "RINGSIDE_ACCESS_LOG")]
+    pub access_log: Option<String>,
+    /// Start a W3C `traceparent` on requests that arrive without one (propagation of an
+    /// existing one is always on).
+    #[arg(long, env = "RINGSIDE_TRACE_START")]
+    pub trace_start: bool,
     /// On SIGTERM or SIGINT: how long in-flight requests may take to finish before exit.
     #[arg(long, env = "RINGSIDE_DRAIN_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,

@@ -79,6 +79,10 @@ fn describe() {
         "The active config, by sha256 (value 1)"
     );
     describe_gauge!("ringside_runtime_info", "The I/O runtime in use (value 1)");
+    describe_counter!(
+        "ringside_access_log_dropped_total",
+        "Access-log lines dropped because the writer fell behind"
+    );
     describe_gauge!("ringside_workers", "Worker threads");
     describe_histogram!(
         "ringside_worker_event_loop_lag_seconds",

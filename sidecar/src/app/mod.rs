@@ -34,6 +34,10 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
 
     let config: SharedConfig = Arc::new(ArcSwap::from_pointee(snapshot));
     let lifecycle = Lifecycle::new();
+    let opts = crate::core::worker::Options {
+        access_log: access_log(args.access_log.as_deref())?,
+        start_traces: args.trace_start,
+    };
     let mut senders = Vec::with_capacity(workers);
     for id in 0..workers {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -42,6 +46,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
             id,
             config: config.clone(),
             lifecycle: lifecycle.clone(),
+            opts: opts.clone(),
             cmds: rx,
         };
         let selected = selection.selected;
@@ -72,6 +77,31 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         metrics,
     };
     ctl.run(admin)
+}
+
+/// Starts the access log's writer thread, if one is asked for.
+fn access_log(target: Option<&str>) -> anyhow::Result<Option<crate::core::access_log::AccessLog>> {
+    use crate::core::access_log::{write_lines, AccessLog};
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    let out: Box<dyn std::io::Write + Send> = match target {
+        "stdout" => Box::new(std::io::stdout()),
+        "stderr" => Box::new(std::io::stderr()),
+        path => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("--access-log {path}"))?,
+        ),
+    };
+    let (log, rx) = AccessLog::new();
+    std::thread::Builder::new()
+        .name("ringside-access-log".into())
+        .spawn(move || write_lines(rx, out))
+        .context("spawning the access log writer")?;
+    Ok(Some(log))
 }
 
 /// `available_parallelism` already honours the cgroup CPU quota and the affinity mask, which

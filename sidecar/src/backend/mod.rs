@@ -124,6 +124,7 @@ pub struct WorkerSetup {
     pub id: usize,
     pub config: SharedConfig,
     pub lifecycle: std::sync::Arc<crate::core::lifecycle::Lifecycle>,
+    pub opts: crate::core::worker::Options,
     pub cmds: tokio::sync::mpsc::UnboundedReceiver<WorkerCmd>,
 }
 

@@ -1,6 +1,7 @@
 //! The runtime-agnostic data plane. Nothing here names tokio or monoio: it is generic over
 //! [`rt::Rt`] and compiled once per backend.
 
+pub mod access_log;
 pub mod balance;
 pub mod conns;
 pub mod error;

@@ -21,8 +21,17 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// The config handle every worker reads and the control plane writes.
 pub type SharedConfig = Arc<ArcSwap<Snapshot>>;
 
+/// Per-process options every worker applies.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub access_log: Option<super::access_log::AccessLog>,
+    /// Start a W3C trace context on requests that arrive without one.
+    pub start_traces: bool,
+}
+
 pub struct Worker<R: Rt> {
     pub id: usize,
+    pub opts: Options,
     config: SharedConfig,
     pub lifecycle: Arc<Lifecycle>,
     pub pool: Pool<R>,
@@ -32,9 +41,10 @@ pub struct Worker<R: Rt> {
 }
 
 impl<R: Rt> Worker<R> {
-    pub fn new(id: usize, config: SharedConfig, lifecycle: Arc<Lifecycle>) -> Self {
+    pub fn new(id: usize, config: SharedConfig, lifecycle: Arc<Lifecycle>, opts: Options) -> Self {
         Self {
             id,
+            opts,
             config,
             lifecycle,
             pool: Pool::default(),

@@ -197,7 +197,12 @@ mod tests {
         let client = TcpStream::connect(addr).await.expect("connect");
         let snap = control::load_str("listeners: []\nclusters: []\n", "t.yaml").expect("config");
         let config = Arc::new(arc_swap::ArcSwap::from_pointee(snap));
-        let w = Rc::new(Worker::<Epoll>::new(0, config, Lifecycle::new()));
+        let w = Rc::new(Worker::<Epoll>::new(
+            0,
+            config,
+            Lifecycle::new(),
+            Default::default(),
+        ));
         let fut = serve::guarded(
             serve::connection(w, EpollStream(client), addr, Rc::from("l")),
             0,

@@ -24,6 +24,7 @@ pub fn run(setup: WorkerSetup) -> std::io::Result<()> {
             setup.id,
             setup.config,
             setup.lifecycle,
+            setup.opts,
         ));
         tokio::task::spawn_local(housekeeping(worker.clone()));
         // Dropping a sender stops its accept loop (tokio's accept is cancel-safe).

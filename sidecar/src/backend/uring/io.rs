@@ -187,7 +187,12 @@ mod tests {
             let snap =
                 control::load_str("listeners: []\nclusters: []\n", "t.yaml").expect("config");
             let config = Arc::new(arc_swap::ArcSwap::from_pointee(snap));
-            let w = Rc::new(Worker::<Uring>::new(0, config, Lifecycle::new()));
+            let w = Rc::new(Worker::<Uring>::new(
+                0,
+                config,
+                Lifecycle::new(),
+                Default::default(),
+            ));
             let fut = serve::guarded(serve::connection(w, s, addr, Rc::from("l")), 0, addr);
             let size = std::mem::size_of_val(&fut);
             eprintln!("io_uring connection future: {size} bytes");

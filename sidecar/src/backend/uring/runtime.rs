@@ -25,6 +25,7 @@ pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
             setup.id,
             setup.config,
             setup.lifecycle,
+            setup.opts,
         ));
         monoio::spawn(housekeeping(worker.clone()));
         let mut listening: HashMap<String, Accepting> = HashMap::new();

@@ -10,8 +10,10 @@
 
 mod body;
 mod local;
+mod trace;
 mod upstream;
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 use control::snapshot::{ListenerKind, ListenerSpec, Snapshot};
 use control::RequestView;
 
+use super::access_log::Entry;
 use super::conns::{Conn, Protocol};
 use super::error::ProxyError;
 use super::http1::{
@@ -150,6 +153,7 @@ async fn request<R: Rt>(
         peer,
         closing,
         conn,
+        endpoint: Cell::new(None),
     };
     let next = exchange::<R>(&ctx, down, buf, head).await;
     conn.in_flight.set(false);
@@ -222,6 +226,8 @@ struct Exchange<'a, R: Rt> {
     /// The connection must close after this response (drain, or its listener was removed).
     closing: bool,
     conn: &'a Conn,
+    /// The upstream endpoint, once one was chosen (for the access log).
+    endpoint: Cell<Option<SocketAddr>>,
 }
 
 /// Routes and proxies one request; answers locally when it cannot be proxied.
@@ -238,25 +244,44 @@ async fn exchange<R: Rt>(
         peer,
         closing,
         conn,
+        ..
     } = *ctx;
     #[cfg(feature = "test-hooks")]
     if head.header("x-ringside-test-panic").is_some() {
         panic!("test hook: x-ringside-test-panic");
     }
     let started = Instant::now();
-    let listener = spec.name.as_str();
+    let counted = (conn.bytes_in.get(), conn.bytes_out.get());
+    let trace = trace::context(&head, w.opts.start_traces);
     // A local answer can keep the connection only if no request body is left unread.
     let can_keep = !closing && head.keep_alive() && head.body().is_empty();
     let ListenerKind::Http { routes } = &spec.kind else {
         return Next::Close;
     };
     let Some(route) = routes.find(&View(&head)) else {
-        w.stats
-            .request(listener, NONE, NONE, 404, started.elapsed());
-        return answer(down, conn, 404, "no route", can_keep).await;
+        let next = answer(down, conn, 404, "no route", can_keep).await;
+        finish(
+            ctx,
+            &head,
+            (NONE, NONE, 404),
+            started,
+            counted,
+            trace.as_deref(),
+        );
+        return next;
     };
     let cluster = snap.cluster(route.pick_cluster(fastrand::u32(..)));
-    let res = proxy::<R>(ctx, down, buf, &head, cluster, route.timeout).await;
+    let extra = trace::started_field(&head, trace.as_deref());
+    let res = proxy::<R>(
+        ctx,
+        down,
+        buf,
+        &head,
+        cluster,
+        route.timeout,
+        extra.as_slice(),
+    )
+    .await;
     let (status, next) = match res {
         Ok((status, next)) => (status, next),
         Err(Failure::BeforeResponse(e)) => {
@@ -275,14 +300,53 @@ async fn exchange<R: Rt>(
             (status, Next::Close)
         }
     };
-    w.stats.request(
-        listener,
-        &route.name,
-        &cluster.name,
-        status,
-        started.elapsed(),
+    finish(
+        ctx,
+        &head,
+        (&route.name, &cluster.name, status),
+        started,
+        counted,
+        trace.as_deref(),
     );
     next
+}
+
+/// Records a finished exchange: metrics always, the access log when it is on.
+fn finish<R: Rt>(
+    ctx: &Exchange<'_, R>,
+    head: &RequestHead,
+    (route, cluster, status): (&str, &str, u16),
+    started: Instant,
+    (in0, out0): (u64, u64),
+    trace: Option<&str>,
+) {
+    let took = started.elapsed();
+    let listener = ctx.spec.name.as_str();
+    ctx.w.stats.request(listener, route, cluster, status, took);
+    let Some(log) = &ctx.w.opts.access_log else {
+        return;
+    };
+    let ts_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    log.record(&Entry {
+        ts_unix,
+        worker: ctx.w.id,
+        listener,
+        peer: ctx.peer,
+        method: head.method(),
+        path: head.path(),
+        host: head.host(),
+        route,
+        cluster,
+        endpoint: ctx.endpoint.get(),
+        status,
+        duration_ms: took.as_secs_f64() * 1e3,
+        bytes_in: ctx.conn.bytes_in.get() - in0,
+        bytes_out: ctx.conn.bytes_out.get() - out0,
+        traceparent: trace,
+    });
 }
 
 /// How an exchange failed: before the response head went out (the client can still get a
@@ -300,6 +364,7 @@ async fn proxy<R: Rt>(
     head: &RequestHead,
     cluster: &control::snapshot::ClusterSpec,
     timeout: Duration,
+    extra: &[(&str, &[u8])],
 ) -> Result<(u16, Next<R::Stream>), Failure> {
     use Failure::BeforeResponse as Before;
     let Exchange {
@@ -319,6 +384,7 @@ async fn proxy<R: Rt>(
             forward_expect: false,
             keep_upgrade: upgrade,
             proto: "http",
+            extra,
         },
     );
     let encoded = out.freeze();
@@ -332,6 +398,7 @@ async fn proxy<R: Rt>(
         let mut up = upstream::acquire::<R>(w, cluster, fresh)
             .await
             .map_err(Before)?;
+        ctx.endpoint.set(Some(up.addr));
         if let Err(e) = up.stream.write_all(encoded.clone()).await {
             if up.reused && !fresh {
                 fresh = true;

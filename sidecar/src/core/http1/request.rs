@@ -48,6 +48,8 @@ pub struct UpstreamOpts<'a> {
     pub keep_upgrade: bool,
     /// `x-forwarded-proto` value when the client did not send one.
     pub proto: &'a str,
+    /// Fields to add (e.g. a `traceparent` the proxy started).
+    pub extra: &'a [(&'a str, &'a [u8])],
 }
 
 impl RequestHead {
@@ -166,6 +168,9 @@ impl RequestHead {
             out.put_slice(b"x-forwarded-proto: ");
             out.put_slice(opts.proto.as_bytes());
             out.put_slice(b"\r\n");
+        }
+        for (name, value) in opts.extra {
+            put_field(out, name.as_bytes(), value);
         }
         if let (true, Some(up)) = (opts.keep_upgrade, self.upgrade) {
             out.put_slice(b"connection: upgrade\r\nupgrade: ");

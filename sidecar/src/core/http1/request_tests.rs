@@ -27,6 +27,7 @@ fn upstream(h: &RequestHead) -> String {
             forward_expect: false,
             keep_upgrade: false,
             proto: "http",
+            extra: &[],
         },
     );
     String::from_utf8(out.to_vec()).expect("ascii")
@@ -236,6 +237,7 @@ fn upgrades_are_reported_only_with_the_connection_token_and_never_for_h2c() {
             forward_expect: false,
             keep_upgrade: true,
             proto: "http",
+            extra: &[],
         },
     );
     let up = String::from_utf8(out.to_vec()).expect("ascii");
