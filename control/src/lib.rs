@@ -16,6 +16,7 @@ mod rules;
 pub mod snapshot;
 mod to_model;
 mod validate;
+pub mod watch;
 
 use problem::{Problem, Problems};
 use sha2::{Digest, Sha256};

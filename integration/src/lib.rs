@@ -1,7 +1,7 @@
 //! The end-to-end harness: builds and runs the real `ringside` binary and real Go peers on
 //! loopback `:0` ports, and runs every data-plane test once per runtime.
 //!
-//! ```ignore
+//! ```text
 //! both_runtimes!(fn proxies_hello(rt) {
 //!     let origin = Origin::start("a");
 //!     let proxy = Ringside::start(rt, &simple_config(origin.addr));
@@ -10,6 +10,7 @@
 //! ```
 
 pub mod client;
+pub mod kubelet;
 pub mod procs;
 pub mod seccomp;
 

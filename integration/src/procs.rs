@@ -150,6 +150,8 @@ pub struct Options {
     pub block_io_uring: Option<i32>,
     /// More `ringside run` flags.
     pub extra_args: Vec<String>,
+    /// Lay the config out like a mounted ConfigMap (see [`Ringside::kubelet_update`]).
+    pub kubelet_layout: bool,
 }
 
 impl Default for Options {
@@ -160,6 +162,7 @@ impl Default for Options {
             runtime_flag: None,
             block_io_uring: None,
             extra_args: Vec::new(),
+            kubelet_layout: false,
         }
     }
 }
@@ -178,7 +181,11 @@ impl Ringside {
         } else {
             format!("admin: {{ address: 127.0.0.1:0 }}\n{config}")
         };
-        std::fs::write(&config_path, config).expect("write config");
+        if opts.kubelet_layout {
+            crate::kubelet::create(dir.path(), &config);
+        } else {
+            std::fs::write(&config_path, config).expect("write config");
+        }
         let mut cmd = Command::new(ringside_bin());
         cmd.args(["run", "-c"])
             .arg(&config_path)
@@ -278,6 +285,16 @@ impl Ringside {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Replaces the config the way kubelet updates a mounted ConfigMap; returns the moment of
+    /// the atomic rename. Needs `Options::kubelet_layout`.
+    pub fn kubelet_update(&self, config: &str) -> Instant {
+        let admin = self.addr("admin");
+        crate::kubelet::update(
+            self.dir.path(),
+            &format!("admin: {{ address: {admin} }}\n{config}"),
+        )
     }
 
     pub fn log_text(&self) -> String {

@@ -54,15 +54,28 @@ impl Control<'_> {
             let admin = tokio::net::TcpListener::from_std(admin)?;
             tracing::info!(address = %admin.local_addr()?, "admin listening");
             tokio::spawn(admin::serve(admin, state.clone()));
+            let (outcome_tx, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+            let initial = self.config.load().sha256.clone();
+            let watcher = control::watch::watch(
+                &self.args.config,
+                &initial,
+                control::watch::WatchOptions::default(),
+                move |o| {
+                    let _ = outcome_tx.send(o);
+                },
+            )?;
+            tracing::info!(config = %self.args.config.display(), "watching the config directory for changes");
+            let mut term = signal(SignalKind::terminate())?;
+            let mut int = signal(SignalKind::interrupt())?;
+            let mut hup = signal(SignalKind::hangup())?;
+            // Only now: a signal that arrived before its handler would kill the process (SIGHUP's
+            // and SIGTERM's default action), so "ready" waits for the handlers and the watcher.
             tracing::info!(
                 runtime = %self.selection.selected.name(),
                 workers = self.workers,
                 startup_ms = self.started.elapsed().as_secs_f64() * 1e3,
                 "ringside ready"
             );
-            let mut term = signal(SignalKind::terminate())?;
-            let mut int = signal(SignalKind::interrupt())?;
-            let mut hup = signal(SignalKind::hangup())?;
             // The exporter needs periodic upkeep to keep histograms bounded.
             let mut upkeep = tokio::time::interval(Duration::from_secs(5));
             loop {
@@ -72,8 +85,11 @@ impl Control<'_> {
                     _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
                     _ = shutdown_rx.recv() => { tracing::info!("POST /shutdown: draining"); break; }
                     _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading config");
-                        if let Some(sha) = self.reload_from_disk() {
+                        tracing::info!("SIGHUP: re-reading the config");
+                        watcher.force_reload();
+                    }
+                    Some(outcome) = outcomes.recv() => {
+                        if let Some(sha) = self.on_outcome(outcome) {
                             state.config_applied(&sha);
                         }
                     }
@@ -84,17 +100,24 @@ impl Control<'_> {
         })
     }
 
-    /// Reads, validates and applies the config file; on any problem the running config stays.
-    /// Returns the applied sha256.
-    fn reload_from_disk(&mut self) -> Option<String> {
-        match control::load_file(&self.args.config) {
-            Ok(snap) => self.apply(Arc::new(snap)),
-            Err(problems) => {
+    /// Acts on what the watcher found. Returns the applied sha256.
+    fn on_outcome(&mut self, outcome: control::watch::Outcome) -> Option<String> {
+        use control::watch::Outcome;
+        match outcome {
+            Outcome::Applied { snapshot, trigger } => {
+                tracing::info!(?trigger, summary = %snapshot.summary(), "new config read");
+                self.apply(snapshot)
+            }
+            Outcome::Rejected { problems, trigger } => {
                 for p in problems.iter() {
-                    tracing::error!(problem = %p, "config rejected");
+                    tracing::error!(?trigger, problem = %p, "config rejected: the running config keeps serving");
                 }
                 metrics::counter!("ringside_config_reloads_total", "result" => "rejected")
                     .increment(1);
+                None
+            }
+            Outcome::Unreadable { error, trigger } => {
+                tracing::warn!(?trigger, %error, "config unreadable; will retry on the next change");
                 None
             }
         }

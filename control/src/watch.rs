@@ -1,0 +1,215 @@
+//! Follows a config file the way Kubernetes delivers it, and reports each new version.
+//!
+//! A ConfigMap mounted as a directory is updated by kubelet's atomic writer: the files live in
+//! a timestamped directory `..2026_…`, a symlink `..data` points at it, and the visible
+//! `ringside.yaml` is a symlink through `..data`. An update writes a new timestamped
+//! directory, points `..data_tmp` at it, renames `..data_tmp` over `..data` and deletes the
+//! old directory. A watch on the file itself sees one delete and then silence. So: watch the
+//! *directory* (non-recursively), debounce, re-read through the stable path, skip content whose
+//! hash has not changed, and re-read on a slow timer in case an event was missed.
+//!
+//! The watcher runs on its own thread and never logs: it reports [`Outcome`]s to a callback
+//! and the caller decides what to log and apply.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::problem::Problems;
+use crate::snapshot::Snapshot;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WatchOptions {
+    /// Quiet time after the last directory event before re-reading: one kubelet update is
+    /// several events (create, symlink, rename, delete).
+    pub debounce: Duration,
+    /// Re-read this often regardless of events (inotify queues can overflow; some volume
+    /// types send none).
+    pub poll_interval: Duration,
+    /// Use filesystem events. Off: polling only (tests, filesystems without inotify).
+    pub use_notify: bool,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        Self {
+            debounce: Duration::from_millis(100),
+            poll_interval: Duration::from_secs(30),
+            use_notify: true,
+        }
+    }
+}
+
+/// What made the watcher read the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    FileEvent,
+    Poll,
+    /// [`WatchHandle::force_reload`] (SIGHUP): applied even when the content is unchanged.
+    Forced,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// New, valid content.
+    Applied {
+        snapshot: Arc<Snapshot>,
+        trigger: Trigger,
+    },
+    /// New content that does not validate: the caller keeps its current config.
+    Rejected {
+        problems: Problems,
+        trigger: Trigger,
+    },
+    /// The file could not be read (e.g. mid-swap); a later event or poll retries.
+    Unreadable { error: String, trigger: Trigger },
+}
+
+enum Msg {
+    Event,
+    Force,
+    Stop,
+}
+
+/// Stops the watcher thread when dropped.
+#[derive(Debug)]
+pub struct WatchHandle {
+    tx: Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WatchHandle {
+    /// Re-reads now and reports the result even if the content is unchanged.
+    pub fn force_reload(&self) {
+        let _ = self.tx.send(Msg::Force);
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts watching `path`. `initial_sha256` is the hash of the content already applied, so
+/// the first event does not re-apply it.
+pub fn watch(
+    path: &Path,
+    initial_sha256: &str,
+    opts: WatchOptions,
+    on_outcome: impl FnMut(Outcome) + Send + 'static,
+) -> std::io::Result<WatchHandle> {
+    let (tx, rx) = channel();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let watcher = if opts.use_notify {
+        let events = tx.clone();
+        let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+            // Which entry changed does not matter: any change in the directory means re-read.
+            let _ = events.send(Msg::Event);
+        })
+        .map_err(std::io::Error::other)?;
+        notify::Watcher::watch(&mut w, &dir, notify::RecursiveMode::NonRecursive)
+            .map_err(std::io::Error::other)?;
+        Some(w)
+    } else {
+        None
+    };
+    let mut state = State {
+        path: path.to_path_buf(),
+        last_sha: initial_sha256.to_owned(),
+        last_error: None,
+        on_outcome: Box::new(on_outcome),
+    };
+    let thread = std::thread::Builder::new()
+        .name("ringside-watch".into())
+        .spawn(move || {
+            // Owned here so events stop when the thread ends.
+            let _watcher = watcher;
+            let mut pending: Option<Instant> = None;
+            let mut next_poll = Instant::now() + opts.poll_interval;
+            loop {
+                let now = Instant::now();
+                let wake = pending.map_or(next_poll, |p| p.min(next_poll));
+                match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                    Ok(Msg::Event) => pending = Some(Instant::now() + opts.debounce),
+                    Ok(Msg::Force) => state.check(Trigger::Forced),
+                    Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let now = Instant::now();
+                        if pending.is_some_and(|p| p <= now) {
+                            pending = None;
+                            state.check(Trigger::FileEvent);
+                        }
+                        if next_poll <= now {
+                            next_poll = now + opts.poll_interval;
+                            state.check(Trigger::Poll);
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(WatchHandle {
+        tx,
+        thread: Some(thread),
+    })
+}
+
+struct State {
+    path: PathBuf,
+    /// Hash of the last content reported (applied or rejected): the same bytes are not
+    /// reported twice, so a bad config is not re-logged on every poll.
+    last_sha: String,
+    last_error: Option<String>,
+    on_outcome: Box<dyn FnMut(Outcome) + Send>,
+}
+
+impl State {
+    fn check(&mut self, trigger: Trigger) {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) => {
+                let error = format!("{}: cannot read: {e}", self.path.display());
+                if trigger == Trigger::Forced || self.last_error.as_ref() != Some(&error) {
+                    self.last_error = Some(error.clone());
+                    (self.on_outcome)(Outcome::Unreadable { error, trigger });
+                }
+                return;
+            }
+        };
+        self.last_error = None;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        if sha == self.last_sha && trigger != Trigger::Forced {
+            return;
+        }
+        self.last_sha = sha;
+        let file = self.path.display().to_string();
+        let outcome = match std::str::from_utf8(&bytes) {
+            Ok(text) => match crate::load_str(text, &file) {
+                Ok(snapshot) => Outcome::Applied {
+                    snapshot: Arc::new(snapshot),
+                    trigger,
+                },
+                Err(problems) => Outcome::Rejected { problems, trigger },
+            },
+            // `load_file` gives the precise position of the bad byte.
+            Err(_) => match crate::load_file(&self.path) {
+                Ok(snapshot) => Outcome::Applied {
+                    snapshot: Arc::new(snapshot),
+                    trigger,
+                },
+                Err(problems) => Outcome::Rejected { problems, trigger },
+            },
+        };
+        (self.on_outcome)(outcome);
+    }
+}
