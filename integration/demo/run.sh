@@ -10,7 +10,9 @@ cd "$(dirname "$0")/../.."
 DURATION=${DEMO_DURATION:-5}
 CONNS=${DEMO_CONNS:-32}
 ORIGIN_ADDR=127.0.0.1:18080
+ORIGIN_V2_ADDR=127.0.0.1:18081
 PROXY_ADDR=127.0.0.1:14143
+ADMIN_ADDR=127.0.0.1:19901
 BIN=target/release/ringside
 WORK=$(mktemp -d)
 PIDS=()
@@ -32,6 +34,8 @@ LOAD_CPU=$((NCPU > 1 ? 1 : 0))
 
 echo "== Starting the Go origin on $ORIGIN_ADDR"
 taskset -c "$LOAD_CPU" target/go/origin -addr "$ORIGIN_ADDR" -name demo-app >/dev/null &
+PIDS+=($!)
+taskset -c "$LOAD_CPU" target/go/origin -addr "$ORIGIN_V2_ADDR" -name demo-app-v2 >/dev/null &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://$ORIGIN_ADDR/healthz" >/dev/null && break; sleep 0.05; done
 
@@ -73,8 +77,10 @@ run_load() {
 echo "== Direct to the origin (no proxy), ${DURATION}s, $CONNS connections"
 run_load direct "http://$ORIGIN_ADDR/"
 
-for rt in io-uring epoll; do
-  cat >"$WORK/ringside.yaml" <<EOF
+# write_config CLUSTER: the demo's config, routing everything to CLUSTER.
+write_config() {
+  cat >"$WORK/ringside.yaml.tmp" <<EOF
+admin: { address: $ADMIN_ADDR }
 listeners:
   - name: inbound
     address: $PROXY_ADDR
@@ -82,20 +88,40 @@ listeners:
     routes:
       - name: default
         match: { path_prefix: / }
-        backends: [ { cluster: app } ]
+        backends: [ { cluster: $1 } ]
 clusters:
   - name: app
     endpoints: [ $ORIGIN_ADDR ]
+  - name: app-v2
+    endpoints: [ $ORIGIN_V2_ADDR ]
 EOF
+  # An editor-style atomic save; Ringside also follows kubelet's ..data symlink swaps.
+  mv "$WORK/ringside.yaml.tmp" "$WORK/ringside.yaml"
+}
+
+for rt in io-uring epoll; do
+  write_config app
   echo "== Ringside --runtime $rt (1 worker, pinned to CPU $PROXY_CPU)"
   taskset -c "$PROXY_CPU" "$BIN" run -c "$WORK/ringside.yaml" --runtime "$rt" --workers 1 \
     --log-level warn 2>"$WORK/ringside-$rt.log" &
   pid=$!
   PIDS+=("$pid")
-  for _ in $(seq 100); do curl -sf "http://$PROXY_ADDR/healthz" >/dev/null && break; sleep 0.05; done
+  for _ in $(seq 100); do curl -sf "http://$ADMIN_ADDR/ready" >/dev/null && break; sleep 0.05; done
   echo "   one request through it:"
   curl -si "http://$PROXY_ADDR/" | sed 's/^/     /' | tr -d '\r'
   run_load "ringside-$rt" "http://$PROXY_ADDR/" "$pid"
+  echo "   metrics (GET $ADMIN_ADDR/metrics):"
+  curl -s "http://$ADMIN_ADDR/metrics" |
+    grep -E '^ringside_(requests_total|runtime_info|downstream_connections_opened_total)' | sed 's/^/     /'
+  echo "   hot reload: route / to cluster app-v2 by rewriting the config file"
+  write_config app-v2
+  for _ in $(seq 50); do
+    body=$(curl -s "http://$PROXY_ADDR/")
+    [ "$body" = "hello from demo-app-v2" ] && break
+    sleep 0.05
+  done
+  echo "     now: $body"
+  curl -s "http://$ADMIN_ADDR/metrics" | grep -E '^ringside_config_reloads_total' | sed 's/^/     /'
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 

@@ -16,6 +16,11 @@ use crate::logging::LogLevel;
 
 pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // A proxy holds two descriptors per proxied connection: use all the kernel allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the file descriptor limit"),
+    }
     let metrics = crate::telemetry::install()?;
     let snapshot = control::load_file(&args.config).map_err(|p| anyhow!("invalid config:\n{p}"))?;
     tracing::info!(config = %args.config.display(), summary = %snapshot.summary(), "config loaded");
