@@ -137,8 +137,10 @@ fn check_addresses(listeners: &[RawListener], sink: &mut Sink) {
     }
 }
 
+/// Port 0 asks the kernel for any free port, so it never clashes.
 fn conflicts(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port()
+    a.port() != 0
+        && a.port() == b.port()
         && a.is_ipv4() == b.is_ipv4()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }

@@ -501,3 +501,12 @@ clusters:
 ";
     only(text, 5, 13, "expected a string for cluster name");
 }
+
+#[test]
+fn listeners_on_port_zero_do_not_clash() {
+    let text = "listeners:\n  - { name: a, address: 127.0.0.1:0, protocol: tcp, cluster: c }\n  - { name: b, address: 127.0.0.1:0, protocol: tcp, cluster: c }\nclusters:\n  - { name: c, endpoints: [ 127.0.0.1:1 ] }\n";
+    assert!(
+        control::load_str(text, "t.yaml").is_ok(),
+        "port 0 means any free port"
+    );
+}

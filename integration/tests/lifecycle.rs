@@ -137,3 +137,30 @@ both_runtimes!(fn admin_shutdown_drains_and_ready_turns_503(rt) {
     assert_eq!(client::get(admin, "/ready").status, 503, "draining is not ready");
     assert_eq!(slow.join().expect("slow"), 200);
 });
+
+both_runtimes!(fn removed_listener_connections_close_after_the_drain_timeout(rt) {
+    let a = Origin::start("a");
+    let extra = "  - name: second\n    address: 127.0.0.1:0\n    protocol: tcp\n    cluster: app\n";
+    let opts = ringside_integration::Options {
+        extra_args: vec!["--drain-timeout".into(), "500ms".into()],
+        ..Default::default()
+    };
+    let proxy = Ringside::start_with(rt, &routes_to(&a, extra), &opts);
+    let second = proxy.addr("second");
+    // A tunnel that stays busy-open: an HTTP request whose head never ends.
+    let mut tunnel = std::net::TcpStream::connect(second).expect("connect");
+    use std::io::{Read, Write};
+    tunnel.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").expect("write");
+    tunnel.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    std::thread::sleep(Duration::from_millis(100));
+    rewrite(&proxy, &routes_to(&a, ""));
+    let removed = Instant::now();
+    assert!(proxy.wait_log("listener removed", Duration::from_secs(5)));
+    let mut b = [0u8; 64];
+    let r = tunnel.read(&mut b);
+    assert!(matches!(r, Ok(0) | Err(_)), "the tunnel must be closed: {r:?}");
+    let took = removed.elapsed();
+    assert!(took >= Duration::from_millis(400), "closed before the drain timeout: {took:?}");
+    assert!(took < Duration::from_secs(3), "not closed after the drain timeout: {took:?}");
+    assert!(proxy.wait_log("drain timeout: closed the removed listener", Duration::from_secs(2)));
+});

@@ -42,6 +42,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
     let opts = crate::core::worker::Options {
         access_log: access_log(args.access_log.as_deref())?,
         start_traces: args.trace_start,
+        drain_timeout: args.drain_timeout,
     };
     let mut senders = Vec::with_capacity(workers);
     for id in 0..workers {

@@ -6,8 +6,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 /// What a connection is speaking right now.
@@ -30,7 +33,6 @@ impl Protocol {
 }
 
 /// One live connection's figures.
-#[derive(Debug)]
 pub struct Conn {
     pub peer: SocketAddr,
     pub listener: Rc<str>,
@@ -40,9 +42,29 @@ pub struct Conn {
     pub bytes_out: Cell<u64>,
     pub requests: Cell<u64>,
     pub in_flight: Cell<bool>,
+    aborted: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("peer", &self.peer)
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Conn {
+    /// Ends the connection: its [`Abortable`] task completes and drops its work, which closes
+    /// its sockets wherever it was waiting.
+    pub fn abort(&self) {
+        self.aborted.set(true);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
     pub fn add_in(&self, n: u64) {
         self.bytes_in.set(self.bytes_in.get() + n);
     }
@@ -90,6 +112,8 @@ impl Registry {
             bytes_out: Cell::new(0),
             requests: Cell::new(0),
             in_flight: Cell::new(false),
+            aborted: Cell::new(false),
+            waker: Cell::new(None),
         });
         self.live.borrow_mut().insert(id, conn.clone());
         Registered {
@@ -97,6 +121,19 @@ impl Registry {
             id,
             conn,
         }
+    }
+
+    /// Aborts every connection accepted on `listener`; returns how many.
+    pub fn abort_listener(&self, listener: &str) -> usize {
+        let doomed: Vec<Rc<Conn>> = self
+            .live
+            .borrow()
+            .values()
+            .filter(|c| &*c.listener == listener)
+            .cloned()
+            .collect();
+        doomed.iter().for_each(|c| c.abort());
+        doomed.len()
     }
 
     /// Up to `limit` connections, oldest first, and how many there are in all.
@@ -118,6 +155,50 @@ impl Registry {
             })
             .collect();
         (views, live.len())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's task: its work, which [`Conn::abort`] can end early, and what must live
+    /// exactly as long as it (registry entry, live-connection count). Dropping the work closes
+    /// the connection's sockets wherever it was waiting.
+    pub struct Abortable<F> {
+        #[pin]
+        work: F,
+        reg: Registered,
+        _live: crate::core::lifecycle::ConnectionGuard,
+    }
+}
+
+impl<F> Abortable<F> {
+    pub fn new(work: F, reg: Registered, live: crate::core::lifecycle::ConnectionGuard) -> Self {
+        Self {
+            work,
+            reg,
+            _live: live,
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Abortable<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let conn = &this.reg.conn;
+        if conn.aborted.get() {
+            return Poll::Ready(());
+        }
+        if this.work.poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        // Keep the waker current so `abort` can wake this task; clone only when it changed.
+        let waker = match conn.waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        conn.waker.set(Some(waker));
+        Poll::Pending
     }
 }
 
@@ -156,5 +237,35 @@ mod tests {
         drop(b);
         assert_eq!(r.list(0, 10).1, 1);
         assert_eq!(r.list(0, 0).0.len(), 0, "the limit bounds the output");
+    }
+
+    #[test]
+    fn aborting_a_listener_ends_its_connections_only() {
+        let r = Rc::new(Registry::default());
+        let lc = crate::core::lifecycle::Lifecycle::new();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let open = |name: &str| r.open(peer, Rc::from(name), Protocol::Tcp);
+        let mut gone = std::pin::pin!(Abortable::new(
+            std::future::pending(),
+            open("gone"),
+            lc.connection()
+        ));
+        let mut kept = std::pin::pin!(Abortable::new(
+            std::future::pending(),
+            open("kept"),
+            lc.connection()
+        ));
+        assert_eq!(gone.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(kept.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(r.abort_listener("gone"), 1);
+        assert_eq!(gone.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert_eq!(kept.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(
+            lc.active_connections(),
+            2,
+            "guards live as long as the futures"
+        );
     }
 }

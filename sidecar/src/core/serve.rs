@@ -9,43 +9,58 @@ use std::rc::Rc;
 use control::snapshot::ListenerKind;
 use futures_util::FutureExt;
 
-use super::conns::Protocol;
+use super::conns::{Abortable, Conn, Protocol};
 use super::rt::Rt;
 use super::stats::ListenerStats;
 use super::worker::Worker;
 use super::{forward, tcp};
 
-pub async fn connection<R: Rt>(
+/// A plain function, not an `async fn`: every byte of the returned future is held by every
+/// idle connection, and an `async fn` would keep a second copy of its arguments.
+pub fn connection<R: Rt>(
     w: Rc<Worker<R>>,
     stream: R::Stream,
     peer: SocketAddr,
     listener: Rc<str>,
+) -> impl Future<Output = ()> {
+    let live = w.lifecycle.connection();
+    let protocol = match w.snapshot().listener(&listener).map(|l| &l.kind) {
+        Some(ListenerKind::Tcp { .. }) => Protocol::Tcp,
+        _ => Protocol::Http1,
+    };
+    let reg = w.conns.open(peer, listener.clone(), protocol);
+    let conn = reg.conn.clone();
+    Abortable::new(serve(w, stream, peer, listener, conn), reg, live)
+}
+
+async fn serve<R: Rt>(
+    w: Rc<Worker<R>>,
+    stream: R::Stream,
+    peer: SocketAddr,
+    listener: Rc<str>,
+    conn: Rc<Conn>,
 ) {
-    let _live = w.lifecycle.connection();
+    let w = &w;
+    let conn = &*conn;
     let snap = w.snapshot();
     let Some(spec) = snap.listener(&listener) else {
         // The listener was removed by a reload after this connection was accepted.
         return;
     };
     let stats = w.stats.listener(&listener);
-    let _open = OpenConnection::new(&w, &stats);
-    let protocol = match spec.kind {
-        ListenerKind::Tcp { .. } => Protocol::Tcp,
-        ListenerKind::Http { .. } => Protocol::Http1,
-    };
-    let reg = w.conns.open(peer, listener.clone(), protocol);
+    let _open = OpenConnection::new(w, &stats);
     match &spec.kind {
         ListenerKind::Tcp { cluster } => {
             let cluster = snap.cluster(*cluster);
             // Boxed: a future is as large as its largest branch, and an idle HTTP connection
             // should not pay for the tunnel's state.
             let tunnel = Box::pin(tcp::proxy::<R>(
-                &w,
+                w,
                 stream,
                 peer,
                 cluster,
                 spec.idle_timeout,
-                &reg.conn,
+                conn,
             ));
             match tunnel.await {
                 Ok(m) => {
@@ -60,7 +75,7 @@ pub async fn connection<R: Rt>(
         }
         ListenerKind::Http { .. } => {
             drop(snap);
-            forward::serve::<R>(&w, stream, peer, listener, &reg.conn).await;
+            forward::serve::<R>(w, stream, peer, listener, conn).await;
         }
     }
 }

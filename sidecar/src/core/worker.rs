@@ -27,6 +27,8 @@ pub struct Options {
     pub access_log: Option<super::access_log::AccessLog>,
     /// Start a W3C trace context on requests that arrive without one.
     pub start_traces: bool,
+    /// How long connections of a removed listener may keep going before they are closed.
+    pub drain_timeout: Duration,
 }
 
 pub struct Worker<R: Rt> {
@@ -67,6 +69,23 @@ impl<R: Rt> Worker<R> {
     /// reload never changes a request half-way through.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.config.load_full()
+    }
+
+    /// Called when `listener` stops accepting: after the drain timeout, closes whatever is
+    /// still open on it (unless a reload brought it back).
+    pub async fn drain_listener(&self, listener: &str) {
+        R::sleep(self.opts.drain_timeout).await;
+        if self.snapshot().listener(listener).is_none() {
+            let n = self.conns.abort_listener(listener);
+            if n > 0 {
+                tracing::info!(
+                    worker = self.id,
+                    listener,
+                    connections = n,
+                    "drain timeout: closed the removed listener's connections"
+                );
+            }
+        }
     }
 
     /// Periodic housekeeping: closes pooled connections that idled out or were closed by the

@@ -42,6 +42,8 @@ pub fn run(setup: WorkerSetup) -> std::io::Result<()> {
                 },
                 WorkerCmd::Unlisten(name) => {
                     listening.remove(&name);
+                    let w = worker.clone();
+                    tokio::task::spawn_local(async move { w.drain_listener(&name).await });
                 }
                 WorkerCmd::StopAccepting => listening.clear(),
                 WorkerCmd::ListConnections { limit, reply } => {

@@ -46,6 +46,8 @@ pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
                     if let Some(a) = listening.remove(&name) {
                         a.stop();
                     }
+                    let w = worker.clone();
+                    monoio::spawn(async move { w.drain_listener(&name).await });
                 }
                 WorkerCmd::StopAccepting => listening.drain().for_each(|(_, a)| a.stop()),
                 WorkerCmd::ListConnections { limit, reply } => {
