@@ -2,14 +2,15 @@
 SHELL := /bin/bash
 CARGO_FEATURES := --features ringside/test-hooks
 
-.PHONY: demo test lint go-test rust-test build release
+.PHONY: demo test lint go-test rust-test build release bench bench-quick
 
 ## demo: a Go service behind Ringside on both runtimes: traffic, metrics and a hot reload
 demo: release
 	bash integration/demo/run.sh
 
-## test: every check CI runs (formatting, lints, Go tests, Rust unit and end-to-end tests)
-test: lint go-test rust-test
+## test: every check CI runs (formatting, lints, Go tests, Rust unit and end-to-end tests,
+## and the benchmark harness as a smoke run)
+test: lint go-test rust-test bench-quick
 
 lint:
 	cargo fmt --all -- --check
@@ -27,3 +28,13 @@ build:
 
 release:
 	cargo build --release -p ringside
+
+## bench: every scenario against Ringside (both runtimes), the Go baseline, nginx and HAProxy
+bench:
+	bash integration/bench/setup.sh
+	python3 integration/bench/bench.py
+
+## bench-quick: the same harness as a smoke run (under 90 s); CI runs it, with no thresholds
+bench-quick:
+	bash integration/bench/setup.sh
+	python3 integration/bench/bench.py --quick

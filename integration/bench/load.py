@@ -1,0 +1,106 @@
+"""Load generators, pinned to the load CPU, with their output parsed into one dict."""
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from targets import ROOT, pinned
+
+HERE = Path(__file__).resolve().parent
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def wrk(addr: str, cpu: int, seconds: float, conns: int, path: str = "/", churn: bool = False) -> dict:
+    """Closed-loop HTTP/1.1 load. `churn`: `Connection: close` on every request."""
+    script = HERE / ("churn_report.lua" if churn else "wrk_report.lua")
+    argv = pinned(cpu, ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", str(script),
+                        f"http://{addr}{path}"])
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]}{out.stderr[-500:]}")
+    r = json.loads(line)
+    secs = r["duration_us"] / 1e6
+    return {
+        "requests": r["requests"],
+        "rps": r["requests"] / secs,
+        "p50_ms": r["p50_us"] / 1e3,
+        "p99_ms": r["p99_us"] / 1e3,
+        "p999_ms": r["p999_us"] / 1e3,
+        "errors": r["errors"],
+        "seconds": secs,
+    }
+
+
+def h2load(addr: str, cpu: int, seconds: float, conns: int = 4, streams: int = 16) -> dict:
+    argv = pinned(cpu, ["h2load", "-c", str(conns), "-m", str(streams), "-D", str(max(1, round(seconds))),
+                        f"http://{addr}/"])
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    rps, done, errored = None, 0, 0
+    for line in out.stdout.splitlines():
+        if line.startswith("finished in"):
+            rps = float(line.split(",")[1].split()[0])
+        if line.startswith("requests:"):
+            parts = line.replace(",", "").split()
+            done = int(parts[parts.index("succeeded") - 1]) if "succeeded" in parts else 0
+            errored = int(parts[parts.index("failed") - 1]) if "failed" in parts else 0
+    if rps is None or done == 0:
+        raise RuntimeError(f"h2load failed: {out.stdout[-400:]}{out.stderr[-300:]}")
+    return {"requests": done, "rps": rps, "p50_ms": None, "p99_ms": None, "p999_ms": None,
+            "errors": errored, "seconds": seconds}
+
+
+def vegeta_bin() -> str | None:
+    local = ROOT / "target/tools/vegeta"
+    return str(local) if local.exists() else shutil.which("vegeta")
+
+
+def vegeta(targets: list[str], rate: int, seconds: float, cpu: int, keepalive: bool = True) -> list[tuple[float, int]]:
+    """Open-loop load at a fixed rate: latency is measured from when each request was due, so
+    a stall shows up in the percentiles (no coordinated omission). Returns (latency_ms, code)."""
+    vb = vegeta_bin()
+    if vb is None:
+        raise RuntimeError("vegeta not installed")
+    with tempfile.TemporaryDirectory() as d:
+        tfile = Path(d) / "targets"
+        tfile.write_text("\n".join(f"GET http://{t}" for t in targets) + "\n")
+        attack = pinned(cpu, [vb, "attack", f"-rate={rate}", f"-duration={seconds}s", f"-targets={tfile}",
+                              f"-keepalive={'true' if keepalive else 'false'}", "-timeout=10s", "-workers=16",
+                              "-max-body=0"])
+        res = Path(d) / "results.bin"
+        with open(res, "wb") as f:
+            subprocess.run(attack, stdout=f, stderr=subprocess.DEVNULL, timeout=seconds + 30, check=False)
+        enc = subprocess.run([vb, "encode", "--to", "csv", str(res)], capture_output=True, text=True, timeout=60)
+    out = []
+    for line in enc.stdout.splitlines():
+        cols = line.split(",")
+        # timestamp, code, latency_ns, bytes_out, bytes_in, error, ...
+        out.append((int(cols[2]) / 1e6, int(cols[1])))
+    return out
+
+
+def summarize(samples: list[tuple[float, int]], ok_codes: set[int], seconds: float) -> dict:
+    lat = sorted(l for l, _ in samples)
+    errors = sum(1 for _, c in samples if c not in ok_codes)
+    return {
+        "requests": len(samples),
+        "rps": len(samples) / seconds,
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "p999_ms": percentile(lat, 99.9),
+        "errors": errors,
+        "seconds": seconds,
+    }
+
+
+def wait(seconds: float):
+    time.sleep(seconds)

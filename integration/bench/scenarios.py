@@ -1,0 +1,145 @@
+"""One function per scenario: run it against a started target, return one result row."""
+
+import resource
+import socket
+import threading
+import time
+
+import load
+
+
+def measured(t, run) -> dict:
+    """Runs the load and adds the proxy's CPU per request and RSS over that window."""
+    c0 = t.cpu_seconds()
+    r = run()
+    c1 = t.cpu_seconds()
+    if t.pid is not None and r["requests"]:
+        r["cpu_us_per_req"] = (c1 - c0) * 1e6 / r["requests"]
+        r["rss_kib"] = t.rss_kib()
+    return r
+
+
+def steady(t, env):
+    return measured(t, lambda: load.wrk(t.http, env.load_cpu, env.seconds, conns=32))
+
+
+def churn(t, env):
+    return measured(t, lambda: load.wrk(t.http, env.load_cpu, env.seconds, conns=16, churn=True))
+
+
+def tcp(t, env):
+    if t.name == "direct":
+        return None
+    if not t.tcp:
+        raise load_skip("no TCP listener")
+    view = t.for_tcp()
+    return measured(view, lambda: load.wrk(t.tcp, env.load_cpu, env.seconds, conns=32))
+
+
+def h2(t, env):
+    if not t.h2c:
+        raise load_skip("h2c not implemented yet" if t.name.startswith("ringside") else "does not speak h2c downstream")
+    return measured(t, lambda: load.h2load(t.h2c, env.load_cpu, env.seconds))
+
+
+# The production mix: response sizes 100 B to 1 MiB, 2% upstream 5xx.
+MIX = ["/bytes/100"] * 40 + ["/bytes/1000"] * 25 + ["/bytes/10000"] * 20 + ["/bytes/100000"] * 10 + \
+      ["/bytes/1048576"] * 3 + ["/status/500", "/status/503"]
+
+
+def mix(t, env):
+    """Open loop at a fixed rate: 80% on keep-alive connections, 20% on new ones, plus a few slow
+    clients reading 1 MiB responses at 256 KiB/s for the whole run."""
+    rate = env.mix_rate
+    targets = [t.http + p for p in MIX]
+    results = {}
+
+    def attack(key, r, keepalive):
+        results[key] = load.vegeta(targets, r, env.mix_seconds, env.load_cpu, keepalive=keepalive)
+
+    slow_stop = threading.Event()
+    slow = [threading.Thread(target=slow_client, args=(t.http, slow_stop), daemon=True) for _ in range(4)]
+
+    def run():
+        for s in slow:
+            s.start()
+        a = threading.Thread(target=attack, args=("keep", max(1, rate * 8 // 10), True))
+        b = threading.Thread(target=attack, args=("new", max(1, rate * 2 // 10), False))
+        a.start(); b.start(); a.join(); b.join()
+        slow_stop.set()
+        return load.summarize(results["keep"] + results["new"], {200, 500, 503}, env.mix_seconds)
+
+    return measured(t, run)
+
+
+def slow_client(addr, stop):
+    host, port = addr.rsplit(":", 1)
+    while not stop.is_set():
+        try:
+            s = socket.create_connection((host, int(port)), timeout=5)
+            s.sendall(b"GET /bytes/1048576 HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            while not stop.is_set():
+                chunk = s.recv(16384)
+                if not chunk:
+                    break
+                time.sleep(16384 / (256 * 1024))
+            s.close()
+        except OSError:
+            time.sleep(0.1)
+
+
+def cost(t, env):
+    """Proxy CPU at a fixed 1,000 req/s: Istio's 'vCPU per 1,000 requests per second'."""
+    if t.pid is None:
+        return None
+    r = measured(t, lambda: load.summarize(
+        load.vegeta([t.http + "/"], 1000, env.cost_seconds, env.load_cpu), {200}, env.cost_seconds))
+    if "cpu_us_per_req" in r:
+        r["vcpu_per_1k_rps"] = r["cpu_us_per_req"] * 1000 / 1e6
+    return r
+
+
+def idle(t, env):
+    """Idle keep-alive downstream connections, each having served one request: user-space KiB
+    per connection (RSS delta)."""
+    if t.pid is None:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    host, port = t.http.rsplit(":", 1)
+    socks = []
+
+    def open_one():
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(b"GET /bytes/10 HTTP/1.1\r\nHost: bench\r\n\r\n")
+        s.recv(4096)
+        socks.append(s)
+
+    base, note = 0, None
+    try:
+        for _ in range(100):
+            open_one()
+        time.sleep(0.3)
+        base = t.rss_kib()
+        for _ in range(env.idle_conns):
+            open_one()
+    except OSError as e:
+        # e.g. HAProxy's maxconn under this machine's fd limit: report what it did hold.
+        note = f"stopped at {len(socks) - 100} connections: {e}"
+        print(f"  idle   {t.name:<18} {note}", flush=True)
+    try:
+        time.sleep(1.0)
+        held = len(socks) - 100
+        grown = t.rss_kib() - base
+        return {"requests": held, "kib_per_conn": grown / held if held > 0 else None, "rss_kib": t.rss_kib(),
+                "errors": 0 if note is None else 1, "note": note}
+    finally:
+        for s in socks:
+            s.close()
+
+
+class load_skip(Exception):
+    pass
+
+
+ALL = {"steady": steady, "h2": h2, "churn": churn, "tcp": tcp, "idle": idle, "mix": mix, "cost": cost}

@@ -1,0 +1,158 @@
+"""The proxies under test: started pinned to the proxy CPU, measured from /proc, stopped."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PEERS = Path(__file__).resolve().parent / "peers"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Skipped(Exception):
+    """A target that cannot run here, with the reason."""
+
+
+@dataclass
+class Target:
+    name: str
+    http: str  # host:port for HTTP/1.1
+    tcp: str | None = None  # host:port of an opaque TCP listener to the same upstream
+    h2c: str | None = None  # host:port speaking h2c with prior knowledge
+    pid: int | None = None  # the process whose CPU and memory are the proxy's
+    procs: list = field(default_factory=list)
+    tcp_pid: int | None = None  # when TCP proxying is a separate process (Go baseline)
+
+    def for_tcp(self) -> "Target":
+        """The view to measure in the tcp scenario."""
+        if self.tcp_pid is None:
+            return self
+        return Target(self.name, http=self.http, tcp=self.tcp, pid=self.tcp_pid)
+
+    def tree(self) -> list[int]:
+        """The measured process and its children (nginx master + worker)."""
+        if self.pid is None:
+            return []
+        out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True)
+        return [self.pid] + [int(p) for p in out.stdout.split()]
+
+    def cpu_seconds(self) -> float:
+        ticks = 0
+        for pid in self.tree():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                pass
+        return ticks / CLK_TCK
+
+    def rss_kib(self) -> int:
+        total = 0
+        for pid in self.tree():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def wait_port(addr: str, within: float = 10.0):
+    host, port = addr.rsplit(":", 1)
+    end = time.time() + within
+    while time.time() < end:
+        try:
+            socket.create_connection((host, int(port)), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise Skipped(f"nothing listening on {addr} after {within}s")
+
+
+def pinned(cpu: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if shutil.which("taskset") else argv
+
+
+def fill(template: Path, out: Path, values: dict[str, str]) -> Path:
+    text = template.read_text()
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", v)
+    out.write_text(text)
+    return out
+
+
+def spawn(argv, workdir: Path, name: str, env=None):
+    log = open(workdir / f"{name}.log", "w")
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Target:
+    """Starts target `name` on ports port..port+3, proxying to `upstream`."""
+    http, tcp, h2, admin = (f"127.0.0.1:{port + i}" for i in range(4))
+    workdir.mkdir(parents=True, exist_ok=True)
+    if name == "direct":
+        return Target(name, http=upstream)
+    if name.startswith("ringside-"):
+        binary = ROOT / "target/release/ringside"
+        if not binary.exists():
+            raise Skipped("target/release/ringside not built")
+        cfg = fill(PEERS / "ringside.yaml", workdir / "ringside.yaml",
+                   {"LISTEN": http, "LISTEN_TCP": tcp, "UPSTREAM": upstream, "ADMIN": admin})
+        runtime = name.removeprefix("ringside-")
+        argv = [str(binary), "run", "-c", str(cfg), "--runtime", runtime, "--workers", "1", "--log-level", "warn"]
+        p = spawn(pinned(cpu, argv), workdir, name)
+        t = Target(name, http=http, tcp=tcp, pid=p.pid, procs=[p])
+    elif name == "go-baseline":
+        binary = ROOT / "target/go/baselineproxy"
+        if not binary.exists():
+            raise Skipped("target/go/baselineproxy not built")
+        env = dict(os.environ, GOMAXPROCS="1")
+        p1 = spawn(pinned(cpu, [str(binary), "-listen", http, "-upstream", f"http://{upstream}"]), workdir, name, env)
+        p2 = spawn(pinned(cpu, [str(binary), "-listen", tcp, "-upstream", upstream, "-tcp"]), workdir, name + "-tcp", env)
+        # The TCP proxy is a second process: measured separately in the tcp scenario.
+        t = Target(name, http=http, tcp=tcp, pid=p1.pid, procs=[p1, p2], tcp_pid=p2.pid)
+    elif name == "nginx":
+        if not shutil.which("nginx"):
+            raise Skipped("nginx not installed (apt-get install nginx)")
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (workdir / d).mkdir(exist_ok=True)
+        stream = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+        # Debian builds the stream (TCP) module as a separate package, libnginx-mod-stream.
+        load = f"load_module {stream};" if stream.exists() else ""
+        cfg = fill(PEERS / "nginx.conf", workdir / "nginx.conf",
+                   {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream, "DIR": str(workdir),
+                    "LOAD_STREAM": load})
+        p = spawn(pinned(cpu, ["nginx", "-c", str(cfg), "-p", str(workdir)]), workdir, name)
+        t = Target(name, http=http, tcp=tcp, h2c=h2, pid=p.pid, procs=[p])
+    elif name == "haproxy":
+        if not shutil.which("haproxy"):
+            raise Skipped("haproxy not installed (apt-get install haproxy)")
+        cfg = fill(PEERS / "haproxy.cfg", workdir / "haproxy.cfg",
+                   {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream})
+        p = spawn(pinned(cpu, ["haproxy", "-db", "-f", str(cfg)]), workdir, name)
+        t = Target(name, http=http, tcp=tcp, h2c=h2, pid=p.pid, procs=[p])
+    else:
+        raise Skipped(f"unknown target {name}")
+    try:
+        wait_port(t.http)
+        if t.tcp:
+            wait_port(t.tcp)
+    except Skipped:
+        t.stop()
+        raise
+    return t
