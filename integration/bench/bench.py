@@ -31,7 +31,7 @@ import targets  # noqa: E402
 TARGETS = ["direct", "ringside-io-uring", "ringside-epoll", "go-baseline", "nginx", "haproxy"]
 # idle first: it measures memory growth, which earlier load would hide in allocator caches.
 PASS1 = ["idle", "steady", "h2", "churn", "tcp"]
-PASS2 = ["mix", "cost"]
+PASS2 = ["mixcap", "mix", "cost"]
 
 
 @dataclass
@@ -165,13 +165,16 @@ def main():
             if p1:
                 print(f"== pass 1: {', '.join(p1)} ({env.reps}× {env.seconds:g}s, medians)", flush=True)
                 run_pass(p1, env, upstream, work, results, skipped)
-            p2 = [s for s in PASS2 if s in chosen]
-            if p2:
-                capacity = [r["rps"] for r in results if r["scenario"] == "steady" and r["target"] != "direct"]
+            if "mix" in chosen:
+                print("== pass 2: mix capacity (closed loop, the mix's requests)", flush=True)
+                run_pass(["mixcap"], env, upstream, work, results, skipped)
+                capacity = [r["rps"] for r in results if r["scenario"] == "mixcap" and r["target"] != "direct"]
                 env.mix_rate = int(0.7 * min(capacity)) if capacity else 1000
-                print(f"== pass 2: {', '.join(p2)} (mix at {env.mix_rate} req/s = 70% of the slowest target)",
-                      flush=True)
-                run_pass(p2, env, upstream, work, results, skipped)
+            p3 = [s for s in ("mix", "cost") if s in chosen]
+            if p3:
+                print(f"== pass 3: {', '.join(p3)} (mix open loop at {env.mix_rate} req/s = 70% of the lowest "
+                      "mix capacity)", flush=True)
+                run_pass(p3, env, upstream, work, results, skipped)
         finally:
             origin.terminate()
 

@@ -19,9 +19,11 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[k]
 
 
-def wrk(addr: str, cpu: int, seconds: float, conns: int, path: str = "/", churn: bool = False) -> dict:
-    """Closed-loop HTTP/1.1 load. `churn`: `Connection: close` on every request."""
-    script = HERE / ("churn_report.lua" if churn else "wrk_report.lua")
+def wrk(addr: str, cpu: int, seconds: float, conns: int, path: str = "/", churn: bool = False,
+        script: str | None = None) -> dict:
+    """Closed-loop HTTP/1.1 load. `churn`: `Connection: close` on every request. `script`: a
+    request script in this directory (e.g. the mix's weighted paths)."""
+    script = HERE / (script or ("churn_report.lua" if churn else "wrk_report.lua"))
     argv = pinned(cpu, ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", str(script),
                         f"http://{addr}{path}"])
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)

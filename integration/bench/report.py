@@ -22,6 +22,8 @@ def ratio(v, base):
 
 
 def table(scenario: str, rows: list[dict], skipped: dict) -> str:
+    if scenario == "mixcap":
+        scenario = "mixcap (closed-loop capacity for the mix's requests)"
     by = {r["target"]: r for r in rows}
     direct, nginx = by.get("direct", {}), by.get("nginx", {})
     lines = [f"### {scenario}", ""]

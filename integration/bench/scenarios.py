@@ -47,6 +47,12 @@ MIX = ["/bytes/100"] * 40 + ["/bytes/1000"] * 25 + ["/bytes/10000"] * 20 + ["/by
       ["/bytes/1048576"] * 3 + ["/status/500", "/status/503"]
 
 
+def mixcap(t, env):
+    """The target's capacity for the mix's requests, closed loop: the open-loop mix runs at
+    70% of the lowest of these, a rate every target (and the load generator) can sustain."""
+    return measured(t, lambda: load.wrk(t.http, env.load_cpu, env.seconds, conns=32, script="mix_report.lua"))
+
+
 def mix(t, env):
     """Open loop at a fixed rate: 80% on keep-alive connections, 20% on new ones, plus a few slow
     clients reading 1 MiB responses at 256 KiB/s for the whole run."""
@@ -142,4 +148,5 @@ class load_skip(Exception):
     pass
 
 
-ALL = {"steady": steady, "h2": h2, "churn": churn, "tcp": tcp, "idle": idle, "mix": mix, "cost": cost}
+ALL = {"steady": steady, "h2": h2, "churn": churn, "tcp": tcp, "idle": idle, "mixcap": mixcap, "mix": mix,
+       "cost": cost}

@@ -113,8 +113,11 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
             raise Skipped("target/release/ringside not built")
         cfg = fill(PEERS / "ringside.yaml", workdir / "ringside.yaml",
                    {"LISTEN": http, "LISTEN_TCP": tcp, "UPSTREAM": upstream, "ADMIN": admin})
-        runtime = name.removeprefix("ringside-")
+        # `ringside-epoll-nometrics`: the same without request metrics, to measure their cost.
+        runtime = name.removeprefix("ringside-").removesuffix("-nometrics")
         argv = [str(binary), "run", "-c", str(cfg), "--runtime", runtime, "--workers", "1", "--log-level", "warn"]
+        if name.endswith("-nometrics"):
+            argv.append("--no-metrics")
         p = spawn(pinned(cpu, argv), workdir, name)
         t = Target(name, http=http, tcp=tcp, pid=p.pid, procs=[p])
     elif name == "go-baseline":

@@ -137,6 +137,12 @@ both_runtimes!(fn runtime_and_config_endpoints_describe_the_process(rt) {
     let runtime = client::get(proxy.addr("admin"), "/runtime").text();
     let want = if rt == ringside_integration::Runtime::IoUring { "\"runtime\": \"io_uring\"" } else { "\"runtime\": \"epoll\"" };
     assert!(runtime.contains(want), "{runtime}");
+    // Per-worker figures, from each worker's own event loop.
+    assert!(runtime.contains("\"per_worker\": ["), "{runtime}");
+    assert!(runtime.contains("\"max_loop_lag_ms\""), "{runtime}");
+    assert!(!runtime.contains("not_answering"), "{runtime}");
+    let specific = if rt == ringside_integration::Runtime::IoUring { "\"ops_submitted\"" } else { "\"tokio_alive_tasks\"" };
+    assert!(runtime.contains(specific), "{runtime}");
     let config = client::get(proxy.addr("admin"), "/config").text();
     let sha = config.split("\"sha256\": \"").nth(1).and_then(|s| s.get(..64)).expect("sha256");
     let file = std::fs::read(&proxy.config_path).expect("config file");

@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// existing one is always on).
     #[arg(long, env = "RINGSIDE_TRACE_START")]
     pub trace_start: bool,
+    /// Record no request metrics (`/metrics` then serves only process-level series). For
+    /// measuring what metrics cost; not for production.
+    #[arg(long, env = "RINGSIDE_NO_METRICS")]
+    pub no_metrics: bool,
     /// On SIGTERM or SIGINT: how long in-flight requests may take to finish before exit.
     #[arg(long, env = "RINGSIDE_DRAIN_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,

@@ -79,12 +79,13 @@ func payload(w http.ResponseWriter, r *http.Request, prefix string, withLength b
 
 func status(w http.ResponseWriter, r *http.Request) {
 	code, err := tail(r, "/status/")
-	if err != nil || code < 100 || code > 599 {
+	// 1xx are informational, not final answers: a handler cannot end on one.
+	if err != nil || code < 200 || code > 599 {
 		http.Error(w, "bad status", http.StatusBadRequest)
 		return
 	}
 	w.WriteHeader(int(code))
-	if code != 204 && code != 304 {
+	if code != http.StatusNoContent && code != http.StatusNotModified {
 		fmt.Fprintf(w, "status %d\n", code)
 	}
 }
@@ -147,7 +148,7 @@ func sink(w http.ResponseWriter, r *http.Request) {
 	}
 	res := SinkResult{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil)), Method: r.Method, Trailers: map[string]string{}}
 	for _, te := range r.TransferEncoding {
-		res.Chunked = res.Chunked || te == "chunked"
+		res.Chunked = res.Chunked || strings.EqualFold(te, "chunked")
 	}
 	for k, v := range r.Trailer {
 		res.Trailers[strings.ToLower(k)] = strings.Join(v, ",")
@@ -188,13 +189,16 @@ func hijack(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
 
 // closeMid promises 100000 bytes, sends 1000, and hangs up: an upstream dying mid-response.
 func closeMid(w http.ResponseWriter, _ *http.Request) {
+	name := w.Header().Get("x-origin")
 	c, rw, ok := hijack(w)
 	if !ok {
 		return
 	}
 	defer c.Close()
-	rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-	rw.Write([]byte(strings.Repeat("x", 1000)))
+	fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nx-origin: %s\r\nContent-Length: 100000\r\n\r\n", name)
+	for i := int64(0); i < 1000; i++ {
+		rw.WriteByte(Pattern(i))
+	}
 	rw.Flush()
 }
 

@@ -2,29 +2,36 @@ package origin
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"ringside.dev/examples/internal/testnet"
 	"ringside.dev/examples/internal/wsecho"
 )
 
+// start runs the origin handler on the tuned server, as cmd/origin does.
 func start(t *testing.T) *httptest.Server {
 	t.Helper()
-	s := httptest.NewServer(Handler("t"))
-	t.Cleanup(s.Close)
-	return s
+	return testnet.Serve(t, Handler("t"), Server(nil))
 }
 
-func get(t *testing.T, url string) (*http.Response, []byte) {
+// client never reuses a connection, so one test's hijacked connection cannot leak into the next.
+var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
+
+func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
-	r, err := http.Get(url)
+	r, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,105 +43,293 @@ func get(t *testing.T, url string) (*http.Response, []byte) {
 	return r, b
 }
 
-func TestBytesAndChunkedPayloads(t *testing.T) {
-	s := start(t)
-	r, b := get(t, s.URL+"/bytes/100000")
-	if r.ContentLength != 100000 || len(b) != 100000 || b[27] != Pattern(27) {
-		t.Fatalf("bytes: length %d/%d", r.ContentLength, len(b))
-	}
-	if r.Header.Get("x-origin") != "t" {
-		t.Fatal("missing x-origin")
-	}
-	r, b = get(t, s.URL+"/chunked/50000")
-	if r.ContentLength != -1 || len(b) != 50000 || r.TransferEncoding[0] != "chunked" {
-		t.Fatalf("chunked: %v %d", r.TransferEncoding, len(b))
-	}
-}
-
-func TestStatusAndDelay(t *testing.T) {
-	s := start(t)
-	if r, _ := get(t, s.URL+"/status/503"); r.StatusCode != 503 {
-		t.Fatal(r.StatusCode)
-	}
-	if r, b := get(t, s.URL+"/status/204"); r.StatusCode != 204 || len(b) != 0 {
-		t.Fatal(r.StatusCode, len(b))
-	}
-	start := time.Now()
-	get(t, s.URL+"/delay/50")
-	if time.Since(start) < 50*time.Millisecond {
-		t.Fatal("delay too short")
-	}
-}
-
-func TestEchoAndSink(t *testing.T) {
-	s := start(t)
-	body := bytes.Repeat([]byte("0123456789"), 1<<20)
-	r, err := http.Post(s.URL+"/echo", "application/x-test", bytes.NewReader(body))
+func get(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	if !bytes.Equal(got, body) || r.Header.Get("Content-Type") != "application/x-test" {
-		t.Fatalf("echo: %d bytes", len(got))
+	return do(t, req)
+}
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = Pattern(int64(i))
 	}
-	req, _ := http.NewRequest("POST", s.URL+"/sink", io.NopCloser(strings.NewReader("hello")))
-	req.ContentLength = -1
-	req.Trailer = http.Header{"X-Sum": {"abc"}}
-	r, err = http.DefaultClient.Do(req)
+	return b
+}
+
+func TestServerIsTunedForStreaming(t *testing.T) {
+	s := Server(nil)
+	if s.ReadTimeout != 0 || s.WriteTimeout != 0 || s.IdleTimeout != 120*time.Second || s.MaxHeaderBytes != 1<<20 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestRootHealthzAndOriginHeader(t *testing.T) {
+	s := start(t)
+	for _, path := range []string{"/", "/anything/else?x=1"} {
+		r, b := get(t, s.URL+path)
+		if r.StatusCode != 200 || string(b) != "hello from t\n" || r.Header.Get("x-origin") != "t" {
+			t.Fatalf("%s: %d %q %q", path, r.StatusCode, b, r.Header.Get("x-origin"))
+		}
+	}
+	r, b := get(t, s.URL+"/healthz")
+	if r.StatusCode != 200 || string(b) != "ok" || r.Header.Get("x-origin") != "t" {
+		t.Fatalf("healthz: %d %q", r.StatusCode, b)
+	}
+}
+
+func TestBytesHasLengthAndDeterministicContent(t *testing.T) {
+	s := start(t)
+	for _, n := range []int{0, 1, 26, 16 * 1024, 1<<20 + 7} {
+		r, b := get(t, fmt.Sprintf("%s/bytes/%d", s.URL, n))
+		if r.StatusCode != 200 || r.ContentLength != int64(n) || len(r.TransferEncoding) != 0 {
+			t.Fatalf("bytes/%d: status %d, length %d, te %v", n, r.StatusCode, r.ContentLength, r.TransferEncoding)
+		}
+		if !bytes.Equal(b, pattern(n)) {
+			t.Fatalf("bytes/%d: content differs", n)
+		}
+	}
+	if r, _ := get(t, s.URL+"/bytes/minus"); r.StatusCode != 400 {
+		t.Fatalf("bad size: %d", r.StatusCode)
+	}
+}
+
+func TestBytesStreamsHugeBodiesWithoutBuffering(t *testing.T) {
+	s := start(t)
+	// 4 GiB promised; read 1 MiB and hang up. The handler must not try to allocate the lot.
+	r, err := client.Get(s.URL + "/bytes/4294967296")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Body.Close()
+	if r.ContentLength != 4<<30 {
+		t.Fatalf("length %d", r.ContentLength)
+	}
+	b := make([]byte, 1<<20)
+	if _, err := io.ReadFull(r.Body, b); err != nil || !bytes.Equal(b, pattern(1<<20)) {
+		t.Fatalf("prefix: %v", err)
+	}
+}
+
+func TestChunkedHasNoLength(t *testing.T) {
+	s := start(t)
+	r, b := get(t, s.URL+"/chunked/100000")
+	if r.ContentLength != -1 || len(r.TransferEncoding) != 1 || r.TransferEncoding[0] != "chunked" {
+		t.Fatalf("chunked: length %d, te %v", r.ContentLength, r.TransferEncoding)
+	}
+	if !bytes.Equal(b, pattern(100000)) {
+		t.Fatal("chunked content differs")
+	}
+}
+
+func TestStatus(t *testing.T) {
+	s := start(t)
+	for _, code := range []int{200, 201, 404, 500, 503} {
+		r, b := get(t, fmt.Sprintf("%s/status/%d", s.URL, code))
+		if r.StatusCode != code || string(b) != fmt.Sprintf("status %d\n", code) {
+			t.Fatalf("%d: %d %q", code, r.StatusCode, b)
+		}
+	}
+	for _, code := range []int{204, 304} {
+		r, b := get(t, fmt.Sprintf("%s/status/%d", s.URL, code))
+		if r.StatusCode != code || len(b) != 0 {
+			t.Fatalf("%d: %d with %d body bytes", code, r.StatusCode, len(b))
+		}
+	}
+	for _, bad := range []string{"abc", "99", "100", "600"} {
+		if r, _ := get(t, s.URL+"/status/"+bad); r.StatusCode != 400 {
+			t.Fatalf("/status/%s: %d", bad, r.StatusCode)
+		}
+	}
+}
+
+func TestDelayWaitsAndHonoursCancellation(t *testing.T) {
+	s := start(t)
+	begin := time.Now()
+	if r, _ := get(t, s.URL+"/delay/50"); r.StatusCode != 200 || time.Since(begin) < 50*time.Millisecond {
+		t.Fatalf("delay: %d after %v", r.StatusCode, time.Since(begin))
+	}
+	// The handler itself must return once the client goes away, not sleep the full 10s.
+	done := make(chan struct{})
+	h := Handler("t")
+	req := httptest.NewRequest("GET", "/delay/10000", nil)
+	ctx, cancel := context.WithCancel(req.Context())
+	go func() {
+		h.ServeHTTP(httptest.NewRecorder(), req.WithContext(ctx))
+		close(done)
+	}()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("delay handler ignored cancellation")
+	}
+}
+
+func TestEchoTenMiBWithLength(t *testing.T) {
+	s := start(t)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 10<<20/16)
+	req, _ := http.NewRequest("PUT", s.URL+"/echo", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-test")
+	r, got := do(t, req)
+	if r.ContentLength != int64(len(body)) || r.Header.Get("Content-Type") != "application/x-test" {
+		t.Fatalf("echo: length %d, type %q", r.ContentLength, r.Header.Get("Content-Type"))
+	}
+	if !bytes.Equal(got, body) {
+		t.Fatalf("echo: %d bytes differ from the %d sent", len(got), len(body))
+	}
+}
+
+func TestEchoStreamsChunkedBodiesFullDuplex(t *testing.T) {
+	s := start(t)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", s.URL+"/echo", pr)
+	r, err := client.Do(req) // returns once headers arrive, while the body is still open
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if r.ContentLength != -1 {
+		t.Fatalf("length %d, want chunked", r.ContentLength)
+	}
+	// Each piece must come back before the next is sent: the echo streams, it does not buffer.
+	for i := 0; i < 5; i++ {
+		piece := []byte(fmt.Sprintf("piece %d;", i))
+		if _, err := pw.Write(piece); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(piece))
+		if _, err := io.ReadFull(r.Body, got); err != nil || !bytes.Equal(got, piece) {
+			t.Fatalf("piece %d: %q %v", i, got, err)
+		}
+	}
+	pw.Close()
+	if rest, err := io.ReadAll(r.Body); err != nil || len(rest) != 0 {
+		t.Fatalf("tail %q %v", rest, err)
+	}
+}
+
+func sinkOf(t *testing.T, req *http.Request) SinkResult {
+	t.Helper()
+	r, b := do(t, req)
 	var res SinkResult
-	json.NewDecoder(r.Body).Decode(&res)
-	r.Body.Close()
-	sum := sha256.Sum256([]byte("hello"))
-	if res.Bytes != 5 || res.SHA256 != hex.EncodeToString(sum[:]) || !res.Chunked || res.Trailers["x-sum"] != "abc" {
-		t.Fatalf("sink: %+v", res)
+	if err := json.Unmarshal(b, &res); err != nil || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("sink answer %q: %v", b, err)
+	}
+	return res
+}
+
+func TestSinkCountsHashesAndReportsTrailers(t *testing.T) {
+	s := start(t)
+	body := pattern(3<<20 + 5)
+	sum := sha256.Sum256(body)
+	req, _ := http.NewRequest("PUT", s.URL+"/sink", bytes.NewReader(body))
+	res := sinkOf(t, req)
+	if res.Bytes != int64(len(body)) || res.SHA256 != hex.EncodeToString(sum[:]) || res.Method != "PUT" || res.Chunked || len(res.Trailers) != 0 {
+		t.Fatalf("fixed length: %+v", res)
+	}
+
+	// Chunked with a trailer: the body reader is opaque (no length), so net/http chunks it.
+	req, _ = http.NewRequest("POST", s.URL+"/sink", io.NopCloser(strings.NewReader("hello")))
+	req.Trailer = http.Header{"X-Sum": nil}
+	req.ContentLength = -1
+	req.Body = &trailerSetter{Reader: strings.NewReader("hello"), req: req}
+	res = sinkOf(t, req)
+	hello := sha256.Sum256([]byte("hello"))
+	if res.Bytes != 5 || res.SHA256 != hex.EncodeToString(hello[:]) || res.Method != "POST" || !res.Chunked || res.Trailers["x-sum"] != "abc" {
+		t.Fatalf("chunked: %+v", res)
 	}
 }
+
+// trailerSetter fills in the trailer value once the body is drained, as a streaming client would.
+type trailerSetter struct {
+	io.Reader
+	req *http.Request
+}
+
+func (s *trailerSetter) Read(p []byte) (int, error) {
+	n, err := s.Reader.Read(p)
+	if err == io.EOF {
+		s.req.Trailer.Set("X-Sum", "abc")
+	}
+	return n, err
+}
+
+func (s *trailerSetter) Close() error { return nil }
 
 func TestHeadersReportsWhatArrived(t *testing.T) {
 	s := start(t)
-	req, _ := http.NewRequest("GET", s.URL+"/headers?q=1", nil)
+	req, _ := http.NewRequest("DELETE", s.URL+"/headers?q=1&r=two", nil)
+	req.Host = "example.test:8080"
 	req.Header.Set("X-Forwarded-For", "1.2.3.4")
-	r, err := http.DefaultClient.Do(req)
-	if err != nil {
+	req.Header.Add("X-Multi", "a")
+	req.Header.Add("X-Multi", "b")
+	_, b := do(t, req)
+	var res HeadersResult
+	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	var res HeadersResult
-	json.NewDecoder(r.Body).Decode(&res)
-	r.Body.Close()
-	if res.RawQuery != "q=1" || res.Headers["x-forwarded-for"][0] != "1.2.3.4" || res.RemoteAddr == "" {
+	if res.Method != "DELETE" || res.Path != "/headers" || res.RawQuery != "q=1&r=two" || res.Host != "example.test:8080" ||
+		res.Proto != "HTTP/1.1" || !strings.HasPrefix(res.RemoteAddr, "127.0.0.1:") {
 		t.Fatalf("%+v", res)
 	}
+	if fmt.Sprint(res.Headers["x-forwarded-for"]) != "[1.2.3.4]" || fmt.Sprint(res.Headers["x-multi"]) != "[a b]" {
+		t.Fatalf("headers %v", res.Headers)
+	}
+	for name := range res.Headers {
+		if name != strings.ToLower(name) {
+			t.Fatalf("header %q not lowercased", name)
+		}
+	}
+	if !strings.Contains(string(b), `"raw_query"`) || !strings.Contains(string(b), `"remote_addr"`) {
+		t.Fatalf("JSON field names: %s", b)
+	}
 }
 
-func TestCloseMidIsATruncatedBody(t *testing.T) {
+func TestCloseMidIsAnUnexpectedEOF(t *testing.T) {
 	s := start(t)
-	r, err := http.Get(s.URL + "/close-mid")
+	r, err := client.Get(s.URL + "/close-mid")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = io.ReadAll(r.Body)
-	if err == nil {
-		t.Fatal("a truncated body must fail to read")
+	defer r.Body.Close()
+	if r.ContentLength != 100000 || r.Header.Get("x-origin") != "t" {
+		t.Fatalf("length %d, x-origin %q", r.ContentLength, r.Header.Get("x-origin"))
+	}
+	b, err := io.ReadAll(r.Body)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || len(b) != 1000 || !bytes.Equal(b, pattern(1000)) {
+		t.Fatalf("got %d bytes, err %v; want 1000 then unexpected EOF", len(b), err)
 	}
 }
 
-func TestTrailersAndWebSocket(t *testing.T) {
+func TestResetIsAConnectionReset(t *testing.T) {
 	s := start(t)
-	r, err := http.Get(s.URL + "/trailers")
-	if err != nil {
-		t.Fatal(err)
+	_, err := client.Get(s.URL + "/reset")
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("want connection reset, got %v", err)
 	}
-	io.ReadAll(r.Body)
-	r.Body.Close()
+}
+
+func TestTrailers(t *testing.T) {
+	s := start(t)
+	r, b := get(t, s.URL+"/trailers")
 	sum := sha256.Sum256([]byte("hello trailers"))
-	if r.Trailer.Get("x-checksum") != hex.EncodeToString(sum[:]) {
-		t.Fatalf("trailer %q", r.Trailer.Get("x-checksum"))
+	if string(b) != "hello trailers" || r.ContentLength != -1 || r.Trailer.Get("x-checksum") != hex.EncodeToString(sum[:]) {
+		t.Fatalf("body %q, length %d, trailer %q", b, r.ContentLength, r.Trailer.Get("x-checksum"))
 	}
-	if err := wsecho.Run("ws"+strings.TrimPrefix(s.URL, "http")+"/ws", 20, 5000, 5*time.Second); err != nil {
+}
+
+func TestWebSocketEcho(t *testing.T) {
+	s := start(t)
+	url := "ws" + strings.TrimPrefix(s.URL, "http") + "/ws"
+	if err := wsecho.Run(url, 50, 5000, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Larger than gorilla's default buffers: fragmented frames must be reassembled and echoed.
+	if err := wsecho.Run(url, 4, 256<<10, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -16,7 +16,7 @@ pub async fn handle(s: &State, r: &Request) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
             s.metrics.render().into_bytes(),
         ),
-        ("GET", "/runtime") => runtime(s),
+        ("GET", "/runtime") => runtime(s).await,
         ("GET", "/connections") if loopback => connections(s, r).await,
         ("GET", "/log-level") => log_level_get(s),
         ("PUT", "/log-level") if loopback => log_level_put(s, r),
@@ -64,7 +64,7 @@ fn config(s: &State) -> Response {
     Response::json(200, format!("{body:#}\n"))
 }
 
-fn runtime(s: &State) -> Response {
+async fn runtime(s: &State) -> Response {
     let sel = &s.selection;
     let probe = sel.probe.as_ref().map(|p| {
         serde_json::json!({
@@ -87,8 +87,26 @@ fn runtime(s: &State) -> Response {
         "active_connections": s.lifecycle.active_connections(),
         "draining": s.lifecycle.is_draining(),
         "probe": probe,
+        "per_worker": per_worker(s).await,
     });
     Response::json(200, format!("{body:#}\n"))
+}
+
+/// Each worker's figures, asked over its channel; a worker that does not answer within a
+/// second shows as `{"worker": N, "not_answering": true}`.
+async fn per_worker(s: &State) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (i, w) in s.workers_tx.iter().enumerate() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let answered = w
+            .send(crate::backend::WorkerCmd::Figures { reply: tx })
+            .is_ok();
+        match tokio::time::timeout(std::time::Duration::from_secs(1), rx).await {
+            Ok(Ok(f)) if answered => out.push(serde_json::to_value(f).unwrap_or_default()),
+            _ => out.push(serde_json::json!({ "worker": i, "not_answering": true })),
+        }
+    }
+    out
 }
 
 /// Asks every worker for its connections; a worker that does not answer within a second is

@@ -43,6 +43,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         access_log: access_log(args.access_log.as_deref())?,
         start_traces: args.trace_start,
         drain_timeout: args.drain_timeout,
+        no_metrics: args.no_metrics,
     };
     let mut senders = Vec::with_capacity(workers);
     for id in 0..workers {

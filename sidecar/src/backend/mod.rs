@@ -111,6 +111,10 @@ pub enum WorkerCmd {
     Unlisten(String),
     /// Drain: stop accepting on every listener.
     StopAccepting,
+    /// This worker's figures (admin `/runtime`).
+    Figures {
+        reply: tokio::sync::oneshot::Sender<crate::core::worker::Figures>,
+    },
     /// List up to `limit` live connections (admin `/connections`).
     ListConnections {
         limit: usize,

@@ -44,6 +44,7 @@ pub struct Conn {
     pub in_flight: Cell<bool>,
     aborted: Cell<bool>,
     waker: Cell<Option<Waker>>,
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for Conn {
@@ -100,6 +101,7 @@ impl Registry {
         peer: SocketAddr,
         listener: Rc<str>,
         protocol: Protocol,
+        span: tracing::Span,
     ) -> Registered {
         let id = self.next.get();
         self.next.set(id + 1);
@@ -114,6 +116,7 @@ impl Registry {
             in_flight: Cell::new(false),
             aborted: Cell::new(false),
             waker: Cell::new(None),
+            span,
         });
         self.live.borrow_mut().insert(id, conn.clone());
         Registered {
@@ -121,6 +124,14 @@ impl Registry {
             id,
             conn,
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.borrow().is_empty()
     }
 
     /// Aborts every connection accepted on `listener`; returns how many.
@@ -186,6 +197,7 @@ impl<F: Future<Output = ()>> Future for Abortable<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
         let conn = &this.reg.conn;
+        let _span = conn.span.enter();
         if conn.aborted.get() {
             return Poll::Ready(());
         }
@@ -224,8 +236,8 @@ mod tests {
     fn lists_live_connections_and_forgets_closed_ones() {
         let r = Rc::new(Registry::default());
         let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
-        let a = r.open(peer, Rc::from("in"), Protocol::Http1);
-        let b = r.open(peer, Rc::from("db"), Protocol::Tcp);
+        let a = r.open(peer, Rc::from("in"), Protocol::Http1, tracing::Span::none());
+        let b = r.open(peer, Rc::from("db"), Protocol::Tcp, tracing::Span::none());
         a.conn.requests.set(3);
         a.conn.add_in(10);
         let (views, total) = r.list(7, 10);
@@ -246,7 +258,7 @@ mod tests {
         let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        let open = |name: &str| r.open(peer, Rc::from(name), Protocol::Tcp);
+        let open = |name: &str| r.open(peer, Rc::from(name), Protocol::Tcp, tracing::Span::none());
         let mut gone = std::pin::pin!(Abortable::new(
             std::future::pending(),
             open("gone"),

@@ -28,7 +28,11 @@ pub fn connection<R: Rt>(
         Some(ListenerKind::Tcp { .. }) => Protocol::Tcp,
         _ => Protocol::Http1,
     };
-    let reg = w.conns.open(peer, listener.clone(), protocol);
+    // One span per connection: every event logged while serving it carries peer, listener and
+    // worker. Disabled below debug, where entering it is a flag check. It lives in the
+    // registry entry (already on the heap), not in the task's future.
+    let span = tracing::debug_span!("conn", %peer, listener = %listener, worker = w.id);
+    let reg = w.conns.open(peer, listener.clone(), protocol, span);
     let conn = reg.conn.clone();
     Abortable::new(serve(w, stream, peer, listener, conn), reg, live)
 }

@@ -21,6 +21,18 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// The config handle every worker reads and the control plane writes.
 pub type SharedConfig = Arc<ArcSwap<Snapshot>>;
 
+/// One worker's figures for the admin `/runtime` endpoint. `runtime` holds what only that
+/// runtime can tell (tokio's task counts, io_uring operation counts).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figures {
+    pub worker: usize,
+    pub connections: usize,
+    pub pooled_upstream_connections: usize,
+    /// Worst event-loop lag since the previous `/runtime` request (see `TICK`).
+    pub max_loop_lag_ms: f64,
+    pub runtime: serde_json::Value,
+}
+
 /// Per-process options every worker applies.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -29,6 +41,8 @@ pub struct Options {
     pub start_traces: bool,
     /// How long connections of a removed listener may keep going before they are closed.
     pub drain_timeout: Duration,
+    /// Skip per-request metrics (`--no-metrics`): only to measure their cost.
+    pub no_metrics: bool,
 }
 
 pub struct Worker<R: Rt> {
@@ -40,6 +54,7 @@ pub struct Worker<R: Rt> {
     pub balancers: Balancers,
     pub stats: Stats,
     pub conns: std::rc::Rc<Registry>,
+    max_lag: std::cell::Cell<Duration>,
 }
 
 impl<R: Rt> Worker<R> {
@@ -53,6 +68,7 @@ impl<R: Rt> Worker<R> {
             balancers: Balancers::default(),
             stats: Stats::new(id),
             conns: std::rc::Rc::default(),
+            max_lag: std::cell::Cell::new(Duration::ZERO),
         }
     }
 
@@ -60,6 +76,7 @@ impl<R: Rt> Worker<R> {
     /// asked the timer fired, i.e. how long the event loop was busy with something else.
     pub fn tick(&self, n: u64, late: Duration) {
         self.stats.loop_lag(late);
+        self.max_lag.set(self.max_lag.get().max(late));
         if n.is_multiple_of(4) {
             self.sweep();
         }
@@ -69,6 +86,17 @@ impl<R: Rt> Worker<R> {
     /// reload never changes a request half-way through.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.config.load_full()
+    }
+
+    /// This worker's figures; `runtime` comes from the backend. Resets the worst-lag window.
+    pub fn figures(&self, runtime: serde_json::Value) -> Figures {
+        Figures {
+            worker: self.id,
+            connections: self.conns.len(),
+            pooled_upstream_connections: self.pool.idle_count(),
+            max_loop_lag_ms: self.max_lag.replace(Duration::ZERO).as_secs_f64() * 1e3,
+            runtime,
+        }
     }
 
     /// Called when `listener` stops accepting: after the drain timeout, closes whatever is

@@ -49,6 +49,14 @@ pub fn run(setup: WorkerSetup) -> std::io::Result<()> {
                 WorkerCmd::ListConnections { limit, reply } => {
                     let _ = reply.send(worker.conns.list(worker.id, limit));
                 }
+                WorkerCmd::Figures { reply } => {
+                    let m = tokio::runtime::Handle::current().metrics();
+                    let runtime = serde_json::json!({
+                        "tokio_alive_tasks": m.num_alive_tasks(),
+                        "tokio_global_queue_depth": m.global_queue_depth(),
+                    });
+                    let _ = reply.send(worker.figures(runtime));
+                }
             }
         }
         // The process is exiting: stop accepting; the control thread ends the process.

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -60,6 +61,61 @@ impl Rt for Uring {
 
 pub struct UringStream(pub(crate) TcpStream);
 
+thread_local! {
+    /// Ring operations this worker submitted, saw complete, and abandoned (dropped before
+    /// completion, e.g. a readiness wait that timed out). monoio 0.2.4 exposes no ring
+    /// statistics, so the backend counts its own.
+    static OPS: std::cell::Cell<[u64; 3]> = const { std::cell::Cell::new([0; 3]) };
+}
+
+/// `[submitted, completed, abandoned]` on this worker's ring.
+pub fn op_counts() -> [u64; 3] {
+    OPS.with(|c| c.get())
+}
+
+fn bump(i: usize) {
+    OPS.with(|c| {
+        let mut v = c.get();
+        v[i] += 1;
+        c.set(v);
+    });
+}
+
+pin_project_lite::pin_project! {
+    /// Counts one ring operation. A plain wrapper rather than an `async fn`, which would store
+    /// the wrapped future twice in every idle connection's state.
+    struct Counted<F> {
+        #[pin]
+        fut: F,
+        done: bool,
+    }
+
+    impl<F> PinnedDrop for Counted<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if !this.done {
+                bump(2);
+            }
+        }
+    }
+}
+
+fn counted<F: std::future::Future>(fut: F) -> Counted<F> {
+    bump(0);
+    Counted { fut, done: false }
+}
+
+impl<F: std::future::Future> std::future::Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.fut.poll(cx));
+        *this.done = true;
+        bump(1);
+        std::task::Poll::Ready(out)
+    }
+}
+
 /// Runs `f` with socket2's view of a monoio socket, for options and peeks monoio lacks.
 fn with_sock<T>(s: &TcpStream, f: impl FnOnce(SockRef<'_>) -> T) -> T {
     // SAFETY: the fd stays open while `s` is borrowed: monoio closes it only when the last
@@ -83,17 +139,17 @@ async fn send_all(s: &mut TcpStream, buf: Bytes) -> io::Result<()> {
 
 impl ReadHalf for UringStream {
     async fn readable(&self) -> io::Result<()> {
-        self.0.readable(false).await
+        counted(self.0.readable(false)).await
     }
 
     async fn read(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        recv_append(&mut self.0, buf).await
+        counted(recv_append(&mut self.0, buf)).await
     }
 }
 
 impl WriteHalf for UringStream {
     async fn write_all(&mut self, buf: Bytes) -> io::Result<()> {
-        send_all(&mut self.0, buf).await
+        counted(send_all(&mut self.0, buf)).await
     }
 
     async fn shutdown_write(&mut self) -> io::Result<()> {
@@ -126,19 +182,19 @@ impl ReadHalf for UringRead {
         // poll op; monoio's half methods take their `&mut` just long enough to clone the same
         // handle into their own op. No code path mutates the stream itself while we hold this.
         let stream: &TcpStream = unsafe { &*self.0 .0.get() };
-        stream.readable(false).await
+        counted(stream.readable(false)).await
     }
 
     async fn read(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
         let len = buf.len();
-        let (res, slice) = self.0.read(buf.slice_mut(len..)).await;
+        let (res, slice) = counted(self.0.read(buf.slice_mut(len..))).await;
         (res, slice.into_inner())
     }
 }
 
 impl WriteHalf for UringWrite {
     async fn write_all(&mut self, buf: Bytes) -> io::Result<()> {
-        let (res, _) = self.0.write_all(buf).await;
+        let (res, _) = counted(self.0.write_all(buf)).await;
         res.map(|_| ())
     }
 

@@ -53,6 +53,18 @@ pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
                 WorkerCmd::ListConnections { limit, reply } => {
                     let _ = reply.send(worker.conns.list(worker.id, limit));
                 }
+                WorkerCmd::Figures { reply } => {
+                    let [submitted, completed, abandoned] = super::io::op_counts();
+                    let runtime = serde_json::json!({
+                        "ring_entries": RING_ENTRIES,
+                        "ring_flags": flags.to_string(),
+                        "ops_submitted": submitted,
+                        "ops_completed": completed,
+                        "ops_abandoned": abandoned,
+                        "ops_in_flight": submitted.saturating_sub(completed + abandoned),
+                    });
+                    let _ = reply.send(worker.figures(runtime));
+                }
             }
         }
         // The process is exiting: stop accepting; the control thread ends the process.

@@ -322,7 +322,9 @@ fn finish<R: Rt>(
 ) {
     let took = started.elapsed();
     let listener = ctx.spec.name.as_str();
-    ctx.w.stats.request(listener, route, cluster, status, took);
+    if !ctx.w.opts.no_metrics {
+        ctx.w.stats.request(listener, route, cluster, status, took);
+    }
     let Some(log) = &ctx.w.opts.access_log else {
         return;
     };
