@@ -22,11 +22,19 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
 def wrk(addr: str, cpu: int, seconds: float, conns: int, path: str = "/", churn: bool = False,
         script: str | None = None) -> dict:
     """Closed-loop HTTP/1.1 load. `churn`: `Connection: close` on every request. `script`: a
-    request script in this directory (e.g. the mix's weighted paths)."""
-    script = HERE / (script or ("churn_report.lua" if churn else "wrk_report.lua"))
-    argv = pinned(cpu, ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", str(script),
+    request script in this directory (e.g. `mix.lua`, the mix's weighted paths). The report
+    function (wrk_report.lua) is appended to whichever script runs."""
+    parts = [HERE / "churn.lua"] if churn else []
+    parts += [HERE / script] if script else []
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write("\n".join(p.read_text() for p in [*parts, HERE / "wrk_report.lua"]))
+        lua = f.name
+    argv = pinned(cpu, ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", lua,
                         f"http://{addr}{path}"])
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    finally:
+        Path(lua).unlink(missing_ok=True)
     line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {out.stdout[-500:]}{out.stderr[-500:]}")
@@ -88,6 +96,24 @@ def vegeta(targets: list[str], rate: int, seconds: float, cpu: int, keepalive: b
         # timestamp, code, latency_ns, bytes_out, bytes_in, error, ...
         out.append((int(cols[2]) / 1e6, int(cols[1])))
     return out
+
+
+def vegeta_capacity(addr: str, paths: list[str], cpu: int, seconds: float = 5) -> float:
+    """How many of these requests per second vegeta itself can drive (as fast as it can, 32
+    workers, straight at `addr`): an open-loop rate above this measures the load generator."""
+    vb = vegeta_bin()
+    if vb is None:
+        raise RuntimeError("vegeta not installed")
+    with tempfile.TemporaryDirectory() as d:
+        tfile = Path(d) / "targets"
+        tfile.write_text("\n".join(f"GET http://{addr}{p}" for p in paths) + "\n")
+        res = Path(d) / "results.bin"
+        attack = pinned(cpu, [vb, "attack", "-rate=0", "-max-workers=32", f"-duration={seconds}s",
+                              f"-targets={tfile}", "-max-body=0"])
+        with open(res, "wb") as f:
+            subprocess.run(attack, stdout=f, stderr=subprocess.DEVNULL, timeout=seconds + 30, check=False)
+        enc = subprocess.run([vb, "encode", "--to", "csv", str(res)], capture_output=True, text=True, timeout=60)
+    return len(enc.stdout.splitlines()) / seconds
 
 
 def summarize(samples: list[tuple[float, int]], ok_codes: set[int], seconds: float) -> dict:

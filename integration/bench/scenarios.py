@@ -50,7 +50,7 @@ MIX = ["/bytes/100"] * 40 + ["/bytes/1000"] * 25 + ["/bytes/10000"] * 20 + ["/by
 def mixcap(t, env):
     """The target's capacity for the mix's requests, closed loop: the open-loop mix runs at
     70% of the lowest of these, a rate every target (and the load generator) can sustain."""
-    return measured(t, lambda: load.wrk(t.http, env.load_cpu, env.seconds, conns=32, script="mix_report.lua"))
+    return measured(t, lambda: load.wrk(t.http, env.load_cpu, env.seconds, conns=32, script="mix.lua"))
 
 
 def mix(t, env):

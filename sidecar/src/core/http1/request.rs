@@ -17,17 +17,7 @@ const MAX_LEADING_CRLF: usize = 8;
 #[derive(Debug)]
 pub struct RequestHead {
     buf: Bytes,
-    method: Span,
-    target: Target,
-    version: Version,
-    fields: Vec<Field>,
-    host: Option<Span>,
-    body: BodyKind,
-    keep_alive: bool,
-    expect_continue: bool,
-    upgrade: Option<Span>,
-    /// Field names listed in `Connection`: not forwarded.
-    connection: Vec<Span>,
+    p: Parts,
 }
 
 /// The request target as it will be forwarded (origin-form).
@@ -54,7 +44,7 @@ pub struct UpstreamOpts<'a> {
 
 impl RequestHead {
     pub fn method(&self) -> &str {
-        self.method.str(&self.buf)
+        self.p.method.str(&self.buf)
     }
 
     pub fn is_head(&self) -> bool {
@@ -63,7 +53,7 @@ impl RequestHead {
 
     /// Origin-form target, as forwarded.
     pub fn target(&self) -> &str {
-        match &self.target {
+        match &self.p.target {
             Target::Span(s) => s.str(&self.buf),
             Target::Owned(s) => s,
         }
@@ -77,39 +67,40 @@ impl RequestHead {
 
     /// The authority from Host (or from an absolute-form target), as received.
     pub fn host(&self) -> Option<&str> {
-        self.host.map(|s| s.str(&self.buf))
+        self.p.host.map(|s| s.str(&self.buf))
     }
 
     pub fn version(&self) -> Version {
-        self.version
+        self.p.version
     }
 
     pub fn header(&self, lowercase_name: &str) -> Option<&[u8]> {
-        fields::find(&self.buf, &self.fields, lowercase_name)
+        fields::find(&self.buf, &self.p.fields, lowercase_name)
     }
 
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields
+        self.p
+            .fields
             .iter()
             .map(|f| (f.name.str(&self.buf), f.value.get(&self.buf)))
     }
 
     pub fn body(&self) -> BodyKind {
-        self.body
+        self.p.body
     }
 
     pub fn keep_alive(&self) -> bool {
-        self.keep_alive
+        self.p.keep_alive
     }
 
     pub fn expect_continue(&self) -> bool {
-        self.expect_continue
+        self.p.expect_continue
     }
 
     /// The protocol asked for by a valid upgrade request (`websocket`). `h2c` is never
     /// reported: those upgrades are stripped and the request served as HTTP/1.1.
     pub fn upgrade(&self) -> Option<&str> {
-        self.upgrade.map(|s| s.str(&self.buf))
+        self.p.upgrade.map(|s| s.str(&self.buf))
     }
 
     /// Appends the head to send upstream: origin-form HTTP/1.1, hop-by-hop fields dropped,
@@ -120,18 +111,18 @@ impl RequestHead {
         out.put_u8(b' ');
         out.put_slice(self.target().as_bytes());
         out.put_slice(b" HTTP/1.1\r\n");
-        if let Some(host) = self.host {
+        if let Some(host) = self.p.host {
             out.put_slice(b"host: ");
             out.put_slice(host.get(&self.buf));
             out.put_slice(b"\r\n");
         }
         let mut xff: Option<Span> = None;
         let mut has_proto = false;
-        for f in &self.fields {
+        for f in &self.p.fields {
             let name = f.name.get(&self.buf);
             if fields::is_hop_by_hop(name)
                 || name.eq_ignore_ascii_case(b"host")
-                || fields::listed_in_connection(name, &self.buf, &self.connection)
+                || fields::listed_in_connection(name, &self.buf, &self.p.connection)
                 || (name.eq_ignore_ascii_case(b"expect") && !opts.forward_expect)
             {
                 continue;
@@ -148,7 +139,7 @@ impl RequestHead {
             has_proto |= name.eq_ignore_ascii_case(b"x-forwarded-proto");
             put_field(out, name, f.value.get(&self.buf));
         }
-        match self.body {
+        match self.p.body {
             BodyKind::Length(n) => {
                 out.put_slice(b"content-length: ");
                 out.put_slice(itoa(n, &mut [0u8; 20]));
@@ -172,7 +163,7 @@ impl RequestHead {
         for (name, value) in opts.extra {
             put_field(out, name.as_bytes(), value);
         }
-        if let (true, Some(up)) = (opts.keep_upgrade, self.upgrade) {
+        if let (true, Some(up)) = (opts.keep_upgrade, self.p.upgrade) {
             out.put_slice(b"connection: upgrade\r\nupgrade: ");
             out.put_slice(up.get(&self.buf));
             out.put_slice(b"\r\n");
@@ -228,7 +219,10 @@ pub fn parse_request(
     };
     match parsed {
         // Spans are offsets from the start of `buf`, so they stay valid in the split-off head.
-        Some((len, parts)) => Ok(Some(parts.with_bytes(buf.split_to(len).freeze()))),
+        Some((len, p)) => Ok(Some(RequestHead {
+            buf: buf.split_to(len).freeze(),
+            p,
+        })),
         None if buf.len() > limits.max_header_bytes => {
             // Still no end of the request line: it is the line that is too long.
             let line_done = memchr::memchr(b'\n', &buf[..limits.max_header_bytes]).is_some();
@@ -264,7 +258,8 @@ fn well_formed_request_line(buf: &[u8]) -> bool {
     parts.len() == 3 && parts[2].starts_with(b"HTTP/")
 }
 
-/// A parsed head before it owns its bytes.
+/// What parsing found, as spans into the head's bytes.
+#[derive(Debug)]
 struct Parts {
     method: Span,
     target: Target,
@@ -276,24 +271,6 @@ struct Parts {
     expect_continue: bool,
     upgrade: Option<Span>,
     connection: Vec<Span>,
-}
-
-impl Parts {
-    fn with_bytes(self, buf: Bytes) -> RequestHead {
-        RequestHead {
-            buf,
-            method: self.method,
-            target: self.target,
-            version: self.version,
-            fields: self.fields,
-            host: self.host,
-            body: self.body,
-            keep_alive: self.keep_alive,
-            expect_continue: self.expect_continue,
-            upgrade: self.upgrade,
-            connection: self.connection,
-        }
-    }
 }
 
 /// Tokenises with httparse into `headers`, then applies every rule httparse leaves to us.

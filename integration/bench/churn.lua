@@ -1,0 +1,2 @@
+-- Connection: close on every request (the churn scenario).
+wrk.headers["Connection"] = "close"
