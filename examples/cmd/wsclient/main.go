@@ -1,4 +1,6 @@
-// Command wsclient checks a WebSocket echo endpoint through a proxy.
+// Command wsclient checks a WebSocket echo endpoint (through a proxy): it sends n messages,
+// alternating text and binary frames, and checks that each comes back unchanged. It prints
+// "ok N messages" and exits 0, or prints the error and exits 1. 10 seconds at most.
 package main
 
 import (
@@ -15,6 +17,10 @@ func main() {
 	n := flag.Int("n", 100, "messages")
 	size := flag.Int("size", 1000, "bytes per message")
 	flag.Parse()
+	if *n < 0 || *size < 0 {
+		fmt.Println("error: -n and -size must not be negative")
+		os.Exit(1)
+	}
 	if err := wsecho.Run(*url, *n, *size, 10*time.Second); err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)

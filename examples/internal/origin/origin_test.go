@@ -186,6 +186,11 @@ func TestEchoTenMiBWithLength(t *testing.T) {
 func TestEchoStreamsChunkedBodiesFullDuplex(t *testing.T) {
 	s := start(t)
 	pr, pw := io.Pipe()
+	defer pw.Close()
+	piece := func(i int) []byte { return []byte(fmt.Sprintf("piece %d;", i)) }
+	// The origin answers (headers included) as the first piece arrives, so send it before
+	// waiting for the response.
+	go pw.Write(piece(0))
 	req, _ := http.NewRequest("POST", s.URL+"/echo", pr)
 	r, err := client.Do(req) // returns once headers arrive, while the body is still open
 	if err != nil {
@@ -197,9 +202,11 @@ func TestEchoStreamsChunkedBodiesFullDuplex(t *testing.T) {
 	}
 	// Each piece must come back before the next is sent: the echo streams, it does not buffer.
 	for i := 0; i < 5; i++ {
-		piece := []byte(fmt.Sprintf("piece %d;", i))
-		if _, err := pw.Write(piece); err != nil {
-			t.Fatal(err)
+		piece := piece(i)
+		if i > 0 {
+			if _, err := pw.Write(piece); err != nil {
+				t.Fatal(err)
+			}
 		}
 		got := make([]byte, len(piece))
 		if _, err := io.ReadFull(r.Body, got); err != nil || !bytes.Equal(got, piece) {
@@ -232,8 +239,8 @@ func TestSinkCountsHashesAndReportsTrailers(t *testing.T) {
 		t.Fatalf("fixed length: %+v", res)
 	}
 
-	// Chunked with a trailer: the body reader is opaque (no length), so net/http chunks it.
-	req, _ = http.NewRequest("POST", s.URL+"/sink", io.NopCloser(strings.NewReader("hello")))
+	// Chunked with a trailer whose value is only known once the body is sent.
+	req, _ = http.NewRequest("POST", s.URL+"/sink", nil)
 	req.Trailer = http.Header{"X-Sum": nil}
 	req.ContentLength = -1
 	req.Body = &trailerSetter{Reader: strings.NewReader("hello"), req: req}
