@@ -74,46 +74,36 @@ def vegeta_bin() -> str | None:
     return str(local) if local.exists() else shutil.which("vegeta")
 
 
-def vegeta(targets: list[str], rate: int, seconds: float, cpu: int, keepalive: bool = True) -> list[tuple[float, int]]:
-    """Open-loop load at a fixed rate: latency is measured from when each request was due, so
-    a stall shows up in the percentiles (no coordinated omission). Returns (latency_ms, code)."""
+def _vegeta(urls: list[str], attack_flags: list[str], seconds: float, cpu: int) -> list[list[str]]:
+    """Runs one vegeta attack over `urls` (round robin) and returns its results as CSV rows:
+    timestamp, code, latency_ns, bytes_out, bytes_in, error, ..."""
     vb = vegeta_bin()
     if vb is None:
         raise RuntimeError("vegeta not installed")
     with tempfile.TemporaryDirectory() as d:
         tfile = Path(d) / "targets"
-        tfile.write_text("\n".join(f"GET http://{t}" for t in targets) + "\n")
-        attack = pinned(cpu, [vb, "attack", f"-rate={rate}", f"-duration={seconds}s", f"-targets={tfile}",
-                              f"-keepalive={'true' if keepalive else 'false'}", "-timeout=10s", "-workers=16",
-                              "-max-body=0"])
+        tfile.write_text("\n".join(f"GET http://{u}" for u in urls) + "\n")
         res = Path(d) / "results.bin"
+        attack = pinned(cpu, [vb, "attack", f"-duration={seconds}s", f"-targets={tfile}", "-max-body=0",
+                              *attack_flags])
         with open(res, "wb") as f:
             subprocess.run(attack, stdout=f, stderr=subprocess.DEVNULL, timeout=seconds + 30, check=False)
         enc = subprocess.run([vb, "encode", "--to", "csv", str(res)], capture_output=True, text=True, timeout=60)
-    out = []
-    for line in enc.stdout.splitlines():
-        cols = line.split(",")
-        # timestamp, code, latency_ns, bytes_out, bytes_in, error, ...
-        out.append((int(cols[2]) / 1e6, int(cols[1])))
-    return out
+    return [line.split(",") for line in enc.stdout.splitlines()]
+
+
+def vegeta(targets: list[str], rate: int, seconds: float, cpu: int, keepalive: bool = True) -> list[tuple[float, int]]:
+    """Open-loop load at a fixed rate: latency is measured from when each request was due, so
+    a stall shows up in the percentiles (no coordinated omission). Returns (latency_ms, code)."""
+    flags = [f"-rate={rate}", f"-keepalive={'true' if keepalive else 'false'}", "-timeout=10s", "-workers=16"]
+    return [(int(c[2]) / 1e6, int(c[1])) for c in _vegeta(targets, flags, seconds, cpu)]
 
 
 def vegeta_capacity(addr: str, paths: list[str], cpu: int, seconds: float = 5) -> float:
     """How many of these requests per second vegeta itself can drive (as fast as it can, 32
     workers, straight at `addr`): an open-loop rate above this measures the load generator."""
-    vb = vegeta_bin()
-    if vb is None:
-        raise RuntimeError("vegeta not installed")
-    with tempfile.TemporaryDirectory() as d:
-        tfile = Path(d) / "targets"
-        tfile.write_text("\n".join(f"GET http://{addr}{p}" for p in paths) + "\n")
-        res = Path(d) / "results.bin"
-        attack = pinned(cpu, [vb, "attack", "-rate=0", "-max-workers=32", f"-duration={seconds}s",
-                              f"-targets={tfile}", "-max-body=0"])
-        with open(res, "wb") as f:
-            subprocess.run(attack, stdout=f, stderr=subprocess.DEVNULL, timeout=seconds + 30, check=False)
-        enc = subprocess.run([vb, "encode", "--to", "csv", str(res)], capture_output=True, text=True, timeout=60)
-    return len(enc.stdout.splitlines()) / seconds
+    rows = _vegeta([addr + p for p in paths], ["-rate=0", "-max-workers=32"], seconds, cpu)
+    return len(rows) / seconds
 
 
 def summarize(samples: list[tuple[float, int]], ok_codes: set[int], seconds: float) -> dict:
