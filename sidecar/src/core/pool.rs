@@ -30,13 +30,21 @@ impl<R: Rt> Default for Pool<R> {
 }
 
 impl<R: Rt> Pool<R> {
-    /// The most recently used live connection to `addr`, if any.
-    pub fn checkout(&self, addr: SocketAddr, max_idle: Duration) -> Option<R::Stream> {
+    /// The most recently used live connection to `addr`, if any. A connection idle longer than
+    /// `verify_after` is first checked with a peek (one syscall); one idle for less is trusted,
+    /// which the caller may do only when a failure can be retried (see `forward::upstream`).
+    pub fn checkout(
+        &self,
+        addr: SocketAddr,
+        max_idle: Duration,
+        verify_after: Duration,
+    ) -> Option<R::Stream> {
         let mut map = self.idle.borrow_mut();
         let list = map.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(c) = list.pop() {
-            if now.duration_since(c.since) < max_idle && c.stream.is_reusable() {
+            let idle = now.duration_since(c.since);
+            if idle < max_idle && (idle < verify_after || c.stream.is_reusable()) {
                 return Some(c.stream);
             }
         }

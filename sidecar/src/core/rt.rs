@@ -36,9 +36,21 @@ pub trait Rt: 'static {
 
 /// The reading side of a connection.
 pub trait ReadHalf: 'static {
+    /// `read` never waits: it returns `WouldBlock` when no data is there (a readiness-based
+    /// runtime). Such a backend is read first and waited on only after `WouldBlock`, which
+    /// saves a readiness syscall per read; a completion-based one (io_uring) must be waited on
+    /// first, because its pending read cannot be dropped safely.
+    const READ_NEVER_WAITS: bool = false;
+
     /// Waits until a `read` would not block (data, EOF or error). Holds no buffer while waiting
     /// and is safe to drop, which is what makes idle connections cheap and timeouts correct.
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
+
+    /// Like `readable`, but may return early when readiness is stale: for callers that read
+    /// right after and handle `WouldBlock`. Defaults to `readable`.
+    fn readable_hint(&self) -> impl Future<Output = io::Result<()>> {
+        self.readable()
+    }
 
     /// Appends into the spare capacity of `buf` (the caller reserves it) and hands it back.
     /// `Ok(0)` means end of stream. Must not be dropped while pending: see the module docs.
@@ -128,8 +140,25 @@ pub async fn read_by<R: Rt, H: ReadHalf>(
     want: usize,
     deadline: std::time::Instant,
 ) -> (Result<usize, ReadError>, BytesMut) {
+    if H::READ_NEVER_WAITS {
+        // Data is usually there already (a response right after its request was sent, the
+        // rest of a body): try first, and wait only if there was nothing.
+        buf.reserve(want.max(1));
+        let (res, b) = half.read(buf).await;
+        buf = b;
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if buf.is_empty() {
+                    buf = BytesMut::new();
+                }
+            }
+            Err(e) => return (Err(ReadError::Io(e)), buf),
+            Ok(n) => return (Ok(n), buf),
+        }
+    }
     loop {
-        match readable_by::<R, H>(half, deadline).await {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match timeout::<R, _>(left, half.readable_hint()).await {
             Err(Elapsed) => return (Err(ReadError::Elapsed), buf),
             Ok(Err(e)) => return (Err(ReadError::Io(e)), buf),
             Ok(Ok(())) => {}

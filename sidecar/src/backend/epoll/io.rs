@@ -120,8 +120,14 @@ fn peek(sock: socket2::SockRef<'_>) -> io::Result<()> {
 }
 
 impl ReadHalf for EpollStream {
+    const READ_NEVER_WAITS: bool = true;
+
     async fn readable(&self) -> io::Result<()> {
         precise_readable(&self.0).await
+    }
+
+    async fn readable_hint(&self) -> io::Result<()> {
+        self.0.readable().await
     }
 
     async fn read(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
@@ -157,8 +163,14 @@ pub struct EpollRead(OwnedReadHalf);
 pub struct EpollWrite(OwnedWriteHalf);
 
 impl ReadHalf for EpollRead {
+    const READ_NEVER_WAITS: bool = true;
+
     async fn readable(&self) -> io::Result<()> {
         precise_readable(&self.0).await
+    }
+
+    async fn readable_hint(&self) -> io::Result<()> {
+        self.0.readable().await
     }
 
     async fn read(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {

@@ -29,7 +29,7 @@ use super::error::ProxyError;
 use super::http1::{
     self, BodyKind, DownstreamOpts, Limits, RequestHead, ResponseHead, UpstreamOpts, Version,
 };
-use super::rt::{read_by, readable_by, ReadError, Rt, WriteHalf};
+use super::rt::{read_by, readable_by, ReadError, ReadHalf, Rt, WriteHalf};
 use super::stats::NONE;
 use super::tunnel;
 use super::worker::Worker;
@@ -83,8 +83,13 @@ pub async fn serve<R: Rt>(
                 _ => return,
             }
         }
+        // Readiness was just confirmed (unless pipelined bytes were already buffered).
+        let ready = buf.is_empty();
         first = false;
-        let next = Box::pin(request::<R>(w, &mut down, &mut buf, peer, &listener, conn)).await;
+        let next = Box::pin(request::<R>(
+            w, &mut down, &mut buf, peer, &listener, conn, ready,
+        ))
+        .await;
         match next {
             Next::KeepAlive => {}
             Next::Close => {
@@ -118,12 +123,13 @@ async fn request<R: Rt>(
     peer: SocketAddr,
     listener: &str,
     conn: &Conn,
+    ready: bool,
 ) -> Next<R::Stream> {
     let waiting = w.snapshot();
     let Some(spec) = waiting.listener(listener) else {
         return Next::Close;
     };
-    let head = match read_head::<R>(down, buf, spec, conn).await {
+    let head = match read_head::<R>(down, buf, spec, conn, ready).await {
         Ok(Some(h)) => h,
         Ok(None) => return Next::Close,
         Err(status) => {
@@ -167,6 +173,7 @@ async fn read_head<R: Rt>(
     buf: &mut BytesMut,
     spec: &ListenerSpec,
     conn: &Conn,
+    mut ready: bool,
 ) -> Result<Option<RequestHead>, u16> {
     let limits = Limits {
         max_header_bytes: spec.max_header_bytes,
@@ -174,6 +181,20 @@ async fn read_head<R: Rt>(
     };
     let deadline = Instant::now() + spec.header_read_timeout;
     loop {
+        if ready {
+            // The idle wait just saw data (or EOF): read without waiting again. Even an
+            // io_uring recv completes at once, so this read can never hang.
+            ready = false;
+            buf.reserve(HEAD_CHUNK);
+            let (res, b) = down.read(std::mem::take(buf)).await;
+            *buf = b;
+            match res {
+                Ok(0) => return Ok(None),
+                Ok(n) => conn.add_in(n as u64),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return Ok(None),
+            }
+        }
         if !buf.is_empty() {
             match http1::parse_request(buf, &limits) {
                 Ok(Some(h)) => return Ok(Some(h)),
@@ -397,7 +418,7 @@ async fn proxy<R: Rt>(
     let replayable = head.body().is_empty();
     let mut fresh = false;
     let (mut up, resp, mut ubuf) = loop {
-        let mut up = upstream::acquire::<R>(w, cluster, fresh)
+        let mut up = upstream::acquire::<R>(w, cluster, fresh, replayable)
             .await
             .map_err(Before)?;
         ctx.endpoint.set(Some(up.addr));
@@ -486,20 +507,25 @@ async fn proxy<R: Rt>(
     );
     let status = resp.status();
     let after = |e| Failure::AfterResponse(status, e);
+    // A small response usually arrives whole with its head: send head and body bytes in one
+    // write instead of two.
+    let mut body_in = resp.body();
+    if let (BodyKind::Length(n), true) = (body_in, out_body == body_in) {
+        let take = (ubuf.len() as u64).min(n) as usize;
+        out.extend_from_slice(&ubuf.split_to(take));
+        body_in = BodyKind::Length(n - take as u64);
+    }
     conn.add_out(out.len() as u64);
     down.write_all(out.freeze())
         .await
         .map_err(|e| after(ProxyError::DownstreamIo(e)))?;
-    let sent = body::relay::<R, _, _>(
-        &mut up.stream,
-        &mut ubuf,
-        down,
-        resp.body(),
-        out_body,
-        timeout,
-    )
-    .await
-    .map_err(|e| after(response_body_error(e)))?;
+    let sent = if body_in.is_empty() {
+        0
+    } else {
+        body::relay::<R, _, _>(&mut up.stream, &mut ubuf, down, body_in, out_body, timeout)
+            .await
+            .map_err(|e| after(response_body_error(e)))?
+    };
     conn.add_out(sent);
 
     if resp.keep_alive() && ubuf.is_empty() {

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use control::snapshot::ClusterSpec;
 
@@ -21,11 +22,18 @@ pub struct Upstream<S> {
     pub _in_flight: InFlight,
 }
 
-/// `fresh` skips the pool (the retry after a reused connection failed).
+/// A pooled connection idle for less than this is used without a liveness peek when the
+/// request can be replayed: if the upstream closed it a moment ago, the exchange is retried on
+/// a fresh connection. Go's servers and most others keep idle connections far longer.
+const TRUST_RECENT: Duration = Duration::from_secs(1);
+
+/// `fresh` skips the pool (the retry after a reused connection failed). `replayable`: the
+/// request has no body, so a failure on a reused connection can be retried.
 pub async fn acquire<R: Rt>(
     w: &Worker<R>,
     cluster: &ClusterSpec,
     fresh: bool,
+    replayable: bool,
 ) -> Result<Upstream<R::Stream>, ProxyError> {
     let state: Rc<ClusterState> = w.balancers.get(cluster);
     if state.is_empty() {
@@ -34,7 +42,12 @@ pub async fn acquire<R: Rt>(
     let first = state.pick();
     let addr = state.endpoint(first);
     if !fresh {
-        if let Some(stream) = w.pool.checkout(addr, cluster.idle_timeout) {
+        let verify_after = if replayable {
+            TRUST_RECENT
+        } else {
+            Duration::ZERO
+        };
+        if let Some(stream) = w.pool.checkout(addr, cluster.idle_timeout, verify_after) {
             return Ok(Upstream {
                 stream,
                 addr,
