@@ -256,3 +256,26 @@ both_runtimes!(fn idle_keep_alive_connection_holds_no_buffer(rt) {
     eprintln!("idle keep-alive connection: {per_conn:.2} KiB RSS each");
     assert!(per_conn < 6.0, "{per_conn:.2} KiB per idle connection: a buffer is being held");
 });
+
+both_runtimes!(fn idle_keep_alive_connections_close_at_the_idle_timeout(rt) {
+    let origin = Origin::start("app");
+    let cfg = http_config(&[origin.addr]).replace(
+        "    protocol: http\n",
+        "    protocol: http\n    timeouts: { idle: 600ms }\n",
+    );
+    let proxy = Ringside::start(rt, &cfg);
+    let mut c = Conn::open(proxy.addr("inbound"));
+    assert_eq!(c.get("/", "").status, 200);
+    let idle_since = std::time::Instant::now();
+    assert!(c.is_closed(), "the idle connection must be closed by the proxy");
+    let after = idle_since.elapsed();
+    // The worker's sweep runs every 250 ms: closed between the timeout and a tick or two later.
+    assert!(after >= Duration::from_millis(550), "closed too early: {after:?}");
+    assert!(after < Duration::from_millis(1500), "closed too late: {after:?}");
+    // A connection that keeps working is not closed by it.
+    let mut busy = Conn::open(proxy.addr("inbound"));
+    for _ in 0..8 {
+        assert_eq!(busy.get("/", "").status, 200);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+});

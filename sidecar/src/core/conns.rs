@@ -45,6 +45,10 @@ pub struct Conn {
     aborted: Cell<bool>,
     waker: Cell<Option<Waker>>,
     span: tracing::Span,
+    /// While waiting for its next request: when the idle timeout expires. The worker's sweep
+    /// wakes the connection then, so an idle connection holds no timer of its own.
+    idle_until: Cell<Option<Instant>>,
+    kicked: Cell<bool>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -57,6 +61,25 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
+    /// Wakes the connection's task to re-check its idle deadline, the drain and its listener.
+    pub fn kick(&self) {
+        self.kicked.set(true);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Completes at the next [`Conn::kick`]. It registers no waker itself: the connection's
+    /// [`Abortable`] keeps the task's waker in the entry on every pending poll.
+    pub fn kicked(&self) -> Kicked<'_> {
+        self.kicked.set(false);
+        Kicked(self)
+    }
+
+    pub fn set_idle_until(&self, deadline: Option<Instant>) {
+        self.idle_until.set(deadline);
+    }
+
     /// Ends the connection: its [`Abortable`] task completes and drops its work, which closes
     /// its sockets wherever it was waiting.
     pub fn abort(&self) {
@@ -117,6 +140,8 @@ impl Registry {
             aborted: Cell::new(false),
             waker: Cell::new(None),
             span,
+            idle_until: Cell::new(None),
+            kicked: Cell::new(false),
         });
         self.live.borrow_mut().insert(id, conn.clone());
         Registered {
@@ -132,6 +157,21 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.live.borrow().is_empty()
+    }
+
+    /// Kicks idle connections whose deadline has passed, or every idle one when `all` (a drain
+    /// began or the config changed). Returns how many. Run on every worker tick.
+    pub fn sweep_idle(&self, now: Instant, all: bool) -> usize {
+        let mut n = 0;
+        for c in self.live.borrow().values() {
+            if let Some(until) = c.idle_until.get() {
+                if all || until <= now {
+                    c.kick();
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// Aborts every connection accepted on `listener`; returns how many.
@@ -211,6 +251,22 @@ impl<F: Future<Output = ()>> Future for Abortable<F> {
         };
         conn.waker.set(Some(waker));
         Poll::Pending
+    }
+}
+
+/// See [`Conn::kicked`].
+#[derive(Debug)]
+pub struct Kicked<'a>(&'a Conn);
+
+impl Future for Kicked<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.kicked.replace(false) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 

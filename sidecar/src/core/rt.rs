@@ -179,12 +179,3 @@ pub async fn read_by<R: Rt, H: ReadHalf>(
         }
     }
 }
-
-/// Waits for readability until `deadline`: the building block of every read with a timeout.
-pub fn readable_by<'a, R: Rt, H: ReadHalf>(
-    half: &'a H,
-    deadline: std::time::Instant,
-) -> impl Future<Output = Result<io::Result<()>, Elapsed>> + 'a {
-    let left = deadline.saturating_duration_since(std::time::Instant::now());
-    timeout::<R, _>(left, half.readable())
-}

@@ -55,6 +55,8 @@ pub struct Worker<R: Rt> {
     pub stats: Stats,
     pub conns: std::rc::Rc<Registry>,
     max_lag: std::cell::Cell<Duration>,
+    /// The config generation and drain state the idle sweep last saw.
+    seen: std::cell::Cell<(u64, bool)>,
 }
 
 impl<R: Rt> Worker<R> {
@@ -69,6 +71,7 @@ impl<R: Rt> Worker<R> {
             stats: Stats::new(id),
             conns: std::rc::Rc::default(),
             max_lag: std::cell::Cell::new(Duration::ZERO),
+            seen: std::cell::Cell::new((0, false)),
         }
     }
 
@@ -77,6 +80,12 @@ impl<R: Rt> Worker<R> {
     pub fn tick(&self, n: u64, late: Duration) {
         self.stats.loop_lag(late);
         self.max_lag.set(self.max_lag.get().max(late));
+        // Idle connections hold no timer: expire them here, and wake them all when a reload
+        // or a drain may concern them.
+        let now_seen = (self.lifecycle.generation(), self.lifecycle.is_draining());
+        let changed = now_seen != self.seen.replace(now_seen);
+        self.conns
+            .sweep_idle(std::time::Instant::now(), changed || now_seen.1);
         if n.is_multiple_of(4) {
             self.sweep();
         }

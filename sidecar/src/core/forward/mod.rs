@@ -29,7 +29,7 @@ use super::error::ProxyError;
 use super::http1::{
     self, BodyKind, DownstreamOpts, Limits, RequestHead, ResponseHead, UpstreamOpts, Version,
 };
-use super::rt::{read_by, readable_by, ReadError, ReadHalf, Rt, WriteHalf};
+use super::rt::{read_by, ReadError, ReadHalf, Rt, WriteHalf};
 use super::stats::NONE;
 use super::tunnel;
 use super::worker::Worker;
@@ -78,8 +78,8 @@ pub async fn serve<R: Rt>(
                 spec.idle_timeout
             };
             drop(snap);
-            match idle_wait::<R>(w, &down, Instant::now() + wait, &listener).await {
-                Some(Ok(Ok(()))) => {}
+            match idle_wait::<R>(w, &down, Instant::now() + wait, &listener, conn).await {
+                Some(Ok(())) => {}
                 _ => return,
             }
         }
@@ -216,23 +216,30 @@ async fn read_head<R: Rt>(
     }
 }
 
-/// Waits for the next request's first bytes with no buffer held, waking early when the
-/// process drains or a reload removes this connection's listener. `None`: close now.
+/// Waits for the next request's first bytes with no buffer held and no timer of its own: the
+/// worker's housekeeping tick kicks the connection when its idle deadline passes (within a
+/// tick, 250 ms), when a drain begins or when the config changes. `None`: close now.
 async fn idle_wait<R: Rt>(
     w: &Worker<R>,
     down: &R::Stream,
     deadline: Instant,
     listener: &str,
-) -> Option<Result<std::io::Result<()>, super::rt::Elapsed>> {
+    conn: &Conn,
+) -> Option<std::io::Result<()>> {
     use futures_util::future::{select, Either};
     loop {
-        let changed = w.lifecycle.changed();
-        if w.lifecycle.is_draining() || w.snapshot().listener(listener).is_none() {
+        let gone = w.lifecycle.is_draining() || w.snapshot().listener(listener).is_none();
+        if gone || Instant::now() >= deadline {
+            conn.set_idle_until(None);
             return None;
         }
-        let ready = std::pin::pin!(readable_by::<R, _>(down, deadline));
-        match select(ready, changed).await {
-            Either::Left((r, _)) => return Some(r),
+        conn.set_idle_until(Some(deadline));
+        let ready = std::pin::pin!(down.readable());
+        match select(ready, conn.kicked()).await {
+            Either::Left((r, _)) => {
+                conn.set_idle_until(None);
+                return Some(r);
+            }
             Either::Right(((), _)) => continue,
         }
     }
