@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::problem::Problems;
+use crate::problem::{Problem, Problems};
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, Copy)]
@@ -93,9 +93,22 @@ impl Drop for WatchHandle {
     fn drop(&mut self) {
         let _ = self.tx.send(Msg::Stop);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A callback that drops the handle would join its own thread, which panics; the
+            // loop still ends on `Stop` once the callback returns.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
+}
+
+/// `now + d`, or about a century away when `d` is huge (`Duration::MAX` = "never"):
+/// `Instant + Duration` panics on overflow.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// Starts watching `path`. `initial_sha256` is the hash of the content already applied, so
@@ -136,12 +149,12 @@ pub fn watch(
             // Owned here so events stop when the thread ends.
             let _watcher = watcher;
             let mut pending: Option<Instant> = None;
-            let mut next_poll = Instant::now() + opts.poll_interval;
+            let mut next_poll = after(opts.poll_interval);
             loop {
                 let now = Instant::now();
                 let wake = pending.map_or(next_poll, |p| p.min(next_poll));
                 match rx.recv_timeout(wake.saturating_duration_since(now)) {
-                    Ok(Msg::Event) => pending = Some(Instant::now() + opts.debounce),
+                    Ok(Msg::Event) => pending = Some(after(opts.debounce)),
                     Ok(Msg::Force) => state.check(Trigger::Forced),
                     Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                     Err(RecvTimeoutError::Timeout) => {
@@ -151,7 +164,7 @@ pub fn watch(
                             state.check(Trigger::FileEvent);
                         }
                         if next_poll <= now {
-                            next_poll = now + opts.poll_interval;
+                            next_poll = after(opts.poll_interval);
                             state.check(Trigger::Poll);
                         }
                     }
@@ -201,14 +214,19 @@ impl State {
                 },
                 Err(problems) => Outcome::Rejected { problems, trigger },
             },
-            // `load_file` gives the precise position of the bad byte.
-            Err(_) => match crate::load_file(&self.path) {
-                Ok(snapshot) => Outcome::Applied {
-                    snapshot: Arc::new(snapshot),
+            // Reported from the bytes already hashed: a second read could see newer content.
+            Err(e) => {
+                let (line, col) = crate::line_col(&bytes[..e.valid_up_to()]);
+                Outcome::Rejected {
+                    problems: Problems::one(Problem::new(
+                        &file,
+                        line,
+                        col,
+                        "the file is not valid UTF-8",
+                    )),
                     trigger,
-                },
-                Err(problems) => Outcome::Rejected { problems, trigger },
-            },
+                }
+            }
         };
         (self.on_outcome)(outcome);
     }

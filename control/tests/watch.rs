@@ -115,13 +115,19 @@ fn a_hundred_swaps_arrive_in_order() {
     let mut cm = ConfigMapDir::new(A);
     let (_h, rx) = start(&cm.path(), A, fast());
     let mut latencies = Vec::new();
+    let mut last_sha = String::new();
     for i in 0..100 {
         let (content, want) = if i % 2 == 0 { (B, "b") } else { (A, "a") };
         let renamed = cm.update(content);
         let (o, at) = next(&rx);
         assert_eq!(applied_listener(&o), want, "swap {i}");
+        if let Outcome::Applied { snapshot, .. } = o {
+            last_sha = snapshot.sha256.clone();
+        }
         latencies.push(at.duration_since(renamed));
     }
+    // Swap 99 wrote A.
+    assert_eq!(last_sha, control::load_str(A, "x").expect("a").sha256);
     latencies.sort();
     eprintln!(
         "rename → applied: median {:?}, max {:?}",
@@ -138,7 +144,8 @@ fn invalid_content_is_rejected_then_a_good_one_applies() {
     match next(&rx).0 {
         Outcome::Rejected { problems, .. } => {
             let text = problems.to_string();
-            assert!(text.contains("ringside.yaml:"), "names the file: {text}");
+            let file = format!("{}:", cm.path().display());
+            assert!(text.contains(&file), "names the file: {text}");
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
@@ -155,17 +162,27 @@ fn identical_content_is_not_reported() {
 }
 
 #[test]
-fn in_place_writes_and_editor_rename_saves_are_seen() {
+fn in_place_write_is_seen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ringside.yaml");
     std::fs::write(&path, A).expect("write");
     let (_h, rx) = start(&path, A, fast());
+    // Truncate + write: a read between the two would see an empty file, which the debounce
+    // avoids; a later event re-reads in any case.
     std::fs::write(&path, B).expect("in place");
     assert_eq!(applied_listener(&next(&rx).0), "b");
-    let tmp = dir.path().join(".ringside.yaml.swp");
-    std::fs::write(&tmp, A).expect("tmp");
+}
+
+#[test]
+fn editor_rename_save_is_seen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ringside.yaml");
+    std::fs::write(&path, A).expect("write");
+    let (_h, rx) = start(&path, A, fast());
+    let tmp = dir.path().join("ringside.yaml.tmp");
+    std::fs::write(&tmp, B).expect("tmp");
     std::fs::rename(&tmp, &path).expect("rename-save");
-    assert_eq!(applied_listener(&next(&rx).0), "a");
+    assert_eq!(applied_listener(&next(&rx).0), "b");
 }
 
 #[test]
@@ -211,10 +228,59 @@ fn polling_catches_changes_without_events() {
 }
 
 #[test]
+fn a_bad_config_is_reported_once_not_on_every_poll() {
+    let mut cm = ConfigMapDir::new(A);
+    let opts = WatchOptions {
+        debounce: Duration::from_millis(30),
+        poll_interval: Duration::from_millis(50),
+        use_notify: false,
+    };
+    let (_h, rx) = start(&cm.path(), A, opts);
+    cm.update(BAD);
+    assert!(matches!(next(&rx).0, Outcome::Rejected { .. }));
+    // About eight polls of the same bad bytes.
+    assert!(rx.recv_timeout(Duration::from_millis(400)).is_err());
+    cm.update(B);
+    assert_eq!(applied_listener(&next(&rx).0), "b");
+}
+
+#[test]
+fn non_utf8_is_rejected_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ringside.yaml");
+    std::fs::write(&path, A).expect("write");
+    let (_h, rx) = start(&path, A, fast());
+    std::fs::write(&path, b"listeners:\n  - \xff\n").expect("write");
+    match next(&rx).0 {
+        Outcome::Rejected { problems, .. } => {
+            let text = problems.to_string();
+            assert!(text.contains(":2:5:"), "{text}");
+            assert!(text.contains("UTF-8"), "{text}");
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_huge_poll_interval_means_never() {
+    let mut cm = ConfigMapDir::new(A);
+    let opts = WatchOptions {
+        poll_interval: Duration::MAX,
+        ..fast()
+    };
+    let (_h, rx) = start(&cm.path(), A, opts);
+    cm.update(B);
+    assert_eq!(applied_listener(&next(&rx).0), "b");
+}
+
+#[test]
 fn dropping_the_handle_stops_reports() {
     let mut cm = ConfigMapDir::new(A);
     let (h, rx) = start(&cm.path(), A, fast());
+    let dropping = Instant::now();
     drop(h);
+    // The thread is mid-wait on a 60 s poll: drop must not wait for it.
+    assert!(dropping.elapsed() < Duration::from_millis(500));
     cm.update(B);
     assert!(rx.recv_timeout(Duration::from_millis(400)).is_err());
 }
