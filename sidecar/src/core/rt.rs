@@ -140,35 +140,25 @@ pub async fn read_by<R: Rt, H: ReadHalf>(
     want: usize,
     deadline: std::time::Instant,
 ) -> (Result<usize, ReadError>, BytesMut) {
-    if H::READ_NEVER_WAITS {
-        // Data is usually there already (a response right after its request was sent, the
-        // rest of a body): try first, and wait only if there was nothing.
-        buf.reserve(want.max(1));
-        let (res, b) = half.read(buf).await;
-        buf = b;
-        match res {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if buf.is_empty() {
-                    buf = BytesMut::new();
-                }
-            }
-            Err(e) => return (Err(ReadError::Io(e)), buf),
-            Ok(n) => return (Ok(n), buf),
-        }
-    }
+    // A backend whose read never waits is read first: data is usually there already (a
+    // response right after its request was sent, the rest of a body). Any other waits first.
+    let mut wait = !H::READ_NEVER_WAITS;
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match timeout::<R, _>(left, half.readable_hint()).await {
-            Err(Elapsed) => return (Err(ReadError::Elapsed), buf),
-            Ok(Err(e)) => return (Err(ReadError::Io(e)), buf),
-            Ok(Ok(())) => {}
+        if wait {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match timeout::<R, _>(left, half.readable_hint()).await {
+                Err(Elapsed) => return (Err(ReadError::Elapsed), buf),
+                Ok(Err(e)) => return (Err(ReadError::Io(e)), buf),
+                Ok(Ok(())) => {}
+            }
         }
+        wait = true;
         buf.reserve(want.max(1));
         let (res, b) = half.read(buf).await;
         buf = b;
         match res {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Readiness was stale: wait again without holding an empty buffer.
+                // Nothing there (or stale readiness): wait, holding no empty buffer.
                 if buf.is_empty() {
                     buf = BytesMut::new();
                 }
