@@ -2,20 +2,21 @@
 SHELL := /bin/bash
 CARGO_FEATURES := --features ringside/test-hooks
 
-.PHONY: demo test lint go-test rust-test build release bench bench-quick
+.PHONY: demo test lint go-test rust-test build release bench bench-quick chart-test
 
 ## demo: a Go service behind Ringside on both runtimes: traffic, metrics and a hot reload
 demo: release
 	bash integration/demo/run.sh
 
 ## test: every check CI runs (formatting, lints, Go tests, Rust unit and end-to-end tests,
-## and the benchmark harness as a smoke run)
-test: lint go-test rust-test bench-quick
+## the benchmark harness as a smoke run, and the Helm chart and Dockerfile checks)
+test: lint go-test rust-test bench-quick chart-test
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets $(CARGO_FEATURES) -- -D warnings
 	cd examples && test -z "$$(gofmt -l .)" && go vet ./...
+	cd charts/tests && test -z "$$(gofmt -l .)" && go vet ./...
 
 go-test:
 	cd examples && go test ./...
@@ -38,3 +39,9 @@ bench:
 bench-quick:
 	bash integration/bench/setup.sh
 	python3 integration/bench/bench.py --quick
+
+## chart-test: helm lint, golden renders, strict Kubernetes decoding and semantics of the chart,
+## `ringside check` on its rendered config, and the Dockerfile's build steps (no Docker needed).
+## UPDATE_GOLDEN=1 make chart-test rewrites charts/tests/golden/.
+chart-test:
+	bash charts/tests/run.sh
