@@ -20,6 +20,7 @@ pub enum Protocol {
     Http1,
     /// An HTTP/1.1 connection upgraded to an opaque tunnel (WebSocket).
     Upgraded,
+    Http2,
 }
 
 impl Protocol {
@@ -28,6 +29,7 @@ impl Protocol {
             Self::Tcp => "tcp",
             Self::Http1 => "http/1.1",
             Self::Upgraded => "upgraded",
+            Self::Http2 => "h2",
         }
     }
 }

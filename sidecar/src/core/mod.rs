@@ -4,8 +4,10 @@
 pub mod access_log;
 pub mod balance;
 pub mod conns;
+pub mod detect;
 pub mod error;
 pub mod forward;
+pub mod h2;
 pub mod http1;
 pub mod lifecycle;
 pub mod pool;

@@ -1,6 +1,8 @@
 //! The runtime seam: everything the core needs from an I/O runtime, and nothing more.
 //!
-//! The core is generic over [`Rt`] and never names tokio or monoio. Buffers are owned
+//! The core is generic over [`Rt`] and never names a runtime. (It does name tokio's
+//! `AsyncRead`/`AsyncWrite` traits: HTTP/2 is the `h2` crate, which is written against them,
+//! and both backends provide them, monoio through `into_poll_io()`.) Buffers are owned
 //! (`BytesMut` in, `Bytes` out) because io_uring needs the kernel to own a buffer while an
 //! operation is in flight; tokio is adapted to the same shape, not the other way round.
 //!
@@ -32,6 +34,10 @@ pub trait Rt: 'static {
 
     /// The runtime's name, as shown in logs and metrics: `io_uring` or `epoll`.
     fn name() -> &'static str;
+
+    /// Runs `fut` as a task of this worker (an upstream HTTP/2 connection's driver, shared by
+    /// every downstream connection that sends streams over it).
+    fn spawn(fut: impl Future<Output = ()> + 'static);
 }
 
 /// The reading side of a connection.
@@ -74,12 +80,17 @@ pub trait WriteHalf: 'static {
 pub trait Stream: ReadHalf + WriteHalf {
     type Read: ReadHalf;
     type Write: WriteHalf;
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static;
 
     fn into_split(self) -> (Self::Read, Self::Write);
 
     /// Whether an idle pooled connection may carry another request: a non-blocking peek finds
     /// neither EOF, nor an error, nor bytes the peer sent unasked. One syscall, no waiting.
     fn is_reusable(&self) -> bool;
+
+    /// The stream as a poll-based tokio I/O object, for HTTP/2 (`h2` is written against those
+    /// traits). One-way: the connection is HTTP/2 for the rest of its life.
+    fn into_io(self) -> io::Result<Self::Io>;
 }
 
 /// Why a deadline-bound wait ended without its value.

@@ -14,11 +14,15 @@ pub const NONE: &str = "none";
 /// Borrowed-string maps: a lookup with `&str` never allocates.
 type By<V> = HashMap<Box<str>, V>;
 type Codes = HashMap<u16, Counter>;
+/// code → grpc_status.
+type GrpcCodes = HashMap<u16, By<Counter>>;
 
 #[derive(Default)]
 pub struct Stats {
     /// listener → route → cluster → code.
     requests: RefCell<By<By<By<Codes>>>>,
+    /// listener → route → cluster → code → grpc_status (gRPC responses only).
+    grpc: RefCell<By<By<By<GrpcCodes>>>>,
     /// listener → route.
     durations: RefCell<By<By<Histogram>>>,
     listeners: RefCell<By<ListenerStats>>,
@@ -69,6 +73,37 @@ impl Stats {
                     "cluster" => cluster.to_owned(), "code" => code.to_string())
             })
             .increment(1);
+        self.duration(listener, route, took);
+    }
+
+    /// A gRPC request: the same series family as [`Stats::request`], with `grpc_status`.
+    pub fn grpc_request(
+        &self,
+        listener: &str,
+        route: &str,
+        cluster: &str,
+        code: u16,
+        grpc_status: &str,
+        took: Duration,
+    ) {
+        let mut m = self.grpc.borrow_mut();
+        let codes = entry(entry(entry(&mut m, listener), route), cluster);
+        let by_status = codes.entry(code).or_default();
+        match by_status.get(grpc_status) {
+            Some(c) => c.increment(1),
+            None => {
+                let c = counter!("ringside_requests_total",
+                    "listener" => listener.to_owned(), "route" => route.to_owned(),
+                    "cluster" => cluster.to_owned(), "code" => code.to_string(),
+                    "grpc_status" => grpc_status.to_owned());
+                c.increment(1);
+                by_status.insert(grpc_status.into(), c);
+            }
+        }
+        self.duration(listener, route, took);
+    }
+
+    fn duration(&self, listener: &str, route: &str, took: Duration) {
         let mut d = self.durations.borrow_mut();
         let routes = entry(&mut d, listener);
         match routes.get(route) {

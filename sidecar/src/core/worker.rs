@@ -28,6 +28,8 @@ pub struct Figures {
     pub worker: usize,
     pub connections: usize,
     pub pooled_upstream_connections: usize,
+    /// Multiplexed HTTP/2 connections to upstreams.
+    pub upstream_h2_connections: usize,
     /// Worst event-loop lag since the previous `/runtime` request (see `TICK`).
     pub max_loop_lag_ms: f64,
     pub runtime: serde_json::Value,
@@ -51,6 +53,7 @@ pub struct Worker<R: Rt> {
     config: SharedConfig,
     pub lifecycle: Arc<Lifecycle>,
     pub pool: Pool<R>,
+    pub h2: super::h2::client::H2Pool,
     pub balancers: Balancers,
     pub stats: Stats,
     pub conns: std::rc::Rc<Registry>,
@@ -67,6 +70,7 @@ impl<R: Rt> Worker<R> {
             config,
             lifecycle,
             pool: Pool::default(),
+            h2: Default::default(),
             balancers: Balancers::default(),
             stats: Stats::new(id),
             conns: std::rc::Rc::default(),
@@ -103,6 +107,7 @@ impl<R: Rt> Worker<R> {
             worker: self.id,
             connections: self.conns.len(),
             pooled_upstream_connections: self.pool.idle_count(),
+            upstream_h2_connections: self.h2.connection_count(),
             max_loop_lag_ms: self.max_lag.replace(Duration::ZERO).as_secs_f64() * 1e3,
             runtime,
         }

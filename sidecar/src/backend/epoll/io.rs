@@ -34,6 +34,10 @@ impl Rt for Epoll {
     fn name() -> &'static str {
         "epoll"
     }
+
+    fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
+        drop(tokio::task::spawn_local(fut));
+    }
 }
 
 pub struct EpollStream(pub(crate) TcpStream);
@@ -148,6 +152,11 @@ impl WriteHalf for EpollStream {
 impl Stream for EpollStream {
     type Read = EpollRead;
     type Write = EpollWrite;
+    type Io = TcpStream;
+
+    fn into_io(self) -> io::Result<TcpStream> {
+        Ok(self.0)
+    }
 
     fn is_reusable(&self) -> bool {
         super::super::peek_reusable(socket2::SockRef::from(&self.0))

@@ -57,6 +57,10 @@ impl Rt for Uring {
     fn name() -> &'static str {
         "io_uring"
     }
+
+    fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
+        drop(monoio::spawn(fut));
+    }
 }
 
 pub struct UringStream(pub(crate) TcpStream);
@@ -160,6 +164,13 @@ impl WriteHalf for UringStream {
 impl Stream for UringStream {
     type Read = UringRead;
     type Write = UringWrite;
+    type Io = monoio::net::tcp::stream_poll::TcpStreamPoll;
+
+    fn into_io(self) -> io::Result<Self::Io> {
+        // The ring polls an inner epoll set for such streams (monoio `poll-io`): h2 needs
+        // poll-style reads, whose dropped futures lose nothing.
+        self.0.try_into_poll_io().map_err(|(e, _)| e)
+    }
 
     fn is_reusable(&self) -> bool {
         with_sock(&self.0, super::super::peek_reusable)

@@ -30,22 +30,26 @@ pub enum RelayError {
     Stalled(Duration),
 }
 
+/// Where a relayed body goes: an HTTP/1 connection (framed by [`H1Sink`]) or an HTTP/2
+/// stream (`core::h2`).
+pub trait Sink {
+    /// Sends body bytes; completes once the far side accepted them (flow control included).
+    fn data(&mut self, data: Bytes) -> impl std::future::Future<Output = io::Result<()>>;
+    /// The body ended. `trailers` are HTTP/1 field lines, each ending in CRLF (empty if none).
+    fn end(&mut self, trailers: &[u8]) -> impl std::future::Future<Output = io::Result<()>>;
+}
+
 /// Relays a body of framing `input` from `src` (with `buf` holding bytes already read) to
-/// `dst` in framing `output`. Bytes past the body's end stay in `buf` (pipelined requests).
-/// `stall` bounds the wait for each read, not the whole body.
-pub async fn relay<R: Rt, S: ReadHalf, D: WriteHalf>(
+/// `sink`. Bytes past the body's end stay in `buf` (pipelined requests). `stall` bounds the
+/// wait for each read, not the whole body. Returns the body bytes relayed.
+pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
     src: &mut S,
     buf: &mut BytesMut,
-    dst: &mut D,
+    sink: &mut K,
     input: BodyKind,
-    output: BodyKind,
     stall: Duration,
 ) -> Result<u64, RelayError> {
-    let mut out = Output {
-        dst,
-        chunked: output == BodyKind::Chunked,
-        sent: 0,
-    };
+    let mut sent = 0u64;
     match input {
         BodyKind::Empty => {}
         BodyKind::Length(n) => {
@@ -56,14 +60,20 @@ pub async fn relay<R: Rt, S: ReadHalf, D: WriteHalf>(
                 }
                 let take = (buf.len() as u64).min(left) as usize;
                 left -= take as u64;
-                out.data(buf.split_to(take).freeze()).await?;
+                sent += take as u64;
+                sink.data(buf.split_to(take).freeze())
+                    .await
+                    .map_err(RelayError::Write)?;
             }
         }
         BodyKind::CloseDelimited => loop {
             if buf.is_empty() && !fill::<R, _>(src, buf, stall, BODY_CHUNK as u64).await? {
                 break;
             }
-            out.data(buf.split().freeze()).await?;
+            sent += buf.len() as u64;
+            sink.data(buf.split().freeze())
+                .await
+                .map_err(RelayError::Write)?;
         },
         BodyKind::Chunked => {
             let mut dec = ChunkedDecoder::new();
@@ -72,10 +82,13 @@ pub async fn relay<R: Rt, S: ReadHalf, D: WriteHalf>(
                     .decode(buf)
                     .map_err(|e| RelayError::Framing(e.to_string()))?
                 {
-                    Some(Chunk::Data(d)) => out.data(d).await?,
+                    Some(Chunk::Data(d)) => {
+                        sent += d.len() as u64;
+                        sink.data(d).await.map_err(RelayError::Write)?
+                    }
                     Some(Chunk::Trailers(t)) => {
-                        out.end(&t).await?;
-                        return Ok(out.sent);
+                        sink.end(&t).await.map_err(RelayError::Write)?;
+                        return Ok(sent);
                     }
                     None => {
                         if !fill::<R, _>(src, buf, stall, BODY_CHUNK as u64).await? {
@@ -86,8 +99,8 @@ pub async fn relay<R: Rt, S: ReadHalf, D: WriteHalf>(
             }
         }
     }
-    out.end(&[]).await?;
-    Ok(out.sent)
+    sink.end(&[]).await.map_err(RelayError::Write)?;
+    Ok(sent)
 }
 
 /// Reads more into `buf`; false on EOF.
@@ -107,18 +120,26 @@ async fn fill<R: Rt, S: ReadHalf>(
     }
 }
 
-struct Output<'a, D> {
+/// An HTTP/1 connection as a body sink, writing the framing chosen for it.
+pub struct H1Sink<'a, D> {
     dst: &'a mut D,
     chunked: bool,
-    sent: u64,
 }
 
-impl<D: WriteHalf> Output<'_, D> {
-    async fn data(&mut self, data: Bytes) -> Result<(), RelayError> {
+impl<'a, D: WriteHalf> H1Sink<'a, D> {
+    pub fn new(dst: &'a mut D, framing: BodyKind) -> Self {
+        Self {
+            dst,
+            chunked: framing == BodyKind::Chunked,
+        }
+    }
+}
+
+impl<D: WriteHalf> Sink for H1Sink<'_, D> {
+    async fn data(&mut self, data: Bytes) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        self.sent += data.len() as u64;
         let bytes = if self.chunked {
             let mut framed = BytesMut::with_capacity(data.len() + 16);
             http1::encode_chunk_header(data.len(), &mut framed);
@@ -128,18 +149,15 @@ impl<D: WriteHalf> Output<'_, D> {
         } else {
             data
         };
-        self.dst.write_all(bytes).await.map_err(RelayError::Write)
+        self.dst.write_all(bytes).await
     }
 
-    async fn end(&mut self, trailers: &[u8]) -> Result<(), RelayError> {
+    async fn end(&mut self, trailers: &[u8]) -> io::Result<()> {
         if !self.chunked {
             return Ok(());
         }
         let mut last = BytesMut::with_capacity(trailers.len() + 8);
         http1::encode_last_chunk(trailers, &mut last);
-        self.dst
-            .write_all(last.freeze())
-            .await
-            .map_err(RelayError::Write)
+        self.dst.write_all(last.freeze()).await
     }
 }

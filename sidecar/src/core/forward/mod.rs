@@ -10,8 +10,9 @@
 
 mod body;
 mod local;
-mod trace;
-mod upstream;
+mod to_h2;
+pub(crate) mod trace;
+pub(crate) mod upstream;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -25,7 +26,9 @@ use control::RequestView;
 
 use super::access_log::Entry;
 use super::conns::{Conn, Protocol};
+use super::detect::{self, Sniffed};
 use super::error::ProxyError;
+use super::h2;
 use super::http1::{
     self, BodyKind, DownstreamOpts, Limits, RequestHead, ResponseHead, UpstreamOpts, Version,
 };
@@ -34,6 +37,7 @@ use super::stats::NONE;
 use super::tunnel;
 use super::worker::Worker;
 use body::RelayError;
+pub use body::{relay, H1Sink, RelayError as BodyError, Sink};
 pub use local::reason;
 
 /// First read for a request head: most heads fit, and it grows on demand to the limit.
@@ -84,7 +88,28 @@ pub async fn serve<R: Rt>(
             }
         }
         // Readiness was just confirmed (unless pipelined bytes were already buffered).
-        let ready = buf.is_empty();
+        let mut ready = buf.is_empty();
+        if first {
+            // Same port, two protocols: the first bytes say which (an h2c client opens with
+            // the HTTP/2 preface). Boxed, like the request, to keep idle connections small.
+            let deadline = Instant::now()
+                + w.snapshot()
+                    .listener(&listener)
+                    .map_or(Duration::ZERO, |s| s.header_read_timeout);
+            let sniffed = Box::pin(detect::sniff::<R, _>(
+                &mut down, &mut buf, ready, deadline, conn,
+            ))
+            .await;
+            match sniffed {
+                Sniffed::Http1 => ready = false,
+                Sniffed::Http2 => {
+                    let preface = std::mem::take(&mut buf);
+                    Box::pin(h2::server::serve(w, down, preface, peer, listener, conn)).await;
+                    return;
+                }
+                Sniffed::Gone => return,
+            }
+        }
         first = false;
         let next = Box::pin(request::<R>(
             w, &mut down, &mut buf, peer, &listener, conn, ready,
@@ -404,6 +429,9 @@ async fn proxy<R: Rt>(
         conn,
         ..
     } = *ctx;
+    if cluster.protocol == control::model::UpstreamProtocol::Http2 {
+        return to_h2::proxy::<R>(ctx, down, buf, head, cluster, timeout, extra).await;
+    }
     let deadline = Instant::now() + timeout;
     let upgrade = head.upgrade().is_some();
     let mut out = BytesMut::with_capacity(1024);
@@ -442,20 +470,23 @@ async fn proxy<R: Rt>(
                 .map_err(|e| Before(ProxyError::DownstreamIo(e)))?;
         }
         if !head.body().is_empty() {
-            let sent = body::relay::<R, _, _>(
-                down,
-                buf,
-                &mut up.stream,
-                head.body(),
-                head.body(),
-                timeout,
-            )
-            .await
-            .map_err(|e| Before(request_body_error(e)))?;
+            let mut sink = H1Sink::new(&mut up.stream, head.body());
+            let sent = body::relay::<R, _, _>(down, buf, &mut sink, head.body(), timeout)
+                .await
+                .map_err(|e| Before(request_body_error(e)))?;
             conn.add_in(sent);
         }
         let mut ubuf = BytesMut::new();
-        match read_response_head::<R>(&mut up.stream, &mut ubuf, head, deadline, down).await {
+        let interim = Some(&mut *down);
+        match read_response_head::<R, _>(
+            &mut up.stream,
+            &mut ubuf,
+            head.is_head(),
+            deadline,
+            interim,
+        )
+        .await
+        {
             Ok(resp) => break (up, resp, ubuf),
             Err(ProxyError::UpstreamClosed)
                 if up.reused && replayable && !fresh && ubuf.is_empty() =>
@@ -529,7 +560,8 @@ async fn proxy<R: Rt>(
     let sent = if body_in.is_empty() {
         0
     } else {
-        body::relay::<R, _, _>(&mut up.stream, &mut ubuf, down, body_in, out_body, timeout)
+        let mut sink = H1Sink::new(down, out_body);
+        body::relay::<R, _, _>(&mut up.stream, &mut ubuf, &mut sink, body_in, timeout)
             .await
             .map_err(|e| after(response_body_error(e)))?
     };
@@ -543,12 +575,14 @@ async fn proxy<R: Rt>(
 }
 
 /// Reads the final response head, forwarding any 1xx interim responses to the client.
-async fn read_response_head<R: Rt>(
+/// `interim`: where 1xx responses go (an HTTP/1 client); `None` drops them (HTTP/2 clients,
+/// which the proxy does not send informational responses to).
+pub(crate) async fn read_response_head<R: Rt, W: WriteHalf>(
     up: &mut R::Stream,
     ubuf: &mut BytesMut,
-    head: &RequestHead,
+    is_head: bool,
     deadline: Instant,
-    down: &mut R::Stream,
+    mut interim: Option<&mut W>,
 ) -> Result<ResponseHead, ProxyError> {
     let limits = Limits {
         max_header_bytes: 64 * 1024,
@@ -556,8 +590,11 @@ async fn read_response_head<R: Rt>(
     };
     loop {
         if !ubuf.is_empty() {
-            match http1::parse_response(ubuf, head.is_head(), &limits) {
+            match http1::parse_response(ubuf, is_head, &limits) {
                 Ok(Some(r)) if r.is_informational() => {
+                    let Some(down) = interim.as_deref_mut() else {
+                        continue;
+                    };
                     let mut out = BytesMut::with_capacity(128);
                     r.encode_downstream(
                         &mut out,
@@ -591,7 +628,7 @@ async fn read_response_head<R: Rt>(
     }
 }
 
-fn request_body_error(e: RelayError) -> ProxyError {
+pub(super) fn request_body_error(e: RelayError) -> ProxyError {
     match e {
         RelayError::Read(e) => ProxyError::DownstreamIo(e),
         RelayError::Write(e) => ProxyError::UpstreamIo(e),
@@ -611,7 +648,7 @@ fn response_body_error(e: RelayError) -> ProxyError {
     }
 }
 
-fn short(e: &ProxyError) -> &'static str {
+pub(crate) fn short(e: &ProxyError) -> &'static str {
     match e {
         ProxyError::NoRoute => "no route",
         ProxyError::NoEndpoint => "no endpoint",

@@ -10,10 +10,12 @@ use crate::core::http1::RequestHead;
 /// The request's trace context: the one it carried if well-formed, else a new one when
 /// starting traces is on.
 pub fn context(head: &RequestHead, start: bool) -> Option<Cow<'_, str>> {
-    if let Some(tp) = head
-        .header("traceparent")
-        .and_then(|v| std::str::from_utf8(v).ok())
-    {
+    context_from(head.header("traceparent"), start)
+}
+
+/// [`context`] for any protocol: `incoming` is the request's `traceparent` value, if any.
+pub fn context_from(incoming: Option<&[u8]>, start: bool) -> Option<Cow<'_, str>> {
+    if let Some(tp) = incoming.and_then(|v| std::str::from_utf8(v).ok()) {
         if valid(tp) {
             return Some(Cow::Borrowed(tp));
         }

@@ -120,11 +120,7 @@ impl RequestHead {
         let mut has_proto = false;
         for f in &self.p.fields {
             let name = f.name.get(&self.buf);
-            if fields::is_hop_by_hop(name)
-                || name.eq_ignore_ascii_case(b"host")
-                || fields::listed_in_connection(name, &self.buf, &self.p.connection)
-                || (name.eq_ignore_ascii_case(b"expect") && !opts.forward_expect)
-            {
+            if !self.is_end_to_end(name, opts.forward_expect) {
                 continue;
             }
             if name.eq_ignore_ascii_case(b"x-forwarded-for") {
@@ -169,6 +165,26 @@ impl RequestHead {
             out.put_slice(b"\r\n");
         }
         out.put_slice(b"\r\n");
+    }
+}
+
+impl RequestHead {
+    /// Whether a field travels past this hop: not hop-by-hop, not named by `Connection`, not
+    /// Host (carried separately), and `Expect` only when the proxy does not answer it itself.
+    fn is_end_to_end(&self, name: &[u8], forward_expect: bool) -> bool {
+        !(fields::is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case(b"host")
+            || fields::listed_in_connection(name, &self.buf, &self.p.connection)
+            || (name.eq_ignore_ascii_case(b"expect") && !forward_expect))
+    }
+
+    /// The fields that travel past this hop, as received (for translation to HTTP/2).
+    pub fn end_to_end_fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.p
+            .fields
+            .iter()
+            .map(|f| (f.name.get(&self.buf), f.value.get(&self.buf)))
+            .filter(|(n, _)| self.is_end_to_end(n, false))
     }
 }
 

@@ -62,6 +62,18 @@ impl ResponseHead {
         (100..200).contains(&self.status) && self.status != 101
     }
 
+    /// The fields that travel past this hop (for translation to HTTP/2): hop-by-hop fields,
+    /// framing and whatever `Connection` names are dropped.
+    pub fn end_to_end_fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields
+            .iter()
+            .map(|f| (f.name.get(&self.buf), f.value.get(&self.buf)))
+            .filter(|(n, _)| {
+                !(fields::is_hop_by_hop(n)
+                    || fields::listed_in_connection(n, &self.buf, &self.connection))
+            })
+    }
+
     pub fn encode_downstream(&self, out: &mut BytesMut, opts: &DownstreamOpts) {
         out.reserve(self.buf.len() + 64);
         out.put_slice(b"HTTP/1.1 ");

@@ -1,0 +1,206 @@
+//! Upstream HTTP/2 connections, per worker and per endpoint, multiplexed: a request takes a
+//! stream on a connection that has one free, and a new connection is opened only when every
+//! existing one is at the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`.
+//!
+//! Each connection is driven by its own task on the worker (the `h2` connection future must be
+//! polled for any stream on it to progress); the task ends when the peer closes, or when the
+//! connection has carried no stream for the cluster's idle timeout.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use control::snapshot::ClusterSpec;
+use h2::client::SendRequest;
+
+use super::settings;
+use crate::core::balance::InFlight;
+use crate::core::error::ProxyError;
+use crate::core::rt::{timeout, Rt, Stream};
+use crate::core::tcp;
+use crate::core::worker::Worker;
+
+/// What the pool and the connection's driver task share.
+#[derive(Debug)]
+struct State {
+    /// The driver ended: the connection is gone.
+    closed: Cell<bool>,
+    /// Streams open on it right now.
+    active: Cell<usize>,
+    /// The peer's current concurrent-stream limit.
+    max: Cell<usize>,
+    idle_since: Cell<Instant>,
+}
+
+struct Shared {
+    send: SendRequest<Bytes>,
+    state: Rc<State>,
+}
+
+/// All upstream HTTP/2 connections of one worker.
+#[derive(Default)]
+pub struct H2Pool {
+    conns: RefCell<HashMap<SocketAddr, Vec<Shared>>>,
+}
+
+/// A stream slot on an upstream connection; frees it when dropped.
+pub struct Lease {
+    pub send: SendRequest<Bytes>,
+    pub addr: SocketAddr,
+    state: Rc<State>,
+    _in_flight: InFlight,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let s = &self.state;
+        s.active.set(s.active.get().saturating_sub(1));
+        s.idle_since.set(Instant::now());
+    }
+}
+
+impl H2Pool {
+    /// Connections open now (for `/runtime`).
+    pub fn connection_count(&self) -> usize {
+        self.conns
+            .borrow()
+            .values()
+            .map(|v| v.iter().filter(|c| !c.state.closed.get()).count())
+            .sum()
+    }
+
+    fn take_slot(&self, addr: SocketAddr) -> Option<(SendRequest<Bytes>, Rc<State>)> {
+        let mut map = self.conns.borrow_mut();
+        let list = map.get_mut(&addr)?;
+        list.retain(|c| !c.state.closed.get());
+        let c = list
+            .iter()
+            .filter(|c| c.state.active.get() < c.state.max.get())
+            .min_by_key(|c| c.state.active.get())?;
+        c.state.active.set(c.state.active.get() + 1);
+        Some((c.send.clone(), c.state.clone()))
+    }
+}
+
+/// A stream slot to the cluster's chosen endpoint: on a connection with room, else on a new
+/// one (walking the endpoints once if connects fail). `fresh` skips existing connections
+/// (the retry after a connection refused a stream).
+pub async fn acquire<R: Rt>(
+    w: &Worker<R>,
+    cluster: &ClusterSpec,
+    fresh: bool,
+) -> Result<Lease, ProxyError> {
+    let state = w.balancers.get(cluster);
+    if state.is_empty() {
+        return Err(ProxyError::NoEndpoint);
+    }
+    let first = state.pick();
+    if !fresh {
+        let addr = state.endpoint(first);
+        if let Some((send, st)) = w.h2.take_slot(addr) {
+            return Ok(Lease {
+                send,
+                addr,
+                state: st,
+                _in_flight: state.start(first),
+            });
+        }
+    }
+    let mut last_err = ProxyError::NoEndpoint;
+    for k in 0..state.len() {
+        let i = state.after(first, k);
+        let addr = state.endpoint(i);
+        match connect::<R>(w, addr, cluster).await {
+            Ok((send, st)) => {
+                return Ok(Lease {
+                    send,
+                    addr,
+                    state: st,
+                    _in_flight: state.start(i),
+                })
+            }
+            Err(e) => {
+                tracing::debug!(upstream = %addr, cluster = %cluster.name, error = %e, "h2 connect failed");
+                w.stats.cluster(&cluster.name).connect_errors.increment(1);
+                last_err = e;
+            }
+        }
+    }
+    Err(last_err)
+}
+
+/// Opens a connection, spawns its driver, registers it, and takes its first stream slot.
+async fn connect<R: Rt>(
+    w: &Worker<R>,
+    addr: SocketAddr,
+    cluster: &ClusterSpec,
+) -> Result<(SendRequest<Bytes>, Rc<State>), ProxyError> {
+    let stream = tcp::connect::<R>(addr, cluster.connect_timeout).await?;
+    let io = stream
+        .into_io()
+        .map_err(|source| ProxyError::Connect { addr, source })?;
+    let hs = settings::client().handshake::<_, Bytes>(io);
+    let (send, mut conn) = match timeout::<R, _>(cluster.connect_timeout, hs).await {
+        Err(_) => return Err(ProxyError::ConnectTimeout(addr)),
+        Ok(Err(e)) => return Err(ProxyError::UpstreamProtocol(format!("h2 handshake: {e}"))),
+        Ok(Ok(pair)) => pair,
+    };
+    let st = Rc::new(State {
+        closed: Cell::new(false),
+        active: Cell::new(1),
+        max: Cell::new(settings::UPSTREAM_INITIAL_MAX_STREAMS),
+        idle_since: Cell::new(Instant::now()),
+    });
+    let driver_state = st.clone();
+    let idle = cluster.idle_timeout;
+    R::spawn(async move {
+        drive::<R>(&mut conn, &driver_state, idle).await;
+        driver_state.closed.set(true);
+    });
+    w.h2.conns
+        .borrow_mut()
+        .entry(addr)
+        .or_default()
+        .push(Shared {
+            send: send.clone(),
+            state: st.clone(),
+        });
+    Ok((send, st))
+}
+
+/// Polls the connection until it ends, or until it has idled past `idle` with no stream.
+async fn drive<R: Rt>(
+    conn: &mut h2::client::Connection<<R::Stream as Stream>::Io, Bytes>,
+    st: &State,
+    idle: Duration,
+) {
+    let check = idle.clamp(Duration::from_millis(100), Duration::from_secs(1));
+    loop {
+        let mut tick = std::pin::pin!(R::sleep(check));
+        let ended = poll_fn(|cx| {
+            st.max.set(conn.max_concurrent_send_streams());
+            if let Poll::Ready(r) = Pin::new(&mut *conn).poll(cx) {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "upstream h2 connection ended");
+                }
+                return Poll::Ready(true);
+            }
+            tick.as_mut().poll(cx).map(|()| false)
+        })
+        .await;
+        if ended {
+            return;
+        }
+        if st.active.get() == 0 && st.idle_since.get().elapsed() >= idle {
+            // Mark it gone before it closes, so no request picks it meanwhile.
+            st.closed.set(true);
+            return;
+        }
+    }
+}

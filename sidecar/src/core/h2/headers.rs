@@ -1,0 +1,376 @@
+//! Header translation between HTTP/1.1 and HTTP/2 (RFC 9113 §8.2–8.3), and the gRPC facts the
+//! proxy reads from headers.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::core::http1::{BodyKind, ResponseHead};
+
+/// Fields that are connection-specific in HTTP/1 and must not appear in HTTP/2 (§8.2.2);
+/// `te` is allowed only as `trailers` and handled apart. Framing is re-derived per side.
+const CONNECTION_SPECIFIC: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+    "host",
+    "content-length",
+];
+
+fn is_connection_specific(name: &str) -> bool {
+    CONNECTION_SPECIFIC.contains(&name)
+}
+
+/// Why a request cannot be translated.
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    #[error("invalid field {0}")]
+    Field(String),
+    #[error("missing :authority and Host")]
+    NoAuthority,
+    #[error("CONNECT is not supported")]
+    Connect,
+}
+
+/// Adds HTTP/1 fields (already stripped of hop-by-hop ones) to an HTTP/2 header map.
+pub fn extend_from_h1<'a>(
+    map: &mut HeaderMap,
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<(), Malformed> {
+    for (name, value) in fields {
+        let name = HeaderName::from_bytes(name)
+            .map_err(|_| Malformed::Field(String::from_utf8_lossy(name).into_owned()))?;
+        if is_connection_specific(name.as_str()) || name == http::header::TE {
+            continue;
+        }
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| Malformed::Field(name.as_str().to_owned()))?;
+        map.append(name, value);
+    }
+    Ok(())
+}
+
+/// Appends the client to `x-forwarded-for` and sets `x-forwarded-proto` if absent.
+pub fn add_forwarded(map: &mut HeaderMap, client: IpAddr) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let joined = {
+        let prev: Vec<&[u8]> = map.get_all(&xff).iter().map(|v| v.as_bytes()).collect();
+        let mut out = prev.join(&b", "[..]);
+        if !out.is_empty() {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(client.to_string().as_bytes());
+        out
+    };
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        map.insert(xff, v);
+    }
+    let proto = HeaderName::from_static("x-forwarded-proto");
+    if !map.contains_key(&proto) {
+        map.insert(proto, HeaderValue::from_static("http"));
+    }
+}
+
+/// The HTTP/1.1 request head for an HTTP/2 request: origin-form target, `Host` from
+/// `:authority`, cookies rejoined (§8.2.3), connection-specific fields dropped, framing
+/// re-derived from `body`.
+pub fn h1_request_head(
+    parts: &http::request::Parts,
+    body: BodyKind,
+    client: IpAddr,
+    extra: &[(&str, &[u8])],
+) -> Result<BytesMut, Malformed> {
+    if parts.method == http::Method::CONNECT {
+        return Err(Malformed::Connect);
+    }
+    let host = match parts.uri.authority() {
+        Some(a) => a.as_str().as_bytes().to_vec(),
+        None => parts
+            .headers
+            .get(http::header::HOST)
+            .map(|h| h.as_bytes().to_vec())
+            .ok_or(Malformed::NoAuthority)?,
+    };
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = parts.headers.clone();
+    add_forwarded(&mut headers, client);
+    let mut out = BytesMut::with_capacity(512);
+    out.put_slice(parts.method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(target.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\nhost: ");
+    out.put_slice(&host);
+    out.put_slice(b"\r\n");
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    for (name, value) in &headers {
+        if name == http::header::COOKIE {
+            cookies.push(value.as_bytes());
+            continue;
+        }
+        // `te: trailers` means nothing to an HTTP/1 upstream that we could honour.
+        if is_connection_specific(name.as_str()) || name == http::header::TE {
+            continue;
+        }
+        put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !cookies.is_empty() {
+        put_field(&mut out, b"cookie", &cookies.join(&b"; "[..]));
+    }
+    for (name, value) in extra {
+        put_field(&mut out, name.as_bytes(), value);
+    }
+    match body {
+        BodyKind::Length(n) => put_field(&mut out, b"content-length", n.to_string().as_bytes()),
+        BodyKind::Chunked => put_field(&mut out, b"transfer-encoding", b"chunked"),
+        BodyKind::Empty | BodyKind::CloseDelimited => {}
+    }
+    out.put_slice(b"\r\n");
+    Ok(out)
+}
+
+/// The HTTP/1.1 response head for an HTTP/2 response, framed as `body` says.
+pub fn h1_response_head(parts: &http::response::Parts, body: BodyKind, close: bool) -> BytesMut {
+    let mut out = BytesMut::with_capacity(512);
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(parts.status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .as_bytes(),
+    );
+    out.put_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if is_connection_specific(name.as_str()) || name == http::header::TE {
+            continue;
+        }
+        put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match body {
+        BodyKind::Length(n) => put_field(&mut out, b"content-length", n.to_string().as_bytes()),
+        BodyKind::Chunked => put_field(&mut out, b"transfer-encoding", b"chunked"),
+        BodyKind::Empty | BodyKind::CloseDelimited => {}
+    }
+    if close {
+        put_field(&mut out, b"connection", b"close");
+    }
+    out.put_slice(b"\r\n");
+    out
+}
+
+/// An HTTP/1 response head as an HTTP/2 response.
+pub fn h2_response(head: &ResponseHead) -> Result<http::Response<()>, Malformed> {
+    let mut resp = http::Response::new(());
+    *resp.status_mut() = http::StatusCode::from_u16(head.status())
+        .map_err(|_| Malformed::Field(":status".into()))?;
+    extend_from_h1(resp.headers_mut(), head.end_to_end_fields())?;
+    // A HEAD or 304 response's Content-Length describes the body it would have had.
+    if let (BodyKind::Length(n), _) | (_, Some(n)) = (head.body(), kept_length(head)) {
+        resp.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Ok(resp)
+}
+
+fn kept_length(head: &ResponseHead) -> Option<u64> {
+    match head.body() {
+        BodyKind::Empty => head
+            .header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+        _ => None,
+    }
+}
+
+/// HTTP/2 trailers as HTTP/1 trailer lines, each ending in CRLF.
+pub fn h1_trailer_lines(map: &HeaderMap) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    for (name, value) in map {
+        put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.to_vec()
+}
+
+/// HTTP/1 trailer lines as an HTTP/2 trailer map; `None` if they do not parse.
+pub fn parse_h1_trailers(lines: &[u8]) -> Option<HeaderMap> {
+    let mut map = HeaderMap::new();
+    if lines.is_empty() {
+        return Some(map);
+    }
+    let mut with_end = lines.to_vec();
+    with_end.extend_from_slice(b"\r\n");
+    let mut fields = [httparse::EMPTY_HEADER; 64];
+    match httparse::parse_headers(&with_end, &mut fields) {
+        Ok(httparse::Status::Complete((_, parsed))) => {
+            let iter = parsed.iter().map(|h| (h.name.as_bytes(), h.value));
+            extend_from_h1(&mut map, iter).ok()?;
+            Some(map)
+        }
+        _ => None,
+    }
+}
+
+fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// Whether a request is gRPC (`content-type: application/grpc[+proto|...]`).
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The `grpc-timeout` a client asked for: 1–8 digits and a unit (H, M, S, m, u, n).
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.as_bytes();
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b"H" => Duration::from_secs(n.checked_mul(3600)?),
+        b"M" => Duration::from_secs(n.checked_mul(60)?),
+        b"S" => Duration::from_secs(n),
+        b"m" => Duration::from_millis(n),
+        b"u" => Duration::from_micros(n),
+        b"n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The `grpc-status` in trailers (or a Trailers-Only response's headers).
+pub fn grpc_status(headers: &HeaderMap) -> Option<&str> {
+    headers.get("grpc-status")?.to_str().ok()
+}
+
+/// gRPC's mapping of an HTTP status the proxy produced to a gRPC status code.
+pub fn grpc_code_for_http(status: u16) -> u8 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_per_the_spec() {
+        let mut h = HeaderMap::new();
+        for (v, want) in [
+            ("100m", Some(Duration::from_millis(100))),
+            ("2S", Some(Duration::from_secs(2))),
+            ("1H", Some(Duration::from_secs(3600))),
+            ("5u", Some(Duration::from_micros(5))),
+            ("123456789S", None),
+            ("S", None),
+            ("10x", None),
+            ("-1S", None),
+        ] {
+            h.insert("grpc-timeout", HeaderValue::from_static(v));
+            assert_eq!(grpc_timeout(&h), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn h2_request_becomes_an_origin_form_h1_head() {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("http://app.local:8080/a/b?x=1")
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("te", "trailers")
+            .header("x-forwarded-for", "10.0.0.1")
+            .body(())
+            .expect("request");
+        let (parts, ()) = req.into_parts();
+        let head = h1_request_head(
+            &parts,
+            BodyKind::Chunked,
+            "127.0.0.9".parse().expect("ip"),
+            &[("traceparent", b"00-x")],
+        )
+        .expect("head");
+        let text = std::str::from_utf8(&head).expect("ascii");
+        assert!(
+            text.starts_with("POST /a/b?x=1 HTTP/1.1\r\nhost: app.local:8080\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("cookie: a=1; b=2\r\n"), "{text}");
+        assert!(
+            text.contains("x-forwarded-for: 10.0.0.1, 127.0.0.9\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("x-forwarded-proto: http\r\n"), "{text}");
+        assert!(text.contains("traceparent: 00-x\r\n"), "{text}");
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(!text.contains("te: trailers"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn connect_and_missing_authority_are_refused() {
+        let (parts, ()) = http::Request::builder()
+            .method("CONNECT")
+            .uri("example.com:443")
+            .body(())
+            .expect("request")
+            .into_parts();
+        let ip = "127.0.0.1".parse().expect("ip");
+        assert!(matches!(
+            h1_request_head(&parts, BodyKind::Empty, ip, &[]),
+            Err(Malformed::Connect)
+        ));
+        let (parts, ()) = http::Request::builder()
+            .uri("/x")
+            .body(())
+            .expect("request")
+            .into_parts();
+        assert!(matches!(
+            h1_request_head(&parts, BodyKind::Empty, ip, &[]),
+            Err(Malformed::NoAuthority)
+        ));
+    }
+
+    #[test]
+    fn trailers_round_trip_between_versions() {
+        let mut t = HeaderMap::new();
+        t.insert("grpc-status", HeaderValue::from_static("5"));
+        t.insert("grpc-message", HeaderValue::from_static("not%20found"));
+        let lines = h1_trailer_lines(&t);
+        let back = parse_h1_trailers(&lines).expect("parses");
+        assert_eq!(back, t);
+        assert_eq!(grpc_status(&back), Some("5"));
+        assert!(parse_h1_trailers(b"").expect("empty").is_empty());
+    }
+
+    #[test]
+    fn connection_specific_fields_never_cross() {
+        let mut map = HeaderMap::new();
+        let fields: Vec<(&[u8], &[u8])> = vec![
+            (b"Keep-Alive", b"timeout=5"),
+            (b"Upgrade", b"h2c"),
+            (b"TE", b"trailers"),
+            (b"X-App", b"1"),
+        ];
+        extend_from_h1(&mut map, fields.into_iter()).expect("valid");
+        assert_eq!(map.len(), 1);
+        assert_eq!(map.get("x-app").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    }
+}

@@ -1,0 +1,117 @@
+//! Moving bodies into and out of HTTP/2 streams under flow control: data is sent only into
+//! window the peer granted, and received window is released only after the bytes were
+//! handed on, so a slow reader slows the writer instead of filling the proxy's memory.
+
+use std::future::poll_fn;
+use std::io;
+
+use bytes::Bytes;
+use h2::{RecvStream, SendStream};
+use http::HeaderMap;
+
+use crate::core::forward::Sink;
+
+/// Sends `data` into `dst`, waiting for send window as needed.
+pub async fn send_data(dst: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
+    while !data.is_empty() {
+        dst.reserve_capacity(data.len());
+        let cap = loop {
+            let cap = dst.capacity();
+            if cap > 0 {
+                break cap;
+            }
+            match poll_fn(|cx| dst.poll_capacity(cx)).await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+            }
+        };
+        let chunk = data.split_to(cap.min(data.len()));
+        dst.send_data(chunk, false)?;
+    }
+    Ok(())
+}
+
+/// Why a stream-to-stream relay stopped.
+#[derive(Debug)]
+pub enum PumpError {
+    /// Reading the source failed (its peer reset the stream or the connection broke).
+    Recv(h2::Error),
+    /// Writing to the destination stream failed.
+    Send(h2::Error),
+    /// Writing to the destination connection (HTTP/1) failed.
+    Write(io::Error),
+}
+
+/// Relays a whole body, then its trailers, from one HTTP/2 stream to another. Returns the
+/// trailers forwarded (gRPC status lives there).
+pub async fn h2_to_h2(
+    src: &mut RecvStream,
+    dst: &mut SendStream<Bytes>,
+) -> Result<(u64, Option<HeaderMap>), PumpError> {
+    let mut moved = 0u64;
+    while let Some(chunk) = src.data().await {
+        let chunk = chunk.map_err(PumpError::Recv)?;
+        let n = chunk.len();
+        moved += n as u64;
+        send_data(dst, chunk).await.map_err(PumpError::Send)?;
+        let _ = src.flow_control().release_capacity(n);
+    }
+    let trailers = src.trailers().await.map_err(PumpError::Recv)?;
+    match &trailers {
+        Some(t) => dst.send_trailers(t.clone()).map_err(PumpError::Send)?,
+        None => dst.send_data(Bytes::new(), true).map_err(PumpError::Send)?,
+    }
+    Ok((moved, trailers))
+}
+
+/// Relays an HTTP/2 body into any [`Sink`] (an HTTP/1 connection); trailers become HTTP/1
+/// trailer lines when the sink can carry them.
+pub async fn h2_to_sink<K: Sink>(
+    src: &mut RecvStream,
+    dst: &mut K,
+) -> Result<(u64, Option<HeaderMap>), PumpError> {
+    let mut moved = 0u64;
+    while let Some(chunk) = src.data().await {
+        let chunk = chunk.map_err(PumpError::Recv)?;
+        let n = chunk.len();
+        moved += n as u64;
+        dst.data(chunk).await.map_err(PumpError::Write)?;
+        let _ = src.flow_control().release_capacity(n);
+    }
+    let trailers = src.trailers().await.map_err(PumpError::Recv)?;
+    let lines = trailers
+        .as_ref()
+        .map(super::headers::h1_trailer_lines)
+        .unwrap_or_default();
+    dst.end(&lines).await.map_err(PumpError::Write)?;
+    Ok((moved, trailers))
+}
+
+/// An HTTP/2 stream as a [`Sink`] for bodies coming from HTTP/1: chunked trailers become
+/// HTTP/2 trailers.
+pub struct H2Sink<'a> {
+    pub dst: &'a mut SendStream<Bytes>,
+    /// gRPC status found in the trailers, for metrics.
+    pub trailers_seen: Option<HeaderMap>,
+}
+
+impl Sink for H2Sink<'_> {
+    async fn data(&mut self, data: Bytes) -> io::Result<()> {
+        send_data(self.dst, data).await.map_err(io::Error::other)
+    }
+
+    async fn end(&mut self, trailers: &[u8]) -> io::Result<()> {
+        let map = super::headers::parse_h1_trailers(trailers);
+        match map {
+            Some(t) if !t.is_empty() => {
+                self.trailers_seen = Some(t.clone());
+                self.dst.send_trailers(t).map_err(io::Error::other)
+            }
+            _ => self
+                .dst
+                .send_data(Bytes::new(), true)
+                .map_err(io::Error::other),
+        }
+    }
+}

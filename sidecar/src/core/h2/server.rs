@@ -1,0 +1,118 @@
+//! A downstream HTTP/2 connection: the handshake, then every stream the client opens, served
+//! concurrently inside this one connection task (a `FuturesUnordered`; no task per stream).
+//!
+//! Idle and drain handling match HTTP/1: the connection holds no timer of its own; the worker's
+//! sweep kicks it when its idle deadline passes, a drain begins or the config changes, and it
+//! answers with GOAWAY (graceful: streams in flight finish).
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::rewind::Rewind;
+use super::settings;
+use super::stream::{self, StreamCtx};
+use crate::core::conns::{Conn, Protocol};
+use crate::core::rt::{timeout, Rt, Stream};
+use crate::core::worker::Worker;
+
+enum Event<T> {
+    Stream(T),
+    Kicked,
+    Closed,
+}
+
+pub async fn serve<R: Rt>(
+    w: &Worker<R>,
+    down: R::Stream,
+    preface: BytesMut,
+    peer: SocketAddr,
+    listener: Rc<str>,
+    conn: &Conn,
+) {
+    conn.protocol.set(Protocol::Http2);
+    let (handshake_within, idle, max_header_list) = {
+        let snap = w.snapshot();
+        let Some(spec) = snap.listener(&listener) else {
+            return;
+        };
+        let max = u32::try_from(spec.max_header_bytes).unwrap_or(u32::MAX);
+        (spec.header_read_timeout, spec.idle_timeout, max)
+    };
+    let io = match down.into_io() {
+        Ok(io) => Rewind::new(io, preface.freeze()),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "cannot switch the connection to HTTP/2");
+            return;
+        }
+    };
+    let hs = settings::server(max_header_list).handshake::<_, Bytes>(io);
+    let mut h2 = match timeout::<R, _>(handshake_within, hs).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "h2 handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let ctx = StreamCtx {
+        w,
+        peer,
+        listener: &listener,
+        conn,
+    };
+    let mut streams = FuturesUnordered::new();
+    let mut going_away = false;
+    // Always set, even with streams open: the worker's sweep kicks only connections with a
+    // deadline, and a drain must reach busy connections too.
+    let mut last_active = Instant::now();
+    loop {
+        let mut kicked = pin!(conn.kicked());
+        let event = poll_fn(|cx| {
+            while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {
+                last_active = Instant::now();
+            }
+            conn.set_idle_until(Some(last_active + idle));
+            match h2.poll_accept(cx) {
+                Poll::Ready(Some(Ok(s))) => return Poll::Ready(Event::Stream(s)),
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::debug!(%peer, error = %e, "h2 connection error");
+                    return Poll::Ready(Event::Closed);
+                }
+                Poll::Ready(None) => return Poll::Ready(Event::Closed),
+                Poll::Pending => {}
+            }
+            kicked.as_mut().poll(cx).map(|()| Event::Kicked)
+        })
+        .await;
+        match event {
+            Event::Stream((req, respond)) => {
+                last_active = Instant::now();
+                conn.requests.set(conn.requests.get() + 1);
+                streams.push(stream::handle(&ctx, req, respond));
+            }
+            Event::Kicked => {
+                let draining =
+                    w.lifecycle.is_draining() || w.snapshot().listener(&listener).is_none();
+                let idled = streams.is_empty() && last_active.elapsed() >= idle;
+                if (draining || idled) && !going_away {
+                    // GOAWAY with the last stream id: streams in flight finish, then the
+                    // connection closes by itself (poll_accept ends).
+                    going_away = true;
+                    h2.graceful_shutdown();
+                } else if !streams.is_empty() {
+                    // Busy past the idle deadline: not idle, so push the deadline out.
+                    last_active = Instant::now();
+                }
+            }
+            Event::Closed => break,
+        }
+    }
+    conn.set_idle_until(None);
+}
