@@ -60,7 +60,10 @@ fn run(bin: &str, args: &[&str]) -> (bool, String) {
         (true, stdout)
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        (false, format!("{bin} {args:?} failed ({}): {stderr}\n{stdout}", out.status))
+        (
+            false,
+            format!("{bin} {args:?} failed ({}): {stderr}\n{stdout}", out.status),
+        )
     }
 }
 

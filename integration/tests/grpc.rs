@@ -19,7 +19,11 @@ fn setup(rt: ringside_integration::Runtime) -> (GrpcServer, Ringside) {
 /// with what the client saw and the proxy's log.
 fn check(proxy: &Ringside, mode: &str, extra: &[&str]) -> String {
     let (ok, out) = grpc_client(proxy.addr("inbound"), mode, extra);
-    assert!(ok, "{mode} through ringside: {out}\nringside log:\n{}", proxy.log_text());
+    assert!(
+        ok,
+        "{mode} through ringside: {out}\nringside log:\n{}",
+        proxy.log_text()
+    );
     out
 }
 
