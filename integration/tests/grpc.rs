@@ -160,3 +160,25 @@ both_runtimes!(fn metrics_count_grpc_calls_by_grpc_status(rt) {
     assert_eq!(with("200", "0"), 3.0, "grpc_status=\"0\" for the OK calls:\n{m}");
     assert_eq!(with("200", "5"), 2.0, "grpc_status=\"5\" for NOT_FOUND:\n{m}");
 });
+
+#[test]
+fn sums_samples_by_label_subset() {
+    let text = "# TYPE ringside_requests_total counter\n\
+        ringside_requests_total{listener=\"inbound\",route=\"default\",cluster=\"app\",code=\"200\",grpc_status=\"5\"} 2\n\
+        ringside_requests_total{grpc_status=\"0\",code=\"200\",listener=\"inbound\",route=\"default\",cluster=\"app\"} 3\n\
+        ringside_requests_total_other{route=\"default\"} 9\n";
+    let route = [("route", "default")];
+    assert_eq!(sum_samples(text, "ringside_requests_total", &route), 5.0);
+    assert_eq!(
+        sum_samples(
+            text,
+            "ringside_requests_total",
+            &[("grpc_status", "0"), ("code", "200")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sum_samples(text, "ringside_requests_total", &[("grpc_status", "7")]),
+        0.0
+    );
+}
