@@ -11,10 +11,12 @@
 
 pub mod client;
 pub mod kubelet;
+pub mod peers;
 pub mod procs;
 pub mod seccomp;
 
 pub use client::{Conn, Response};
+pub use peers::{grpc_client, h2_client, json_field, GrpcServer};
 pub use procs::{go_bin, ringside_bin, Options, Origin, Ringside};
 
 use std::net::SocketAddr;
@@ -122,4 +124,9 @@ clusters:
 "#,
         eps.join(", ")
     )
+}
+
+/// [`http_config`] whose cluster speaks `protocol` (`http1` or `http2`) to its endpoints.
+pub fn http_config_proto(endpoints: &[SocketAddr], protocol: &str) -> String {
+    format!("{}    protocol: {protocol}\n", http_config(endpoints))
 }

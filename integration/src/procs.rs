@@ -97,16 +97,18 @@ pub struct Origin {
 
 impl Origin {
     pub fn start(name: &str) -> Origin {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ready = dir.path().join("addr");
-        let child = Command::new(go_bin("origin"))
-            .args(["-addr", "127.0.0.1:0", "-name", name, "-ready-file"])
-            .arg(&ready)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start origin");
-        let proc = Proc(child);
-        let addr = wait_for_file(&ready, Duration::from_secs(10));
+        Self::start_with_args(name, &[])
+    }
+
+    /// An origin that also speaks h2c with prior knowledge on the same port (`-h2c`), for
+    /// clusters with `protocol: http2`. Its responses say which protocol arrived in
+    /// `x-origin-proto` (`HTTP/1.1` or `HTTP/2.0`), as does `/headers` in `proto`.
+    pub fn start_h2c(name: &str) -> Origin {
+        Self::start_with_args(name, &["-h2c"])
+    }
+
+    fn start_with_args(name: &str, extra: &[&str]) -> Origin {
+        let (addr, proc, dir) = start_go_server("origin", name, extra);
         Origin {
             addr,
             name: name.to_owned(),
@@ -114,6 +116,28 @@ impl Origin {
             _dir: dir,
         }
     }
+}
+
+/// Starts `examples/cmd/BIN -addr 127.0.0.1:0 -name NAME -ready-file F EXTRA..` and waits
+/// for the address it bound.
+pub(crate) fn start_go_server(
+    bin: &str,
+    name: &str,
+    extra: &[&str],
+) -> (SocketAddr, Proc, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("addr");
+    let child = Command::new(go_bin(bin))
+        .args(["-addr", "127.0.0.1:0", "-name", name])
+        .args(extra)
+        .arg("-ready-file")
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+    let proc = Proc(child);
+    let addr = wait_for_file(&ready, Duration::from_secs(10));
+    (addr, proc, dir)
 }
 
 fn wait_for_file(path: &Path, within: Duration) -> SocketAddr {

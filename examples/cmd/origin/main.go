@@ -15,6 +15,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address (port 0 picks one)")
 	name := flag.String("name", "origin", "instance name, sent back in x-origin")
 	ready := flag.String("ready-file", "", "write the bound address here once listening")
+	h2c := flag.Bool("h2c", false, "also accept HTTP/2 with prior knowledge (h2c) on the same port")
 	flag.Parse()
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -24,5 +25,9 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("origin %s listening on %s\n", *name, l.Addr())
-	log.Fatal(origin.Server(origin.Handler(*name)).Serve(l))
+	srv := origin.Server(origin.Handler(*name))
+	if *h2c {
+		origin.AcceptH2C(srv)
+	}
+	log.Fatal(srv.Serve(l))
 }

@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// Handler serves every endpoint, tagging each response with x-origin: name.
+// Handler serves every endpoint, tagging each response with x-origin: name and
+// x-origin-proto: the protocol the request arrived with (HTTP/1.1, HTTP/2.0).
 func Handler(name string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
@@ -34,6 +35,7 @@ func Handler(name string) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s\n", name) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-origin", name)
+		w.Header().Set("x-origin-proto", r.Proto)
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -42,6 +44,16 @@ func Handler(name string) http.Handler {
 // as they need), a long idle timeout, large header limit.
 func Server(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20}
+}
+
+// AcceptH2C makes s also serve HTTP/2 over cleartext with prior knowledge, next to
+// HTTP/1.1 on the same port (what a cluster with protocol: http2 speaks to).
+func AcceptH2C(s *http.Server) *http.Server {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	s.Protocols = &p
+	return s
 }
 
 // Pattern is the deterministic payload byte at offset i.

@@ -340,3 +340,30 @@ func TestWebSocketEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAcceptH2CServesBothProtocolsOnOnePortAndSaysWhich(t *testing.T) {
+	s := testnet.Serve(t, Handler("t"), AcceptH2C(Server(nil)))
+	var h2 http.Protocols
+	h2.SetUnencryptedHTTP2(true)
+	for _, c := range []struct {
+		client *http.Client
+		proto  string
+	}{
+		{client, "HTTP/1.1"},
+		{&http.Client{Transport: &http.Transport{Protocols: &h2}}, "HTTP/2.0"},
+	} {
+		r, err := c.client.Get(s.URL + "/headers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		var res HeadersResult
+		if err := json.Unmarshal(b, &res); err != nil {
+			t.Fatal(err)
+		}
+		if r.Proto != c.proto || r.Header.Get("x-origin-proto") != c.proto || res.Proto != c.proto {
+			t.Fatalf("want %s: response %s, x-origin-proto %q, origin saw %s", c.proto, r.Proto, r.Header.Get("x-origin-proto"), res.Proto)
+		}
+	}
+}

@@ -1,0 +1,58 @@
+// Command grpcclient runs one check of ringside.examples.Echo against -addr over plaintext
+// HTTP/2 and verifies the answers itself. It prints one JSON line ({"mode":..,"ok":true,..})
+// and exits 0, or prints what differed to stderr and exits 1 (2 for bad flags).
+//
+//	grpcclient -addr HOST:PORT -mode MODE [-size N] [-count N] [-concurrency N] [-timeout DUR] [-authority X] [-n N]
+//
+// Modes: unary, error, server-stream, client-stream, bidi, big, deadline, cancel, load.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"ringside.dev/examples/internal/grpcecho"
+)
+
+func main() {
+	addr := flag.String("addr", "", "server or proxy address, HOST:PORT")
+	var cfg grpcecho.Config
+	flag.StringVar(&cfg.Mode, "mode", "unary", "check to run: "+strings.Join(grpcecho.Modes, ", "))
+	flag.IntVar(&cfg.Size, "size", 0, "bytes per message (0: 1 KiB; big: 16 MiB)")
+	flag.IntVar(&cfg.Count, "count", 0, "messages or calls (0: 100; load: 1000)")
+	flag.IntVar(&cfg.Concurrency, "concurrency", 0, "load: calls in flight at once (0: 50)")
+	flag.DurationVar(&cfg.Timeout, "timeout", 0, "deadline: the call's deadline (0: 300ms)")
+	authority := flag.String("authority", "", "override :authority")
+	repeat := flag.Int("n", 1, "run the check this many times on one connection")
+	flag.Parse()
+	if *addr == "" || flag.NArg() != 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	cc, err := grpcecho.Dial(*addr, *authority)
+	if err != nil {
+		fail(cfg.Mode, err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var res grpcecho.Result
+	for i := 0; i < *repeat; i++ {
+		if res, err = grpcecho.Run(ctx, cc, cfg); err != nil {
+			fail(cfg.Mode, fmt.Errorf("run %d: %w", i+1, err))
+		}
+	}
+	res["runs"] = *repeat
+	line, _ := json.Marshal(res)
+	fmt.Println(string(line))
+}
+
+func fail(mode string, err error) {
+	fmt.Fprintf(os.Stderr, "grpcclient %s: FAIL: %v\n", mode, err)
+	os.Exit(1)
+}

@@ -1,0 +1,259 @@
+//! HTTP/2 through Ringside, on both runtimes: h2c (prior knowledge) clients in front of
+//! HTTP/1.1 and h2c origins, HTTP/1.1 clients in front of an h2c origin, many streams on one
+//! connection, and malformed h2 requests that must never reach an origin.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use ringside_integration::{
+    both_runtimes, h2_client, http_config_proto, json_field, Conn, Origin, Ringside,
+};
+use sha2::{Digest, Sha256};
+
+/// The origin's deterministic payload (`origin.Pattern`): byte i is 'a' + i % 26.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn proxy_to(rt: ringside_integration::Runtime, origin: &Origin, protocol: &str) -> Ringside {
+    Ringside::start(rt, &http_config_proto(&[origin.addr], protocol))
+}
+
+/// One h2client run that must complete; returns its JSON line.
+fn h2(proxy: &Ringside, args: &[&str]) -> String {
+    let (ok, out) = h2_client(proxy.addr("inbound"), args);
+    assert!(ok, "{out}\nringside log:\n{}", proxy.log_text());
+    out
+}
+
+fn status(out: &str) -> u16 {
+    json_field(out, "status")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"))
+}
+
+/// POSTs `size` pattern bytes to /sink over h2 and checks the origin got exactly them.
+fn h2_post_arrives(proxy: &Ringside, size: usize, unknown_length: bool) {
+    let size_s = size.to_string();
+    let mut args = vec!["-method", "POST", "-path", "/sink", "-body-size", &size_s];
+    if unknown_length {
+        args.push("-unknown-length");
+    }
+    let out = h2(proxy, &args);
+    assert_eq!(status(&out), 200, "{out}");
+    assert!(
+        out.contains(&format!("\\\"bytes\\\":{size},")),
+        "origin got another length: {out}"
+    );
+    assert!(
+        out.contains(&sha_hex(&pattern(size))),
+        "origin got other bytes: {out}"
+    );
+}
+
+both_runtimes!(fn h2_client_to_http1_origin(rt) {
+    let origin = Origin::start("h1o");
+    let proxy = proxy_to(rt, &origin, "http1");
+    let out = h2(&proxy, &["-path", "/headers?q=1", "-host", "example.test:8080"]);
+    assert_eq!(status(&out), 200, "{out}");
+    assert_eq!(json_field(&out, "proto").as_deref(), Some("HTTP/2.0"), "client side is h2: {out}");
+    assert_eq!(json_field(&out, "x-origin-proto").as_deref(), Some("HTTP/1.1"), "{out}");
+    assert!(out.contains(r#"\"proto\":\"HTTP/1.1\""#), "origin saw HTTP/1.1: {out}");
+    assert!(out.contains(r#"\"host\":\"example.test:8080\""#), "Host = :authority: {out}");
+    assert!(out.contains(r#"\"raw_query\":\"q=1\""#), "{out}");
+
+    let out = h2(&proxy, &["-path", "/bytes/1048576"]);
+    assert_eq!(json_field(&out, "body_len").as_deref(), Some("1048576"), "{out}");
+    assert_eq!(json_field(&out, "body_sha256"), Some(sha_hex(&pattern(1 << 20))), "{out}");
+    let out = h2(&proxy, &["-path", "/chunked/100000"]);
+    assert_eq!(json_field(&out, "body_sha256"), Some(sha_hex(&pattern(100_000))), "{out}");
+    let out = h2(&proxy, &["-path", "/status/404"]);
+    assert_eq!(status(&out), 404, "{out}");
+
+    for size in [0, 10, 5 << 20] {
+        h2_post_arrives(&proxy, size, false);
+    }
+    // No content-length on the h2 side: the proxy must still frame it for HTTP/1.1.
+    h2_post_arrives(&proxy, 5 << 20, true);
+    h2_post_arrives(&proxy, 0, true);
+});
+
+both_runtimes!(fn http1_client_to_h2c_origin(rt) {
+    let origin = Origin::start_h2c("h2o");
+    let proxy = proxy_to(rt, &origin, "http2");
+    let mut c = Conn::open(proxy.addr("inbound"));
+    let r = c.get("/headers", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-origin-proto"), Some("HTTP/2.0"), "{:?}", r.headers);
+    assert!(r.text().contains("\"proto\":\"HTTP/2.0\""), "{}", r.text());
+    assert!(r.text().contains("\"host\":\"test\""), "Host became :authority: {}", r.text());
+
+    let r = c.get("/bytes/1000000", "");
+    assert_eq!(r.body, pattern(1_000_000));
+    let r = c.get("/chunked/100000", "");
+    assert_eq!(r.body, pattern(100_000));
+
+    // A content-length body and a chunked body, both on the same keep-alive connection.
+    let body = pattern(3 << 20);
+    c.send(format!("POST /sink HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes());
+    c.send(&body);
+    let r = c.read_response(false).expect("sink response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(&format!("\"bytes\":{}", body.len())), "{}", r.text());
+    assert!(r.text().contains(&sha_hex(&body)), "{}", r.text());
+
+    c.send(b"POST /sink HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    let r = c.read_response(false).expect("chunked sink response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("\"bytes\":11"), "{}", r.text());
+    assert!(r.text().contains(&sha_hex(b"hello world")), "{}", r.text());
+
+    let r = c.get("/status/503", "");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "status 503\n");
+});
+
+both_runtimes!(fn h2_client_to_h2c_origin(rt) {
+    let origin = Origin::start_h2c("h2o");
+    let proxy = proxy_to(rt, &origin, "http2");
+    let out = h2(&proxy, &["-path", "/headers", "-host", "example.test"]);
+    assert_eq!(status(&out), 200, "{out}");
+    assert_eq!(json_field(&out, "x-origin-proto").as_deref(), Some("HTTP/2.0"), "{out}");
+    assert!(out.contains(r#"\"host\":\"example.test\""#), ":authority kept: {out}");
+    for size in [0, 10, 5 << 20] {
+        h2_post_arrives(&proxy, size, false);
+    }
+    h2_post_arrives(&proxy, 1 << 20, true);
+    let out = h2(&proxy, &["-path", "/trailers"]);
+    assert_eq!(json_field(&out, "body").as_deref(), Some("hello trailers"), "{out}");
+    assert!(out.contains("\"x-checksum\""), "h2 response trailers forwarded: {out}");
+});
+
+both_runtimes!(fn many_concurrent_streams_on_one_connection(rt) {
+    for (origin, protocol) in [(Origin::start("h1o"), "http1"), (Origin::start_h2c("h2o"), "http2")] {
+        let proxy = proxy_to(rt, &origin, protocol);
+        let out = h2(&proxy, &["-path", "/bytes/1000", "-count", "200", "-concurrency", "200"]);
+        assert!(out.contains(r#""statuses":{"200":200}"#), "{protocol}: {out}");
+        assert_eq!(json_field(&out, "dials").as_deref(), Some("1"), "one client connection: {out}");
+        assert_eq!(json_field(&out, "body_bytes").as_deref(), Some("200000"), "{out}");
+    }
+});
+
+// === raw h2 frames, for requests no real client will send ===
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend(stream.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+/// An HPACK header block of literals without indexing or Huffman (names and values < 127 B).
+fn hpack(headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (n, v) in headers {
+        b.push(0);
+        b.push(n.len() as u8);
+        b.extend(n.as_bytes());
+        b.push(v.len() as u8);
+        b.extend(v.as_bytes());
+    }
+    b
+}
+
+/// What came back for stream 1.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Reset(u32),
+    GoAway(u32),
+    Closed,
+    /// A response HEADERS frame; `true` when its first field is `:status 200` (index 8).
+    Response {
+        ok: bool,
+    },
+    Nothing,
+}
+
+fn send_raw_request(addr: SocketAddr, headers: &[(&str, &str)]) -> Outcome {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    out.extend(frame(1, 0x5, 1, &hpack(headers))); // END_STREAM | END_HEADERS
+    s.write_all(&out).expect("write");
+    let mut buf = Vec::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        while buf.len() >= 9 {
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            let payload: Vec<u8> = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            let code = |at: usize| {
+                payload
+                    .get(at..at + 4)
+                    .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            };
+            match (kind, stream) {
+                (4, 0) if flags & 1 == 0 => {
+                    let _ = s.write_all(&frame(4, 1, 0, &[]));
+                }
+                (3, 1) => return Outcome::Reset(code(0)),
+                (7, _) => return Outcome::GoAway(code(4)),
+                (1, 1) => {
+                    return Outcome::Response {
+                        ok: payload.first() == Some(&0x88),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut chunk = [0u8; 16384];
+        match s.read(&mut chunk) {
+            Ok(0) => return Outcome::Closed,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Outcome::Closed,
+        }
+    }
+    Outcome::Nothing
+}
+
+both_runtimes!(fn malformed_h2_requests_never_reach_the_origin(rt) {
+    let origin = Origin::start("h1o");
+    let proxy = proxy_to(rt, &origin, "http1");
+    let base = [(":method", "GET"), (":scheme", "http"), (":authority", "test")];
+    let good = [&base[..], &[(":path", "/")]].concat();
+    assert_eq!(send_raw_request(proxy.addr("inbound"), &good), Outcome::Response { ok: true }, "the well-formed control request");
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("space in :path", [&base[..], &[(":path", "/a b")]].concat()),
+        ("connection header", [&good[..], &[("connection", "keep-alive")]].concat()),
+        ("te other than trailers", [&good[..], &[("te", "gzip")]].concat()),
+        ("uppercase header name", [&good[..], &[("X-Upper", "1")]].concat()),
+        ("no :path", base.to_vec()),
+        ("pseudo-header after a regular one", [&base[..], &[("x-a", "1"), (":path", "/")]].concat()),
+    ];
+    for (what, headers) in cases {
+        let got = send_raw_request(proxy.addr("inbound"), &headers);
+        // RST_STREAM or GOAWAY with PROTOCOL_ERROR (1), or a 4xx from the proxy: anything but
+        // the origin's 200.
+        let refused = matches!(got, Outcome::Reset(1) | Outcome::GoAway(1) | Outcome::Response { ok: false });
+        assert!(refused, "{what}: got {got:?}, want PROTOCOL_ERROR or a 400\nringside log:\n{}", proxy.log_text());
+    }
+});
