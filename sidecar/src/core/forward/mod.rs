@@ -224,6 +224,10 @@ async fn read_head<R: Rt>(
             match http1::parse_request(buf, &limits) {
                 Ok(Some(h)) => return Ok(Some(h)),
                 Ok(None) => {}
+                Err(e) if !e.answerable() => {
+                    tracing::debug!(error = %e, "closed: not HTTP");
+                    return Ok(None);
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, status = e.status(), "rejected request");
                     return Err(e.status());

@@ -16,12 +16,21 @@ pub enum RequestError {
     NotImplemented(&'static str),
     #[error("HTTP version not supported")]
     Version,
+    /// The first line names no HTTP version at all: not HTTP/1.x (e.g. a broken HTTP/2
+    /// preface). Nothing the client could parse can be sent back, so the connection is closed.
+    #[error("not an HTTP/1 request")]
+    NotHttp,
 }
 
 impl RequestError {
+    /// Whether the client gets a response at all (see [`RequestError::NotHttp`]).
+    pub fn answerable(&self) -> bool {
+        *self != Self::NotHttp
+    }
+
     pub fn status(&self) -> u16 {
         match self {
-            Self::Bad(_) => 400,
+            Self::Bad(_) | Self::NotHttp => 400,
             Self::UriTooLong => 414,
             Self::HeadersTooLarge | Self::TooManyHeaders => 431,
             Self::NotImplemented(_) => 501,

@@ -274,6 +274,15 @@ fn well_formed_request_line(buf: &[u8]) -> bool {
     parts.len() == 3 && parts[2].starts_with(b"HTTP/")
 }
 
+/// Whether the request line ends in something that at least claims to be an HTTP version.
+fn names_a_version(buf: &[u8]) -> bool {
+    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.rsplit(|b| *b == b' ')
+        .next()
+        .is_some_and(|v| v.starts_with(b"HTTP/"))
+}
+
 /// What parsing found, as spans into the head's bytes.
 #[derive(Debug)]
 struct Parts {
@@ -299,6 +308,9 @@ fn parse_with<'b>(
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::Version) if !names_a_version(buf) => {
+            return Err(RequestError::NotHttp)
+        }
         Err(httparse::Error::Version) if !well_formed_request_line(buf) => {
             return Err(RequestError::Bad("malformed request line"))
         }

@@ -265,3 +265,21 @@ fn itoa_formats_numbers() {
     assert_eq!(itoa(1234567890, &mut [0; 20]), b"1234567890");
     assert_eq!(itoa(u64::MAX, &mut [0; 20]), b"18446744073709551615");
 }
+
+#[test]
+fn a_line_with_no_http_version_is_not_answered_as_http1() {
+    for raw in [
+        &b"INVALID CONNECTION PREFACE\r\n\r\n"[..],
+        b"FOO BAR BAZ\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+    ] {
+        let e = parse(raw).expect_err("must be refused");
+        if raw.starts_with(b"PRI") {
+            assert_eq!(e, RequestError::Version, "an HTTP/2.0 line names a version");
+            continue;
+        }
+        assert_eq!(e, RequestError::NotHttp, "{}", String::from_utf8_lossy(raw));
+        assert!(!e.answerable());
+    }
+    assert!(RequestError::Bad("x").answerable());
+}
