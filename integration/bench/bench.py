@@ -30,7 +30,7 @@ import targets  # noqa: E402
 
 TARGETS = ["direct", "ringside-io-uring", "ringside-epoll", "go-baseline", "nginx", "haproxy"]
 # idle first: it measures memory growth, which earlier load would hide in allocator caches.
-PASS1 = ["idle", "steady", "h2", "churn", "tcp"]
+PASS1 = ["idle", "steady", "h2", "h2h2", "churn", "tcp"]
 PASS2 = ["mixcap", "mix", "cost"]
 
 
@@ -71,7 +71,7 @@ def machine() -> dict:
 def start_origin(env: Env, work: Path):
     ready = work / "origin.addr"
     p = subprocess.Popen(targets.pinned(env.load_cpu, [str(targets.ROOT / "target/go/origin"), "-addr",
-                                                      "127.0.0.1:0", "-name", "bench", "-ready-file", str(ready)]),
+                                                      "127.0.0.1:0", "-name", "bench", "-h2c", "-ready-file", str(ready)]),
                          stdout=subprocess.DEVNULL, start_new_session=True)
     end = time.time() + 10
     while not ready.exists() and time.time() < end:
@@ -147,7 +147,7 @@ def main():
               idle_conns=1000 if args.quick else 15000, mix_seconds=15, cost_seconds=10,
               proxy_cpu=0, load_cpu=1 if cores > 1 else 0)
     if args.quick:
-        chosen -= {"mix", "cost", "h2"}
+        chosen -= {"mix", "cost"}
     if not shutil.which("wrk"):
         sys.exit("wrk is required (apt-get install wrk, or run integration/bench/setup.sh)")
 

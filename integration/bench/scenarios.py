@@ -37,9 +37,17 @@ def tcp(t, env):
 
 
 def h2(t, env):
+    """h2c downstream, HTTP/1.1 upstream (h2load: 4 connections × 16 streams)."""
     if not t.h2c:
-        raise load_skip("h2c not implemented yet" if t.name.startswith("ringside") else "does not speak h2c downstream")
+        raise load_skip("does not speak h2c downstream")
     return measured(t, lambda: load.h2load(t.h2c, env.load_cpu, env.seconds))
+
+
+def h2h2(t, env):
+    """h2c downstream, h2c upstream (multiplexed upstream connections)."""
+    if not t.h2c_h2:
+        raise load_skip("not configured to proxy to an h2c upstream")
+    return measured(t, lambda: load.h2load(t.h2c_h2, env.load_cpu, env.seconds))
 
 
 # The production mix: response sizes 100 B to 1 MiB, 2% upstream 5xx.
@@ -148,5 +156,5 @@ class load_skip(Exception):
     pass
 
 
-ALL = {"steady": steady, "h2": h2, "churn": churn, "tcp": tcp, "idle": idle, "mixcap": mixcap, "mix": mix,
+ALL = {"steady": steady, "h2": h2, "h2h2": h2h2, "churn": churn, "tcp": tcp, "idle": idle, "mixcap": mixcap, "mix": mix,
        "cost": cost}

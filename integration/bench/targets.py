@@ -22,7 +22,8 @@ class Target:
     name: str
     http: str  # host:port for HTTP/1.1
     tcp: str | None = None  # host:port of an opaque TCP listener to the same upstream
-    h2c: str | None = None  # host:port speaking h2c with prior knowledge
+    h2c: str | None = None  # host:port speaking h2c with prior knowledge (to an HTTP/1.1 upstream)
+    h2c_h2: str | None = None  # host:port speaking h2c, proxying to the upstream over h2c
     pid: int | None = None  # the process whose CPU and memory are the proxy's
     procs: list = field(default_factory=list)
     tcp_pid: int | None = None  # when TCP proxying is a separate process (Go baseline)
@@ -106,20 +107,22 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
     http, tcp, h2, admin = (f"127.0.0.1:{port + i}" for i in range(4))
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "direct":
-        return Target(name, http=upstream)
+        # The Go origin speaks h2c itself (-h2c), so direct has an h2 row too.
+        return Target(name, http=upstream, h2c=upstream, h2c_h2=upstream)
     if name.startswith("ringside-"):
         binary = ROOT / "target/release/ringside"
         if not binary.exists():
             raise Skipped("target/release/ringside not built")
         cfg = fill(PEERS / "ringside.yaml", workdir / "ringside.yaml",
-                   {"LISTEN": http, "LISTEN_TCP": tcp, "UPSTREAM": upstream, "ADMIN": admin})
+                   {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream, "ADMIN": admin})
         # `ringside-epoll-nometrics`: the same without request metrics, to measure their cost.
         runtime = name.removeprefix("ringside-").removesuffix("-nometrics")
         argv = [str(binary), "run", "-c", str(cfg), "--runtime", runtime, "--workers", "1", "--log-level", "warn"]
         if name.endswith("-nometrics"):
             argv.append("--no-metrics")
         p = spawn(pinned(cpu, argv), workdir, name)
-        t = Target(name, http=http, tcp=tcp, pid=p.pid, procs=[p])
+        # One port serves HTTP/1.1 and h2c: the listener detects the HTTP/2 preface.
+        t = Target(name, http=http, tcp=tcp, h2c=http, h2c_h2=h2, pid=p.pid, procs=[p])
     elif name == "go-baseline":
         binary = ROOT / "target/go/baselineproxy"
         if not binary.exists():
