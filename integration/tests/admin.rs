@@ -112,11 +112,14 @@ both_runtimes!(fn cpu_profile_parses_with_go_tool_pprof(rt) {
     let origin = Origin::start("app");
     let proxy = Ringside::start(rt, &config(&origin));
     let inbound = proxy.addr("inbound");
+    // Load for as long as pprof runs: `go tool pprof` may first have to build itself, which
+    // can take longer than the profile on a busy machine.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_load = stop.clone();
     let load = std::thread::spawn(move || {
         let mut c = Conn::open(inbound);
-        let end = std::time::Instant::now() + Duration::from_millis(1500);
         let mut n = 0;
-        while std::time::Instant::now() < end {
+        while !stop_load.load(std::sync::atomic::Ordering::Relaxed) {
             assert_eq!(c.get("/hello", "").status, 200);
             n += 1;
         }
@@ -124,6 +127,7 @@ both_runtimes!(fn cpu_profile_parses_with_go_tool_pprof(rt) {
     });
     let url = format!("http://{}/debug/pprof/profile?seconds=1", proxy.addr("admin"));
     let out = std::process::Command::new("go").args(["tool", "pprof", "-top", &url]).output().expect("go tool pprof");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pprof failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("Type: cpu"), "{text}");

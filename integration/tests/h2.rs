@@ -257,3 +257,86 @@ both_runtimes!(fn malformed_h2_requests_never_reach_the_origin(rt) {
         assert!(refused, "{what}: got {got:?}, want PROTOCOL_ERROR or a 400\nringside log:\n{}", proxy.log_text());
     }
 });
+
+/// Every frame the proxy sends on a raw connection until it closes: (type, stream, first
+/// payload byte or, for GOAWAY, the error code).
+fn frames_until_closed(s: &mut TcpStream, within: Duration) -> Vec<(u8, u32, u32)> {
+    let mut seen = Vec::new();
+    let mut buf = Vec::new();
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        while buf.len() >= 9 {
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            let payload: Vec<u8> = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            let detail = match kind {
+                7 => payload
+                    .get(4..8)
+                    .map_or(u32::MAX, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+                _ => payload.first().map_or(0, |b| u32::from(*b)),
+            };
+            if kind == 4 && flags & 1 == 0 {
+                let _ = s.write_all(&frame(4, 1, 0, &[]));
+            }
+            // A graceful GOAWAY is followed by a PING: the final GOAWAY waits for its ack.
+            if kind == 6 && flags & 1 == 0 {
+                let _ = s.write_all(&frame(6, 1, 0, &payload));
+            }
+            seen.push((kind, stream, detail));
+        }
+        let mut chunk = [0u8; 16384];
+        match s.read(&mut chunk) {
+            Ok(0) => return seen,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return seen,
+        }
+    }
+    panic!("the connection was still open after {within:?}: {seen:?}");
+}
+
+both_runtimes!(fn sigterm_sends_goaway_and_in_flight_streams_finish(rt) {
+    let origin = Origin::start("h1o");
+    let mut proxy = proxy_to(rt, &origin, "http1");
+    let mut s = TcpStream::connect(proxy.addr("inbound")).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    let req = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "t"),
+        (":path", "/delay/700"),
+    ];
+    out.extend(frame(1, 0x5, 1, &hpack(&req)));
+    s.write_all(&out).expect("write");
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: plain kill(2) on the child we started.
+    let rc = unsafe { libc::kill(proxy.pid() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let frames = frames_until_closed(&mut s, Duration::from_secs(5));
+    let goaway = frames.iter().position(|f| f.0 == 7);
+    let response = frames.iter().position(|f| f.0 == 1 && f.1 == 1);
+    let (Some(goaway), Some(response)) = (goaway, response) else {
+        panic!("want GOAWAY and the response, got {frames:?}\n{}", proxy.log_text());
+    };
+    assert_eq!(frames[goaway].2, 0, "GOAWAY NO_ERROR: {frames:?}");
+    assert!(goaway < response, "GOAWAY comes at the drain, before the slow response: {frames:?}");
+    assert_eq!(frames[response].2, 0x88, "the in-flight stream still gets its 200: {frames:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.alive() {
+        assert!(Instant::now() < deadline, "did not exit after draining");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+});
