@@ -180,59 +180,104 @@ enum Outcome {
     Nothing,
 }
 
-fn send_raw_request(addr: SocketAddr, headers: &[(&str, &str)]) -> Outcome {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend(frame(4, 0, 0, &[]));
-    out.extend(frame(1, 0x5, 1, &hpack(headers))); // END_STREAM | END_HEADERS
-    s.write_all(&out).expect("write");
-    let mut buf = Vec::new();
-    let end = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < end {
-        while buf.len() >= 9 {
-            let len =
-                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
-            if buf.len() < 9 + len {
-                break;
-            }
-            let (kind, flags) = (buf[3], buf[4]);
-            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
-            let payload: Vec<u8> = buf[9..9 + len].to_vec();
-            buf.drain(..9 + len);
-            let code = |at: usize| {
-                payload
-                    .get(at..at + 4)
-                    .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            };
-            match (kind, stream) {
-                (4, 0) if flags & 1 == 0 => {
-                    let _ = s.write_all(&frame(4, 1, 0, &[]));
+/// One frame as read off the wire.
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+impl Frame {
+    /// The 32-bit big-endian value at `at` in the payload (error codes).
+    fn code(&self, at: usize) -> u32 {
+        self.payload
+            .get(at..at + 4)
+            .map_or(u32::MAX, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    }
+}
+
+/// Reads whole frames from a raw client connection, acking SETTINGS and PINGs as a client must
+/// (a graceful GOAWAY is followed by a PING, and the final GOAWAY waits for its ack).
+struct Frames {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    /// Connects and sends the preface, an empty SETTINGS, and `then`.
+    fn open(addr: SocketAddr, then: &[u8]) -> Frames {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        out.extend(frame(4, 0, 0, &[]));
+        out.extend(then);
+        s.write_all(&out).expect("write");
+        Frames { s, buf: Vec::new() }
+    }
+
+    /// The next frame; `Err(true)` when the connection closed, `Err(false)` at `until`.
+    fn next(&mut self, until: Instant) -> Result<Frame, bool> {
+        loop {
+            if self.buf.len() >= 9 {
+                let b = &self.buf;
+                let len = (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2]);
+                if b.len() >= 9 + len {
+                    let f = Frame {
+                        kind: b[3],
+                        flags: b[4],
+                        stream: u32::from_be_bytes([b[5], b[6], b[7], b[8]]) & 0x7fff_ffff,
+                        payload: b[9..9 + len].to_vec(),
+                    };
+                    self.buf.drain(..9 + len);
+                    if f.kind == 4 && f.flags & 1 == 0 {
+                        let _ = self.s.write_all(&frame(4, 1, 0, &[]));
+                    }
+                    if f.kind == 6 && f.flags & 1 == 0 {
+                        let _ = self.s.write_all(&frame(6, 1, 0, &f.payload));
+                    }
+                    return Ok(f);
                 }
-                (3, 1) => return Outcome::Reset(code(0)),
-                (7, _) => return Outcome::GoAway(code(4)),
+            }
+            if Instant::now() >= until {
+                return Err(false);
+            }
+            let mut chunk = [0u8; 16384];
+            match self.s.read(&mut chunk) {
+                Ok(0) => return Err(true),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return Err(true),
+            }
+        }
+    }
+}
+
+fn send_raw_request(addr: SocketAddr, headers: &[(&str, &str)]) -> Outcome {
+    // END_STREAM | END_HEADERS
+    let mut frames = Frames::open(addr, &frame(1, 0x5, 1, &hpack(headers)));
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        match frames.next(end) {
+            Ok(f) => match (f.kind, f.stream) {
+                (3, 1) => return Outcome::Reset(f.code(0)),
+                (7, _) => return Outcome::GoAway(f.code(4)),
                 (1, 1) => {
                     return Outcome::Response {
-                        ok: payload.first() == Some(&0x88),
+                        ok: f.payload.first() == Some(&0x88),
                     }
                 }
                 _ => {}
-            }
-        }
-        let mut chunk = [0u8; 16384];
-        match s.read(&mut chunk) {
-            Ok(0) => return Outcome::Closed,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return Outcome::Closed,
+            },
+            Err(true) => return Outcome::Closed,
+            Err(false) => return Outcome::Nothing,
         }
     }
-    Outcome::Nothing
 }
 
 both_runtimes!(fn malformed_h2_requests_never_reach_the_origin(rt) {
@@ -258,74 +303,31 @@ both_runtimes!(fn malformed_h2_requests_never_reach_the_origin(rt) {
     }
 });
 
-/// Every frame the proxy sends on a raw connection until it closes: (type, stream, first
-/// payload byte or, for GOAWAY, the error code).
-fn frames_until_closed(s: &mut TcpStream, within: Duration) -> Vec<(u8, u32, u32)> {
-    let mut seen = Vec::new();
-    let mut buf = Vec::new();
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        while buf.len() >= 9 {
-            let len =
-                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
-            if buf.len() < 9 + len {
-                break;
-            }
-            let (kind, flags) = (buf[3], buf[4]);
-            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
-            let payload: Vec<u8> = buf[9..9 + len].to_vec();
-            buf.drain(..9 + len);
-            let detail = match kind {
-                7 => payload
-                    .get(4..8)
-                    .map_or(u32::MAX, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-                _ => payload.first().map_or(0, |b| u32::from(*b)),
-            };
-            if kind == 4 && flags & 1 == 0 {
-                let _ = s.write_all(&frame(4, 1, 0, &[]));
-            }
-            // A graceful GOAWAY is followed by a PING: the final GOAWAY waits for its ack.
-            if kind == 6 && flags & 1 == 0 {
-                let _ = s.write_all(&frame(6, 1, 0, &payload));
-            }
-            seen.push((kind, stream, detail));
-        }
-        let mut chunk = [0u8; 16384];
-        match s.read(&mut chunk) {
-            Ok(0) => return seen,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return seen,
-        }
-    }
-    panic!("the connection was still open after {within:?}: {seen:?}");
-}
-
 both_runtimes!(fn sigterm_sends_goaway_and_in_flight_streams_finish(rt) {
     let origin = Origin::start("h1o");
     let mut proxy = proxy_to(rt, &origin, "http1");
-    let mut s = TcpStream::connect(proxy.addr("inbound")).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend(frame(4, 0, 0, &[]));
     let req = [
         (":method", "GET"),
         (":scheme", "http"),
         (":authority", "t"),
         (":path", "/delay/700"),
     ];
-    out.extend(frame(1, 0x5, 1, &hpack(&req)));
-    s.write_all(&out).expect("write");
+    let mut conn = Frames::open(proxy.addr("inbound"), &frame(1, 0x5, 1, &hpack(&req)));
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: plain kill(2) on the child we started.
     let rc = unsafe { libc::kill(proxy.pid() as i32, libc::SIGTERM) };
     assert_eq!(rc, 0);
-    let frames = frames_until_closed(&mut s, Duration::from_secs(5));
+    // (type, stream, first payload byte or, for GOAWAY, its error code), until the close.
+    let mut frames = Vec::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        match conn.next(end) {
+            Ok(f) if f.kind == 7 => frames.push((7, f.stream, f.code(4))),
+            Ok(f) => frames.push((f.kind, f.stream, f.payload.first().map_or(0, |b| u32::from(*b)))),
+            Err(true) => break,
+            Err(false) => panic!("still open 5 s after SIGTERM: {frames:?}"),
+        }
+    }
     let goaway = frames.iter().position(|f| f.0 == 7);
     let response = frames.iter().position(|f| f.0 == 1 && f.1 == 1);
     let (Some(goaway), Some(response)) = (goaway, response) else {

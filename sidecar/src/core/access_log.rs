@@ -31,6 +31,16 @@ pub struct Entry<'a> {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub traceparent: Option<&'a str>,
+    /// gRPC calls only: the call's `grpc-status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<&'a str>,
+}
+
+/// Seconds since the Unix epoch, for `ts_unix`.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The workers' side: cheap to clone, never blocks.
@@ -104,6 +114,7 @@ mod tests {
             bytes_in: 1,
             bytes_out: 2,
             traceparent: None,
+            grpc_status: None,
         };
         for _ in 0..QUEUE + 10 {
             log.record(&e);

@@ -385,12 +385,8 @@ fn finish<R: Rt>(
     let Some(log) = &ctx.w.opts.access_log else {
         return;
     };
-    let ts_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
     log.record(&Entry {
-        ts_unix,
+        ts_unix: super::access_log::unix_now(),
         worker: ctx.w.id,
         listener,
         peer: ctx.peer,
@@ -405,6 +401,7 @@ fn finish<R: Rt>(
         bytes_in: ctx.conn.bytes_in.get() - in0,
         bytes_out: ctx.conn.bytes_out.get() - out0,
         traceparent: trace,
+        grpc_status: None,
     });
 }
 

@@ -210,12 +210,8 @@ impl<R: Rt> Record<'_, R> {
         let Some(log) = &w.opts.access_log else {
             return;
         };
-        let ts_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
         log.record(&Entry {
-            ts_unix,
+            ts_unix: crate::core::access_log::unix_now(),
             worker: w.id,
             listener: self.ctx.listener,
             peer: self.ctx.peer,
@@ -230,6 +226,7 @@ impl<R: Rt> Record<'_, R> {
             bytes_in: 0,
             bytes_out: 0,
             traceparent: self.trace,
+            grpc_status,
         });
     }
 }
