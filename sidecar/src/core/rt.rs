@@ -80,6 +80,15 @@ pub trait Stream: ReadHalf + WriteHalf {
     /// Whether an idle pooled connection may carry another request: a non-blocking peek finds
     /// neither EOF, nor an error, nor bytes the peer sent unasked. One syscall, no waiting.
     fn is_reusable(&self) -> bool;
+
+    /// The local address this connection arrived on.
+    fn local_addr(&self) -> Option<SocketAddr>;
+
+    /// Where the client was connecting before an iptables `REDIRECT` rewrote the destination
+    /// to this listener (`SO_ORIGINAL_DST`, from conntrack). For a connection that was not
+    /// redirected it equals [`Stream::local_addr`]; `None` when the kernel has no NAT record
+    /// for it (e.g. no conntrack).
+    fn original_dst(&self) -> Option<SocketAddr>;
 }
 
 /// Why a deadline-bound wait ended without its value.
