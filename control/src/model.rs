@@ -68,10 +68,26 @@ pub struct Listener {
     pub routes: Vec<Route>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// TCP only: route each connection by the destination it had before an iptables
+    /// `REDIRECT` sent it here (`SO_ORIGINAL_DST`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub original_dst: bool,
+    /// With `original_dst`: original destinations that go to a cluster instead of straight
+    /// through.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<Destination>,
     pub timeouts: Timeouts,
     /// `None` for TCP listeners, which have no request heads to limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+}
+
+/// An original destination (`IP:port` exactly) and the cluster its connections go to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub address: SocketAddr,
+    pub cluster: String,
 }
 
 /// Listener timeouts.
@@ -252,6 +268,10 @@ struct ListenerRepr {
     #[serde(default)]
     cluster: Option<String>,
     #[serde(default)]
+    original_dst: bool,
+    #[serde(default)]
+    destinations: Vec<Destination>,
+    #[serde(default)]
     timeouts: TimeoutsRepr,
     #[serde(default)]
     limits: Option<Limits>,
@@ -298,6 +318,8 @@ impl From<ListenerRepr> for Listener {
             protocol: r.protocol,
             routes: r.routes,
             cluster: r.cluster,
+            original_dst: r.original_dst,
+            destinations: r.destinations,
             timeouts: Timeouts::with_defaults(r.protocol, r.timeouts.header_read, r.timeouts.idle),
             limits,
         }

@@ -162,6 +162,22 @@ impl<'f> Sink<'f> {
         }
     }
 
+    /// `true` or `false`, unquoted (a quoted `"true"` is a string, as in JSON).
+    pub(crate) fn boolean(&mut self, node: &Node, what: &str) -> Option<At<bool>> {
+        match node {
+            Node::Scalar(s) if s.may_coerce() && matches!(s.as_str(), "true" | "false") => {
+                Some(At {
+                    value: s.as_str() == "true",
+                    pos: pos_of(node),
+                })
+            }
+            _ => {
+                self.wrong_type(node, "`true` or `false`", what);
+                None
+            }
+        }
+    }
+
     /// A non-negative integer; quoted numbers are strings, as in JSON.
     pub(crate) fn uint(&mut self, node: &Node, what: &str) -> Option<At<u64>> {
         match node {

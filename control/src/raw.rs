@@ -26,6 +26,8 @@ pub(crate) struct RawListener {
     pub protocol: Option<At<ListenerProtocol>>,
     pub routes: Option<At<Vec<RawRoute>>>,
     pub cluster: Option<At<String>>,
+    pub original_dst: Option<At<bool>>,
+    pub destinations: Option<At<Vec<RawDestination>>>,
     pub header_read: Option<At<Duration>>,
     pub idle: Option<At<Duration>>,
     pub limits: Option<At<RawLimits>>,
@@ -33,6 +35,12 @@ pub(crate) struct RawListener {
     /// "needs `routes`" from piling onto a type error.
     pub routes_written: bool,
     pub cluster_written: bool,
+    pub original_dst_written: bool,
+}
+
+pub(crate) struct RawDestination {
+    pub address: Option<At<SocketAddr>>,
+    pub cluster: Option<At<String>>,
 }
 
 pub(crate) struct RawLimits {
@@ -102,7 +110,15 @@ pub(crate) fn decode(root: &Node, sink: &mut Sink) -> RawConfig {
 }
 
 const LISTENER_FIELDS: &[&str] = &[
-    "name", "address", "protocol", "routes", "cluster", "timeouts", "limits",
+    "name",
+    "address",
+    "protocol",
+    "routes",
+    "cluster",
+    "original_dst",
+    "destinations",
+    "timeouts",
+    "limits",
 ];
 
 fn listener(node: &Node, sink: &mut Sink) -> RawListener {
@@ -113,17 +129,21 @@ fn listener(node: &Node, sink: &mut Sink) -> RawListener {
         protocol: None,
         routes: None,
         cluster: None,
+        original_dst: None,
+        destinations: None,
         header_read: None,
         idle: None,
         limits: None,
         routes_written: false,
         cluster_written: false,
+        original_dst_written: false,
     };
     let Some(f) = sink.mapping(node, "listener", LISTENER_FIELDS) else {
         return out;
     };
     out.routes_written = f.get("routes").is_some();
     out.cluster_written = f.get("cluster").is_some();
+    out.original_dst_written = f.get("original_dst").is_some();
     out.name = f
         .required(sink, "name", "listener")
         .and_then(|n| sink.string(n, "listener name"));
@@ -143,6 +163,16 @@ fn listener(node: &Node, sink: &mut Sink) -> RawListener {
     out.cluster = f
         .get("cluster")
         .and_then(|n| sink.string(n, "listener cluster"));
+    out.original_dst = f
+        .get("original_dst")
+        .and_then(|n| sink.boolean(n, "original_dst"));
+    out.destinations = f.get("destinations").and_then(|n| {
+        let items = sink.list(n, "destinations")?;
+        Some(At {
+            value: items.iter().map(|n| destination(n, sink)).collect(),
+            pos: crate::node::pos_of(n),
+        })
+    });
     if let Some(t) = f
         .get("timeouts")
         .and_then(|n| sink.mapping(n, "listener timeouts", &["header_read", "idle"]))
@@ -170,6 +200,23 @@ fn listener(node: &Node, sink: &mut Sink) -> RawListener {
         };
         Some(At { value, pos: l.pos })
     });
+    out
+}
+
+fn destination(node: &Node, sink: &mut Sink) -> RawDestination {
+    let mut out = RawDestination {
+        address: None,
+        cluster: None,
+    };
+    let Some(f) = sink.mapping(node, "destination", &["address", "cluster"]) else {
+        return out;
+    };
+    out.address = f
+        .required(sink, "address", "destination")
+        .and_then(|n| sink.socket_addr(n, "destination address"));
+    out.cluster = f
+        .required(sink, "cluster", "destination")
+        .and_then(|n| sink.string(n, "destination cluster"));
     out
 }
 

@@ -43,8 +43,57 @@ pub struct ListenerSpec {
 
 #[derive(Debug)]
 pub enum ListenerKind {
-    Http { routes: RouteTable },
-    Tcp { cluster: ClusterId },
+    Http {
+        routes: RouteTable,
+    },
+    Tcp {
+        /// Where connections go; with `original_dst`, only those whose original destination
+        /// is not in `destinations`. `None` only with `original_dst` (then: pass through).
+        cluster: Option<ClusterId>,
+        /// Set for a listener that receives iptables-redirected connections.
+        original_dst: Option<OriginalDst>,
+    },
+}
+
+/// Routing by original destination (`SO_ORIGINAL_DST`).
+#[derive(Debug, Default)]
+pub struct OriginalDst {
+    /// Exact original `IP:port` → cluster.
+    pub destinations: HashMap<SocketAddr, ClusterId>,
+}
+
+/// Where one intercepted connection goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpTarget {
+    Cluster(ClusterId),
+    /// Connect to this address itself: the connection's original destination.
+    Passthrough(SocketAddr),
+}
+
+impl ListenerKind {
+    /// Where a TCP connection whose original destination is `original` goes: a
+    /// `destinations` entry, else the listener's cluster, else the original destination
+    /// itself. `None` for HTTP listeners, or an intercepting listener without a cluster
+    /// when no original destination is known.
+    pub fn tcp_target(&self, original: Option<SocketAddr>) -> Option<TcpTarget> {
+        let ListenerKind::Tcp {
+            cluster,
+            original_dst,
+        } = self
+        else {
+            return None;
+        };
+        if let (Some(od), Some(addr)) = (original_dst, original) {
+            if let Some(id) = od.destinations.get(&addr) {
+                return Some(TcpTarget::Cluster(*id));
+            }
+        }
+        match (cluster, original_dst, original) {
+            (Some(id), _, _) => Some(TcpTarget::Cluster(*id)),
+            (None, Some(_), Some(addr)) => Some(TcpTarget::Passthrough(addr)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -153,14 +202,28 @@ fn compile_listener(
             ),
         },
         ListenerProtocol::Tcp => {
-            let name = l
-                .cluster
-                .as_deref()
-                .ok_or_else(|| format!("tcp listener `{}` has no cluster", l.name))?;
+            let lookup = |name: &str| {
+                resolve(name)
+                    .ok_or_else(|| format!("tcp listener `{}`: unknown cluster `{name}`", l.name))
+            };
+            let cluster = match l.cluster.as_deref() {
+                Some(name) => Some(lookup(name)?),
+                None if l.original_dst => None,
+                None => return Err(format!("tcp listener `{}` has no cluster", l.name)),
+            };
+            let original_dst = if l.original_dst {
+                let destinations = l
+                    .destinations
+                    .iter()
+                    .map(|d| Ok((d.address, lookup(&d.cluster)?)))
+                    .collect::<Result<_, String>>()?;
+                Some(OriginalDst { destinations })
+            } else {
+                None
+            };
             ListenerKind::Tcp {
-                cluster: resolve(name).ok_or_else(|| {
-                    format!("tcp listener `{}`: unknown cluster `{name}`", l.name)
-                })?,
+                cluster,
+                original_dst,
             }
         }
     };

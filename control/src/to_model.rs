@@ -4,12 +4,12 @@
 //! already reported; the caller treats that as an internal error.
 
 use crate::model::{
-    Admin, Backend, Cluster, Config, Limits, Listener, ListenerProtocol, Route, RouteMatch,
-    Timeouts, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_IDLE_PER_ENDPOINT, DEFAULT_POOL_IDLE,
-    DEFAULT_ROUTE_TIMEOUT, DEFAULT_WEIGHT,
+    Admin, Backend, Cluster, Config, Destination, Limits, Listener, ListenerProtocol, Route,
+    RouteMatch, Timeouts, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_IDLE_PER_ENDPOINT,
+    DEFAULT_POOL_IDLE, DEFAULT_ROUTE_TIMEOUT, DEFAULT_WEIGHT,
 };
 use crate::node::At;
-use crate::raw::{RawBackend, RawCluster, RawConfig, RawListener, RawRoute};
+use crate::raw::{RawBackend, RawCluster, RawConfig, RawDestination, RawListener, RawRoute};
 
 fn value<T>(at: Option<At<T>>) -> Option<T> {
     at.map(|a| a.value)
@@ -66,8 +66,24 @@ fn listener(raw: RawListener) -> Option<Listener> {
         protocol,
         routes,
         cluster: value(raw.cluster),
+        original_dst: value(raw.original_dst).unwrap_or(false),
+        destinations: match raw.destinations {
+            Some(d) => d
+                .value
+                .into_iter()
+                .map(destination)
+                .collect::<Option<_>>()?,
+            None => Vec::new(),
+        },
         timeouts: Timeouts::with_defaults(protocol, value(raw.header_read), value(raw.idle)),
         limits,
+    })
+}
+
+fn destination(raw: RawDestination) -> Option<Destination> {
+    Some(Destination {
+        address: raw.address?.value,
+        cluster: raw.cluster?.value,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use crate::model::ListenerProtocol;
 use crate::node::{At, Pos, Sink};
-use crate::raw::{RawCluster, RawConfig, RawListener, RawRoute};
+use crate::raw::{RawCluster, RawConfig, RawDestination, RawListener, RawRoute};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -157,6 +157,12 @@ fn check_http(listener: &RawListener, known: &KnownClusters, sink: &mut Sink) {
             format!("http listener `{name}` cannot have `cluster`; use `routes` with backends"),
         );
     }
+    if let Some(o) = &listener.original_dst {
+        sink.report(o.pos, "original_dst applies only to tcp listeners");
+    }
+    if let Some(d) = &listener.destinations {
+        sink.report(d.pos, "destinations apply only to tcp listeners");
+    }
     let Some(routes) = &listener.routes else {
         if listener.routes_written {
             return;
@@ -234,13 +240,20 @@ fn check_tcp(listener: &RawListener, known: &KnownClusters, sink: &mut Sink) {
             format!("tcp listener `{name}` cannot have routes; use `cluster`"),
         );
     }
+    let original_dst = listener.original_dst.as_ref().is_some_and(|o| o.value);
     match &listener.cluster {
         Some(cluster) => known.check(cluster, sink),
-        None if listener.cluster_written => {}
+        // Without a cluster an intercepting listener passes connections straight through.
+        None if listener.cluster_written || original_dst => {}
+        // An unreadable `original_dst` was reported already.
+        None if listener.original_dst_written && listener.original_dst.is_none() => {}
         None => sink.report(
             listener.pos,
-            format!("tcp listener `{name}` needs `cluster`"),
+            format!("tcp listener `{name}` needs `cluster` (or `original_dst: true`)"),
         ),
+    }
+    if let Some(destinations) = &listener.destinations {
+        check_destinations(name, destinations, original_dst, known, sink);
     }
     if let Some(header_read) = &listener.header_read {
         sink.report(
@@ -250,5 +263,49 @@ fn check_tcp(listener: &RawListener, known: &KnownClusters, sink: &mut Sink) {
     }
     if let Some(limits) = &listener.limits {
         sink.report(limits.pos, "limits apply only to http listeners");
+    }
+}
+
+fn check_destinations(
+    name: &str,
+    destinations: &At<Vec<RawDestination>>,
+    original_dst: bool,
+    known: &KnownClusters,
+    sink: &mut Sink,
+) {
+    if !original_dst {
+        sink.report(
+            destinations.pos,
+            format!("tcp listener `{name}` has `destinations` but not `original_dst: true`; they are matched against the original destination"),
+        );
+    }
+    let mut seen: Vec<&At<SocketAddr>> = Vec::new();
+    for d in &destinations.value {
+        if let Some(cluster) = &d.cluster {
+            known.check(cluster, sink);
+        }
+        let Some(address) = &d.address else {
+            continue;
+        };
+        if address.value.port() == 0 || address.value.ip().is_unspecified() {
+            // A redirected connection always had a concrete IP and port.
+            sink.report(
+                address.pos,
+                format!(
+                    "destination `{}` never matches: give the exact IP and port a client connects to",
+                    address.value
+                ),
+            );
+        }
+        match seen.iter().find(|s| s.value == address.value) {
+            Some(first) => sink.report(
+                address.pos,
+                format!(
+                    "duplicate destination `{}` (first at line {})",
+                    address.value, first.pos.line
+                ),
+            ),
+            None => seen.push(address),
+        }
     }
 }

@@ -46,7 +46,8 @@ fn example_parses_and_compiles() {
     assert!(matches!(
         pg.kind,
         ListenerKind::Tcp {
-            cluster: ClusterId(2)
+            cluster: Some(ClusterId(2)),
+            original_dst: None,
         }
     ));
     assert_eq!(pg.idle_timeout, Duration::from_secs(3600));
@@ -215,4 +216,55 @@ fn load_file_reads_and_labels_problems() {
         format!("{}:1:1: {}", missing.display(), p.reason)
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn original_dst_routes_by_destination_then_cluster_then_passthrough() {
+    use control::snapshot::TcpTarget;
+    let text = "listeners:
+  - name: out
+    address: 127.0.0.1:15001
+    protocol: tcp
+    original_dst: true
+    destinations: [ { address: 10.96.0.10:5432, cluster: db } ]
+  - { name: out2, address: 127.0.0.1:15002, protocol: tcp, original_dst: true, cluster: app }
+  - { name: plain, address: 127.0.0.1:15003, protocol: tcp, cluster: app }
+clusters:
+  - { name: app, endpoints: [ 127.0.0.1:8080 ] }
+  - { name: db, endpoints: [ 127.0.0.1:5432 ] }
+";
+    let snap = load_str(text, "f").unwrap_or_else(|p| panic!("{p}"));
+    let db: std::net::SocketAddr = "10.96.0.10:5432".parse().unwrap();
+    let other: std::net::SocketAddr = "10.1.2.3:80".parse().unwrap();
+    let out = &snap.listener("out").unwrap().kind;
+    assert_eq!(
+        out.tcp_target(Some(db)),
+        Some(TcpTarget::Cluster(ClusterId(1)))
+    );
+    assert_eq!(
+        out.tcp_target(Some(other)),
+        Some(TcpTarget::Passthrough(other))
+    );
+    assert_eq!(out.tcp_target(None), None);
+    let out2 = &snap.listener("out2").unwrap().kind;
+    assert_eq!(
+        out2.tcp_target(Some(other)),
+        Some(TcpTarget::Cluster(ClusterId(0)))
+    );
+    let plain = &snap.listener("plain").unwrap().kind;
+    assert_eq!(
+        plain.tcp_target(Some(db)),
+        Some(TcpTarget::Cluster(ClusterId(0)))
+    );
+    // The admin `/config` dump shows the new fields, and only where they are set.
+    let json = serde_json::to_value(&snap.config).unwrap();
+    assert_eq!(json["listeners"][0]["original_dst"], true);
+    assert_eq!(
+        json["listeners"][0]["destinations"][0]["address"],
+        "10.96.0.10:5432"
+    );
+    assert_eq!(json["listeners"][0]["destinations"][0]["cluster"], "db");
+    assert!(json["listeners"][2].get("original_dst").is_none());
+    let back: control::model::Config = serde_json::from_value(json).unwrap();
+    assert_eq!(back, snap.config);
 }

@@ -510,3 +510,91 @@ fn listeners_on_port_zero_do_not_clash() {
         "port 0 means any free port"
     );
 }
+
+#[test]
+fn original_dst_rules() {
+    // Without a cluster an intercepting listener is valid: unmatched connections pass through.
+    let ok = with_listeners(
+        "  - name: out
+    address: 127.0.0.1:15001
+    protocol: tcp
+    original_dst: true
+    destinations:
+      - { address: 10.96.0.10:5432, cluster: db }
+",
+    );
+    load_str(&ok, "f").unwrap_or_else(|p| panic!("{p}"));
+    // `destinations` without `original_dst: true`.
+    only(
+        &with_listeners(
+            "  - name: out
+    address: 127.0.0.1:15001
+    protocol: tcp
+    cluster: db
+    destinations: [ { address: 10.96.0.10:5432, cluster: db } ]
+",
+        ),
+        6,
+        19,
+        "not `original_dst: true`",
+    );
+    // A tcp listener still needs a cluster unless it intercepts.
+    only(
+        &with_listeners(
+            "  - { name: t, address: 127.0.0.1:1, protocol: tcp, original_dst: false }\n",
+        ),
+        2,
+        5,
+        "needs `cluster` (or `original_dst: true`)",
+    );
+    // Not a boolean.
+    only(
+        &with_listeners(
+            "  - { name: t, address: 127.0.0.1:1, protocol: tcp, original_dst: yes }\n",
+        ),
+        2,
+        67,
+        "expected `true` or `false` for original_dst",
+    );
+    // Unknown cluster, duplicate and never-matching destinations, missing fields.
+    let text = with_listeners(
+        "  - name: out
+    address: 127.0.0.1:15001
+    protocol: tcp
+    original_dst: true
+    destinations:
+      - { address: 10.96.0.10:5432, cluster: nope }
+      - { address: 10.96.0.10:5432, cluster: db }
+      - { address: 0.0.0.0:80, cluster: db }
+      - { address: 10.0.0.1:0, cluster: db }
+      - { cluster: db }
+",
+    );
+    let found = problems(&text);
+    let expect = [
+        "7:46: unknown cluster `nope`",
+        "8:20: duplicate destination `10.96.0.10:5432` (first at line 7)",
+        "9:20: destination `0.0.0.0:80` never matches",
+        "10:20: destination `10.0.0.1:0` never matches",
+        "11:9: missing field `address` in destination",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (f, e) in found.iter().zip(expect) {
+        assert!(f.starts_with(e), "expected {e}..., got {f}");
+    }
+    // Only tcp listeners intercept.
+    let text = http_route("      - name: r\n        backends: [ { cluster: app } ]\n").replace(
+        "    protocol: http\n",
+        "    protocol: http\n    original_dst: true\n    destinations: []\n",
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with("5:19: original_dst applies only to tcp listeners"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].starts_with("6:19: destinations apply only to tcp listeners"),
+        "{found:?}"
+    );
+}

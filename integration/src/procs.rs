@@ -52,6 +52,28 @@ pub fn ringside_bin() -> PathBuf {
     .clone()
 }
 
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// A copy of the ringside binary that any uid can run: the build's own may sit under a
+/// directory only its owner can enter.
+pub fn world_executable_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ringside-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create bin dir");
+        chmod(&dir, 0o755);
+        let bin = dir.join("ringside");
+        std::fs::copy(ringside_bin(), &bin).expect("copy ringside binary");
+        chmod(&bin, 0o755);
+        bin
+    })
+    .clone()
+}
+
 /// A Go program from `examples/cmd/NAME`, built once per test process.
 pub fn go_bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
@@ -97,18 +119,23 @@ pub struct Origin {
 
 impl Origin {
     pub fn start(name: &str) -> Origin {
-        Self::start_with_args(name, &[])
+        Self::launch(name, "127.0.0.1:0", None, &[])
     }
 
     /// An origin that also speaks h2c with prior knowledge on the same port (`-h2c`), for
     /// clusters with `protocol: http2`. Its responses say which protocol arrived in
     /// `x-origin-proto` (`HTTP/1.1` or `HTTP/2.0`), as does `/headers` in `proto`.
     pub fn start_h2c(name: &str) -> Origin {
-        Self::start_with_args(name, &["-h2c"])
+        Self::launch(name, "127.0.0.1:0", None, &["-h2c"])
     }
 
-    fn start_with_args(name: &str, extra: &[&str]) -> Origin {
-        let (addr, proc, dir) = start_go_server("origin", name, extra);
+    /// On `addr` (port 0 picks one), optionally inside network namespace `netns`.
+    pub fn start_at(name: &str, addr: &str, netns: Option<&str>) -> Origin {
+        Self::launch(name, addr, netns, &[])
+    }
+
+    fn launch(name: &str, addr: &str, netns: Option<&str>, extra: &[&str]) -> Origin {
+        let (addr, proc, dir) = start_go_server_at("origin", name, addr, netns, extra);
         Origin {
             addr,
             name: name.to_owned(),
@@ -125,10 +152,29 @@ pub(crate) fn start_go_server(
     name: &str,
     extra: &[&str],
 ) -> (SocketAddr, Proc, tempfile::TempDir) {
+    start_go_server_at(bin, name, "127.0.0.1:0", None, extra)
+}
+
+/// [`start_go_server`] on `addr`, optionally inside network namespace `netns`.
+pub(crate) fn start_go_server_at(
+    bin: &str,
+    name: &str,
+    addr: &str,
+    netns: Option<&str>,
+    extra: &[&str],
+) -> (SocketAddr, Proc, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ready = dir.path().join("addr");
-    let child = Command::new(go_bin(bin))
-        .args(["-addr", "127.0.0.1:0", "-name", name])
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(go_bin(bin));
+            c
+        }
+        None => Command::new(go_bin(bin)),
+    };
+    let child = cmd
+        .args(["-addr", addr, "-name", name])
         .args(extra)
         .arg("-ready-file")
         .arg(&ready)
@@ -176,6 +222,10 @@ pub struct Options {
     pub extra_args: Vec<String>,
     /// Lay the config out like a mounted ConfigMap (see [`Ringside::kubelet_update`]).
     pub kubelet_layout: bool,
+    /// Run inside this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
+    /// Run as this uid and gid (`setpriv`, after entering the namespace, which needs root).
+    pub uid: Option<u32>,
 }
 
 impl Default for Options {
@@ -187,6 +237,8 @@ impl Default for Options {
             block_io_uring: None,
             extra_args: Vec::new(),
             kubelet_layout: false,
+            netns: None,
+            uid: None,
         }
     }
 }
@@ -210,7 +262,32 @@ impl Ringside {
         } else {
             std::fs::write(&config_path, config).expect("write config");
         }
-        let mut cmd = Command::new(ringside_bin());
+        let mut cmd = match (&opts.netns, opts.uid) {
+            (None, None) => Command::new(ringside_bin()),
+            (ns, uid) => {
+                let mut c = Command::new(if ns.is_some() { "ip" } else { "setpriv" });
+                if let Some(ns) = ns {
+                    c.args(["netns", "exec", ns]);
+                    if uid.is_some() {
+                        c.arg("setpriv");
+                    }
+                }
+                if let Some(uid) = uid {
+                    // Another uid must be able to read the config and run the binary.
+                    chmod(dir.path(), 0o755);
+                    c.args([
+                        format!("--reuid={uid}"),
+                        format!("--regid={uid}"),
+                        "--clear-groups".into(),
+                        "--".into(),
+                    ]);
+                    c.arg(world_executable_bin());
+                } else {
+                    c.arg(ringside_bin());
+                }
+                c
+            }
+        };
         cmd.args(["run", "-c"])
             .arg(&config_path)
             .args(["--runtime", opts.runtime_flag.unwrap_or(rt.flag())])

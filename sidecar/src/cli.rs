@@ -28,6 +28,58 @@ pub enum Command {
     },
     /// Show which runtime `--runtime auto` would pick on this host, and why.
     Probe,
+    /// Install the iptables nat rules that send the pod's TCP traffic through Ringside (run
+    /// once, as root with NET_ADMIN, in an init container). IPv4 only. Idempotent.
+    Iptables(IptablesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IptablesArgs {
+    /// The uid Ringside runs as: its own outbound connections are never redirected.
+    #[arg(long, env = "RINGSIDE_PROXY_UID")]
+    pub proxy_uid: u32,
+    /// Inbound TCP to the pod is redirected here (a listener on 0.0.0.0:PORT).
+    #[arg(long, env = "RINGSIDE_INBOUND_PORT", default_value_t = 15006)]
+    pub inbound_port: u16,
+    /// Outbound TCP from the pod's apps is redirected here (a `tcp` listener with
+    /// `original_dst: true`).
+    #[arg(long, env = "RINGSIDE_OUTBOUND_PORT", default_value_t = 15001)]
+    pub outbound_port: u16,
+    /// Ringside's admin port: inbound connections to it are never redirected.
+    #[arg(long, env = "RINGSIDE_ADMIN_PORT", default_value_t = 9901)]
+    pub admin_port: u16,
+    /// Inbound destination ports not to redirect, comma-separated.
+    #[arg(long, env = "RINGSIDE_SKIP_INBOUND_PORTS", value_delimiter = ',')]
+    pub skip_inbound_ports: Vec<u16>,
+    /// Outbound destination ports not to redirect, comma-separated.
+    #[arg(long, env = "RINGSIDE_SKIP_OUTBOUND_PORTS", value_delimiter = ',')]
+    pub skip_outbound_ports: Vec<u16>,
+    /// Outbound destination networks not to redirect, comma-separated IPv4 CIDRs.
+    #[arg(long, env = "RINGSIDE_SKIP_OUTBOUND_CIDRS", value_delimiter = ',')]
+    pub skip_outbound_cidrs: Vec<crate::iptables::Cidr>,
+    /// Print the exact commands and apply nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove the rules and chains instead of installing them.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub remove: bool,
+    /// The iptables binary (e.g. `iptables-legacy` on hosts still on the legacy backend).
+    #[arg(long, env = "RINGSIDE_IPTABLES_CMD", default_value = "iptables")]
+    pub iptables_cmd: String,
+}
+
+impl IptablesArgs {
+    pub fn plan(&self) -> crate::iptables::Plan {
+        crate::iptables::Plan {
+            proxy_uid: self.proxy_uid,
+            inbound_port: self.inbound_port,
+            outbound_port: self.outbound_port,
+            admin_port: self.admin_port,
+            skip_inbound_ports: self.skip_inbound_ports.clone(),
+            skip_outbound_ports: self.skip_outbound_ports.clone(),
+            skip_outbound_cidrs: self.skip_outbound_cidrs.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

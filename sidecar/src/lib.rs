@@ -6,5 +6,6 @@ pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod core;
+pub mod iptables;
 pub mod logging;
 pub mod telemetry;

@@ -40,10 +40,36 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Iptables(args) => iptables(&args),
         Command::Probe => {
             let _ = ringside::logging::init("warn", LogFormat::Text);
             println!("{}", backend::probe::probe());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn iptables(args: &ringside::cli::IptablesArgs) -> ExitCode {
+    use ringside::iptables;
+    let bin = &args.iptables_cmd;
+    if args.dry_run {
+        print!("{}", iptables::dry_run(&args.plan(), bin));
+        return ExitCode::SUCCESS;
+    }
+    let mut sys = iptables::System { bin: bin.clone() };
+    let (what, res) = if args.remove {
+        ("removed", iptables::remove(&mut sys, bin))
+    } else {
+        ("installed", iptables::apply(&args.plan(), &mut sys, bin))
+    };
+    match res {
+        Ok(()) => {
+            println!("ringside iptables: rules {what}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringside iptables: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -173,3 +173,19 @@ pub(crate) fn peek_reusable(sock: SockRef<'_>) -> bool {
         Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
     }
 }
+
+/// The socket's local address, shared by both backends.
+pub(crate) fn local_addr(sock: SockRef<'_>) -> Option<SocketAddr> {
+    sock.local_addr().ok()?.as_socket()
+}
+
+/// `SO_ORIGINAL_DST` (or its IPv6 twin, per the socket's family), shared by both backends.
+pub(crate) fn original_dst(sock: SockRef<'_>) -> Option<SocketAddr> {
+    let v6 = sock.local_addr().ok()?.is_ipv6();
+    let addr = if v6 {
+        sock.original_dst_v6()
+    } else {
+        sock.original_dst_v4()
+    };
+    addr.ok()?.as_socket()
+}

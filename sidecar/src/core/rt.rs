@@ -91,6 +91,15 @@ pub trait Stream: ReadHalf + WriteHalf {
     /// The stream as a poll-based tokio I/O object, for HTTP/2 (`h2` is written against those
     /// traits). One-way: the connection is HTTP/2 for the rest of its life.
     fn into_io(self) -> io::Result<Self::Io>;
+
+    /// The local address this connection arrived on.
+    fn local_addr(&self) -> Option<SocketAddr>;
+
+    /// Where the client was connecting before an iptables `REDIRECT` rewrote the destination
+    /// to this listener (`SO_ORIGINAL_DST`, from conntrack). For a connection that was not
+    /// redirected it equals [`Stream::local_addr`]; `None` when the kernel has no NAT record
+    /// for it (e.g. no conntrack).
+    fn original_dst(&self) -> Option<SocketAddr>;
 }
 
 /// Why a deadline-bound wait ended without its value.

@@ -54,18 +54,10 @@ async fn serve<R: Rt>(
     let stats = w.stats.listener(&listener);
     let _open = OpenConnection::new(w, &stats);
     match &spec.kind {
-        ListenerKind::Tcp { cluster } => {
-            let cluster = snap.cluster(*cluster);
+        ListenerKind::Tcp { .. } => {
             // Boxed: a future is as large as its largest branch, and an idle HTTP connection
             // should not pay for the tunnel's state.
-            let tunnel = Box::pin(tcp::proxy::<R>(
-                w,
-                stream,
-                peer,
-                cluster,
-                spec.idle_timeout,
-                conn,
-            ));
+            let tunnel = Box::pin(tcp::serve::<R>(w, stream, peer, &snap, spec, conn));
             match tunnel.await {
                 Ok(m) => {
                     stats.received.increment(m.a_to_b);

@@ -27,6 +27,8 @@ pub struct Stats {
     durations: RefCell<By<By<Histogram>>>,
     listeners: RefCell<By<ListenerStats>>,
     clusters: RefCell<By<ClusterStats>>,
+    /// listener → outcome; only listeners with `original_dst` ever get an entry.
+    original_dst: RefCell<By<By<Counter>>>,
     worker: Option<WorkerStats>,
 }
 
@@ -146,6 +148,22 @@ impl Stats {
         };
         m.insert(name.into(), s.clone());
         s
+    }
+
+    /// One intercepted connection on `listener`: `outcome` is `cluster`, `passthrough` or
+    /// `refused` (a fixed set, so the labels stay bounded).
+    pub fn original_dst(&self, listener: &str, outcome: &'static str) {
+        let mut m = self.original_dst.borrow_mut();
+        let by = entry(&mut m, listener);
+        match by.get(outcome) {
+            Some(c) => c.increment(1),
+            None => {
+                let c = counter!("ringside_original_dst_connections_total",
+                    "listener" => listener.to_owned(), "outcome" => outcome);
+                c.increment(1);
+                by.insert(outcome.into(), c);
+            }
+        }
     }
 
     pub fn loop_lag(&self, lag: Duration) {

@@ -1,15 +1,83 @@
-//! Opaque TCP listeners: pick an endpoint, connect, tunnel.
+//! Opaque TCP listeners: pick where the connection goes (a cluster, or for an intercepting
+//! listener the client's original destination), connect, tunnel.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use control::snapshot::ClusterSpec;
+use control::model::DEFAULT_CONNECT_TIMEOUT;
+use control::snapshot::{ClusterSpec, ListenerKind, ListenerSpec, Snapshot, TcpTarget};
 
 use super::conns::Conn;
 use super::error::ProxyError;
-use super::rt::Rt;
+use super::rt::{Rt, Stream};
 use super::tunnel;
 use super::worker::Worker;
+
+/// Why a TCP listener's connection ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpError {
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// A direct connection to an intercepting listener without a cluster: its only
+    /// destination would be the listener itself.
+    #[error("connection was not redirected here and the listener has no cluster")]
+    NotRedirected,
+}
+
+/// Serves one connection on a TCP listener.
+pub async fn serve<R: Rt>(
+    w: &Worker<R>,
+    down: R::Stream,
+    peer: SocketAddr,
+    snap: &Snapshot,
+    spec: &ListenerSpec,
+    conn: &Conn,
+) -> Result<tunnel::Moved, TcpError> {
+    let intercepting = matches!(
+        spec.kind,
+        ListenerKind::Tcp {
+            original_dst: Some(_),
+            ..
+        }
+    );
+    if !intercepting {
+        let Some(TcpTarget::Cluster(id)) = spec.kind.tcp_target(None) else {
+            return Err(ProxyError::NoEndpoint.into());
+        };
+        return Ok(proxy::<R>(w, down, peer, snap.cluster(id), spec.idle_timeout, conn).await?);
+    }
+    let original = redirected_from(&down);
+    match spec.kind.tcp_target(original) {
+        Some(TcpTarget::Cluster(id)) => {
+            w.stats.original_dst(&spec.name, "cluster");
+            tracing::debug!(%peer, original_dst = ?original, "intercepted: to cluster");
+            Ok(proxy::<R>(w, down, peer, snap.cluster(id), spec.idle_timeout, conn).await?)
+        }
+        Some(TcpTarget::Passthrough(addr)) => {
+            w.stats.original_dst(&spec.name, "passthrough");
+            // The proxy's own connections are exempt from the redirect (`ringside iptables
+            // --proxy-uid`), so this reaches the real destination instead of coming back.
+            let up = connect::<R>(addr, DEFAULT_CONNECT_TIMEOUT).await?;
+            tracing::debug!(%peer, upstream = %addr, "intercepted: passthrough tunnel open");
+            Ok(tunnel_to::<R>(down, up, spec.idle_timeout, conn).await?)
+        }
+        None => {
+            w.stats.original_dst(&spec.name, "refused");
+            tracing::warn!(%peer, listener = %spec.name, local = ?down.local_addr(),
+                "refused a connection that was not redirected here: its original destination \
+                 is this listener itself, and passing it through would connect to ourselves");
+            Err(TcpError::NotRedirected)
+        }
+    }
+}
+
+/// The connection's original destination if iptables redirected it here; `None` for a
+/// direct connection to the listener (the original destination is then the listener itself,
+/// and passing it through would loop).
+fn redirected_from<S: Stream>(s: &S) -> Option<SocketAddr> {
+    let original = s.original_dst()?;
+    (Some(original) != s.local_addr()).then_some(original)
+}
 
 pub async fn proxy<R: Rt>(
     w: &Worker<R>,
@@ -21,6 +89,15 @@ pub async fn proxy<R: Rt>(
 ) -> Result<tunnel::Moved, ProxyError> {
     let (up, addr) = connect_any::<R>(w, cluster).await?;
     tracing::debug!(%peer, upstream = %addr, "tcp tunnel open");
+    tunnel_to::<R>(down, up, idle, conn).await
+}
+
+async fn tunnel_to<R: Rt>(
+    down: R::Stream,
+    up: R::Stream,
+    idle: Duration,
+    conn: &Conn,
+) -> Result<tunnel::Moved, ProxyError> {
     tunnel::run::<R, _, _>(
         down,
         up,

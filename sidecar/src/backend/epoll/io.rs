@@ -162,6 +162,14 @@ impl Stream for EpollStream {
         super::super::peek_reusable(socket2::SockRef::from(&self.0))
     }
 
+    fn local_addr(&self) -> Option<SocketAddr> {
+        super::super::local_addr(socket2::SockRef::from(&self.0))
+    }
+
+    fn original_dst(&self) -> Option<SocketAddr> {
+        super::super::original_dst(socket2::SockRef::from(&self.0))
+    }
+
     fn into_split(self) -> (EpollRead, EpollWrite) {
         let (r, w) = self.0.into_split();
         (EpollRead(r), EpollWrite(w))

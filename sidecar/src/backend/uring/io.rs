@@ -176,6 +176,14 @@ impl Stream for UringStream {
         with_sock(&self.0, super::super::peek_reusable)
     }
 
+    fn local_addr(&self) -> Option<SocketAddr> {
+        with_sock(&self.0, super::super::local_addr)
+    }
+
+    fn original_dst(&self) -> Option<SocketAddr> {
+        with_sock(&self.0, super::super::original_dst)
+    }
+
     fn into_split(self) -> (UringRead, UringWrite) {
         let (r, w) = self.0.into_split();
         (UringRead(r), UringWrite(w))
