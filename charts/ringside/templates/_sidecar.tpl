@@ -222,6 +222,18 @@ listeners:
     limits:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+  {{- if .Values.interception.enabled }}
+  # Outbound TCP that `ringside iptables` redirected here goes on to where the app was
+  # connecting (SO_ORIGINAL_DST), or to a cluster listed in interception.destinations.
+  - name: outbound
+    address: 127.0.0.1:{{ .Values.interception.outboundPort }}
+    protocol: tcp
+    original_dst: true
+    {{- with .Values.interception.destinations }}
+    destinations:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+  {{- end }}
   {{- with $c.extraListeners }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
