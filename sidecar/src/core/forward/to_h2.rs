@@ -32,7 +32,8 @@ pub(super) async fn proxy<R: Rt>(
             "upgrades cannot be carried to an HTTP/2 cluster".into(),
         )));
     }
-    let req = translate(head, ctx.peer.ip(), extra).map_err(Before)?;
+    let client = ctx.peer.ip().to_string();
+    let req = translate(head, &client, extra).map_err(Before)?;
     let end = head.body().is_empty();
     let (parts, ()) = req.into_parts();
     let mut fresh = false;
@@ -109,7 +110,7 @@ pub(super) async fn proxy<R: Rt>(
 /// dropped, the client appended to `x-forwarded-for`.
 fn translate(
     head: &RequestHead,
-    client: std::net::IpAddr,
+    client: &str,
     extra: &[(&str, &[u8])],
 ) -> Result<Request<()>, ProxyError> {
     let bad = |m: String| ProxyError::DownstreamProtocol(m);

@@ -1,7 +1,6 @@
 //! Header translation between HTTP/1.1 and HTTP/2 (RFC 9113 §8.2–8.3), and the gRPC facts the
 //! proxy reads from headers.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -55,19 +54,15 @@ pub fn extend_from_h1<'a>(
     Ok(())
 }
 
-/// Appends the client to `x-forwarded-for` and sets `x-forwarded-proto` if absent.
-pub fn add_forwarded(map: &mut HeaderMap, client: IpAddr) {
+/// Appends the client (its IP, formatted once per connection) to `x-forwarded-for` and sets
+/// `x-forwarded-proto` if absent.
+pub fn add_forwarded(map: &mut HeaderMap, client: &str) {
     let xff = HeaderName::from_static("x-forwarded-for");
-    let joined = {
-        let prev: Vec<&[u8]> = map.get_all(&xff).iter().map(|v| v.as_bytes()).collect();
-        let mut out = prev.join(&b", "[..]);
-        if !out.is_empty() {
-            out.extend_from_slice(b", ");
-        }
-        out.extend_from_slice(client.to_string().as_bytes());
-        out
+    let value = match joined_xff(map, client) {
+        Some(v) => HeaderValue::from_bytes(&v),
+        None => HeaderValue::from_str(client),
     };
-    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+    if let Ok(v) = value {
         map.insert(xff, v);
     }
     let proto = HeaderName::from_static("x-forwarded-proto");
@@ -76,13 +71,27 @@ pub fn add_forwarded(map: &mut HeaderMap, client: IpAddr) {
     }
 }
 
+/// Every `x-forwarded-for` value the request carried, joined, with `client` appended; `None`
+/// when it carried none (the common case: then the field is just `client`).
+fn joined_xff(map: &HeaderMap, client: &str) -> Option<Vec<u8>> {
+    let mut prev = map.get_all("x-forwarded-for").iter().peekable();
+    prev.peek()?;
+    let mut out = Vec::with_capacity(64);
+    for v in prev {
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(client.as_bytes());
+    Some(out)
+}
+
 /// The HTTP/1.1 request head for an HTTP/2 request: origin-form target, `Host` from
 /// `:authority`, cookies rejoined (§8.2.3), connection-specific fields dropped, framing
 /// re-derived from `body`.
 pub fn h1_request_head(
     parts: &http::request::Parts,
     body: BodyKind,
-    client: IpAddr,
+    client: &str,
     extra: &[(&str, &[u8])],
 ) -> Result<BytesMut, Malformed> {
     if parts.method == http::Method::CONNECT {
@@ -97,8 +106,7 @@ pub fn h1_request_head(
             .ok_or(Malformed::NoAuthority)?,
     };
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut headers = parts.headers.clone();
-    add_forwarded(&mut headers, client);
+    let headers = &parts.headers;
     let mut out = BytesMut::with_capacity(512);
     out.put_slice(parts.method.as_str().as_bytes());
     out.put_u8(b' ');
@@ -107,16 +115,26 @@ pub fn h1_request_head(
     out.put_slice(&host);
     out.put_slice(b"\r\n");
     let mut cookies: Vec<&[u8]> = Vec::new();
-    for (name, value) in &headers {
+    for (name, value) in headers {
         if name == http::header::COOKIE {
             cookies.push(value.as_bytes());
             continue;
         }
         // `te: trailers` means nothing to an HTTP/1 upstream that we could honour.
-        if is_connection_specific(name.as_str()) || name == http::header::TE {
+        if is_connection_specific(name.as_str())
+            || name == http::header::TE
+            || name.as_str() == "x-forwarded-for"
+        {
             continue;
         }
         put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match joined_xff(headers, client) {
+        Some(v) => put_field(&mut out, b"x-forwarded-for", &v),
+        None => put_field(&mut out, b"x-forwarded-for", client.as_bytes()),
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        put_field(&mut out, b"x-forwarded-proto", b"http");
     }
     if !cookies.is_empty() {
         put_field(&mut out, b"cookie", &cookies.join(&b"; "[..]));
@@ -303,7 +321,7 @@ mod tests {
         let head = h1_request_head(
             &parts,
             BodyKind::Chunked,
-            "127.0.0.9".parse().expect("ip"),
+            "127.0.0.9",
             &[("traceparent", b"00-x")],
         )
         .expect("head");
@@ -332,7 +350,7 @@ mod tests {
             .body(())
             .expect("request")
             .into_parts();
-        let ip = "127.0.0.1".parse().expect("ip");
+        let ip = "127.0.0.1";
         assert!(matches!(
             h1_request_head(&parts, BodyKind::Empty, ip, &[]),
             Err(Malformed::Connect)

@@ -61,9 +61,11 @@ pub async fn serve<R: Rt>(
         }
         Err(_) => return,
     };
+    let client_ip = peer.ip().to_string();
     let ctx = StreamCtx {
         w,
         peer,
+        client_ip: &client_ip,
         listener: &listener,
         conn,
     };

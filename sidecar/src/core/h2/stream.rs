@@ -26,6 +26,8 @@ use crate::core::worker::Worker;
 pub struct StreamCtx<'a, R: Rt> {
     pub w: &'a Worker<R>,
     pub peer: SocketAddr,
+    /// The peer's IP as text, formatted once per connection (`x-forwarded-for`).
+    pub client_ip: &'a str,
     pub listener: &'a str,
     pub conn: &'a Conn,
 }
@@ -90,15 +92,16 @@ pub async fn handle<R: Rt>(
             }
         }
     }
-    // Owned: the request's parts move into the proxy while the record outlives them.
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_owned();
-    let host = View(&parts).host().map(str::to_owned);
+    // Owned, and only for the access log: the request's parts move into the proxy while the
+    // record outlives them.
+    let logged = w.opts.access_log.as_ref().map(|_| Logged {
+        method: parts.method.clone(),
+        path: parts.uri.path().to_owned(),
+        host: View(&parts).host().map(str::to_owned),
+    });
     let rec = Record {
         ctx,
-        method: method.as_str(),
-        path: &path,
-        host: host.as_deref(),
+        logged: logged.as_ref(),
         started,
         trace: trace.as_deref(),
     };
@@ -176,12 +179,17 @@ pub async fn handle<R: Rt>(
     }
 }
 
+/// What the access log says about a request.
+struct Logged {
+    method: http::Method,
+    path: String,
+    host: Option<String>,
+}
+
 /// Everything the metrics and the access log need about one stream.
 struct Record<'a, R: Rt> {
     ctx: &'a StreamCtx<'a, R>,
-    method: &'a str,
-    path: &'a str,
-    host: Option<&'a str>,
+    logged: Option<&'a Logged>,
     started: Instant,
     trace: Option<&'a str>,
 }
@@ -207,7 +215,7 @@ impl<R: Rt> Record<'_, R> {
                     .request(self.ctx.listener, route, cluster, status, took),
             }
         }
-        let Some(log) = &w.opts.access_log else {
+        let (Some(log), Some(req)) = (&w.opts.access_log, self.logged) else {
             return;
         };
         log.record(&Entry {
@@ -215,9 +223,9 @@ impl<R: Rt> Record<'_, R> {
             worker: w.id,
             listener: self.ctx.listener,
             peer: self.ctx.peer,
-            method: self.method,
-            path: self.path,
-            host: self.host,
+            method: req.method.as_str(),
+            path: &req.path,
+            host: req.host.as_deref(),
             route,
             cluster,
             endpoint,

@@ -37,7 +37,7 @@ pub async fn proxy<R: Rt>(
             None => BodyKind::Chunked,
         }
     };
-    let head = headers::h1_request_head(&parts, framing, ctx.peer.ip(), &[])
+    let head = headers::h1_request_head(&parts, framing, ctx.client_ip, &[])
         .map_err(|e| Failure::Before(ProxyError::DownstreamProtocol(e.to_string()), None))?
         .freeze();
     let is_head = parts.method == http::Method::HEAD;

@@ -27,7 +27,7 @@ pub async fn proxy<R: Rt>(
     cluster: &ClusterSpec,
     deadline: &Deadline,
 ) -> Result<Done, Failure> {
-    headers::add_forwarded(&mut parts.headers, ctx.peer.ip());
+    headers::add_forwarded(&mut parts.headers, ctx.client_ip);
     let end = body.is_end_stream();
     let (lease, resp_fut, mut up_send) = open::<R>(ctx, &parts, cluster, end)
         .await
