@@ -129,6 +129,11 @@ impl Origin {
         Self::launch(name, "127.0.0.1:0", None, &["-h2c"])
     }
 
+    /// With more origin flags (e.g. `-h2c -h2-max-streams 4`).
+    pub fn start_with_flags(name: &str, flags: &[&str]) -> Origin {
+        Self::launch(name, "127.0.0.1:0", None, flags)
+    }
+
     /// On `addr` (port 0 picks one), optionally inside network namespace `netns`.
     pub fn start_at(name: &str, addr: &str, netns: Option<&str>) -> Origin {
         Self::launch(name, addr, netns, &[])

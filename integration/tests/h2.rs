@@ -342,3 +342,33 @@ both_runtimes!(fn sigterm_sends_goaway_and_in_flight_streams_finish(rt) {
         std::thread::sleep(Duration::from_millis(20));
     }
 });
+
+/// Sum of `"key": N` over a JSON text (one per worker in `/runtime`).
+fn sum_field(json: &str, key: &str) -> u64 {
+    let needle = format!("\"{key}\":");
+    json.match_indices(&needle)
+        .filter_map(|(i, _)| {
+            let rest = json[i + needle.len()..].trim_start();
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..end].parse::<u64>().ok()
+        })
+        .sum()
+}
+
+both_runtimes!(fn saturated_upstream_connections_are_joined_by_new_ones(rt) {
+    // The origin allows 4 streams per connection: 20 slow requests at once need 5 of them.
+    // Queued on one connection they would take 5 × 500 ms.
+    let origin = Origin::start_with_flags("h2o", &["-h2c", "-h2-max-streams", "4"]);
+    let proxy = proxy_to(rt, &origin, "http2");
+    let started = Instant::now();
+    let out = h2(&proxy, &["-path", "/delay/500", "-count", "20", "-concurrency", "20"]);
+    let took = started.elapsed();
+    assert!(out.contains("\"ok\":true"), "{out}");
+    let runtime = ringside_integration::client::get(proxy.addr("admin"), "/runtime").text();
+    let upstream = sum_field(&runtime, "upstream_h2_connections");
+    assert!(upstream >= 5, "20 concurrent streams at 4 per connection need ≥ 5 connections: {runtime}");
+    assert!(took < Duration::from_millis(1800), "streams waited for each other: {took:?} {out}");
+    eprintln!("20 streams, max 4 per upstream connection: {upstream} connections, {took:?}");
+});

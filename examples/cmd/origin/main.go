@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
 
 	"ringside.dev/examples/internal/origin"
 	"ringside.dev/examples/internal/readyfile"
@@ -16,6 +17,7 @@ func main() {
 	name := flag.String("name", "origin", "instance name, sent back in x-origin")
 	ready := flag.String("ready-file", "", "write the bound address here once listening")
 	h2c := flag.Bool("h2c", false, "also accept HTTP/2 with prior knowledge (h2c) on the same port")
+	maxStreams := flag.Int("h2-max-streams", 0, "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (0: Go's default)")
 	flag.Parse()
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -28,6 +30,9 @@ func main() {
 	srv := origin.Server(origin.Handler(*name))
 	if *h2c {
 		origin.AcceptH2C(srv)
+	}
+	if *maxStreams > 0 {
+		srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: *maxStreams}
 	}
 	log.Fatal(srv.Serve(l))
 }

@@ -12,7 +12,7 @@ use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -47,6 +47,9 @@ struct Shared {
 #[derive(Default)]
 pub struct H2Pool {
     conns: RefCell<HashMap<SocketAddr, Vec<Shared>>>,
+    /// Endpoints with a connection being opened, and the requests waiting for it: a burst of
+    /// streams opens connections one at a time, as the peer's limit requires, not one each.
+    connecting: RefCell<HashMap<SocketAddr, Vec<Waker>>>,
 }
 
 /// A stream slot on an upstream connection; frees it when dropped.
@@ -73,6 +76,36 @@ impl H2Pool {
             .values()
             .map(|v| v.iter().filter(|c| !c.state.closed.get()).count())
             .sum()
+    }
+
+    /// Waits until the connection being opened to `addr` is open or failed; `false` at once
+    /// when none is being opened.
+    async fn wait_for_connect(&self, addr: SocketAddr) -> bool {
+        if !self.connecting.borrow().contains_key(&addr) {
+            return false;
+        }
+        poll_fn(|cx| {
+            let mut map = self.connecting.borrow_mut();
+            match map.get_mut(&addr) {
+                // Registered on every poll: the connect that woke us may already have been
+                // replaced by the next one, whose waiter list is new.
+                Some(waiters) => {
+                    if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                        waiters.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+                None => Poll::Ready(()),
+            }
+        })
+        .await;
+        true
+    }
+
+    /// Marks a connect to `addr` as started; the guard ends it and wakes the waiters.
+    fn start_connect(&self, addr: SocketAddr) -> Connecting<'_> {
+        self.connecting.borrow_mut().entry(addr).or_default();
+        Connecting { pool: self, addr }
     }
 
     fn take_slot(&self, addr: SocketAddr) -> Option<(SendRequest<Bytes>, Rc<State>)> {
@@ -103,13 +136,19 @@ pub async fn acquire<R: Rt>(
     let first = state.pick();
     if !fresh {
         let addr = state.endpoint(first);
-        if let Some((send, st)) = w.h2.take_slot(addr) {
-            return Ok(Lease {
-                send,
-                addr,
-                state: st,
-                _in_flight: state.start(first),
-            });
+        loop {
+            if let Some((send, st)) = w.h2.take_slot(addr) {
+                return Ok(Lease {
+                    send,
+                    addr,
+                    state: st,
+                    _in_flight: state.start(first),
+                });
+            }
+            // No room: a connection being opened may bring some; else open one.
+            if !w.h2.wait_for_connect(addr).await {
+                break;
+            }
         }
     }
     let mut last_err = ProxyError::NoEndpoint;
@@ -141,6 +180,7 @@ async fn connect<R: Rt>(
     addr: SocketAddr,
     cluster: &ClusterSpec,
 ) -> Result<(SendRequest<Bytes>, Rc<State>), ProxyError> {
+    let _connecting = w.h2.start_connect(addr);
     let stream = tcp::connect::<R>(addr, cluster.connect_timeout).await?;
     let io = stream
         .into_io()
@@ -157,12 +197,27 @@ async fn connect<R: Rt>(
         max: Cell::new(settings::UPSTREAM_INITIAL_MAX_STREAMS),
         idle_since: Cell::new(Instant::now()),
     });
+    let mut ping = conn.ping_pong();
     let driver_state = st.clone();
     let idle = cluster.idle_timeout;
     R::spawn(async move {
         drive::<R>(&mut conn, &driver_state, idle).await;
         driver_state.closed.set(true);
     });
+    // One round trip before use: the peer's SETTINGS precede its PING ack, so after it the
+    // stream limit is the peer's, not our guess, and waiting requests share the connection
+    // only as far as the peer allows. (A single PING per new connection: grpc-go only
+    // objects to repeated ones.)
+    if let Some(ping) = ping.as_mut() {
+        let pong = timeout::<R, _>(cluster.connect_timeout, ping.ping(h2::Ping::opaque())).await;
+        if !matches!(pong, Ok(Ok(_))) {
+            st.closed.set(true);
+            return Err(ProxyError::UpstreamProtocol(
+                "h2: no answer to the first PING".into(),
+            ));
+        }
+    }
+    st.max.set(send.current_max_send_streams());
     w.h2.conns
         .borrow_mut()
         .entry(addr)
@@ -172,6 +227,19 @@ async fn connect<R: Rt>(
             state: st.clone(),
         });
     Ok((send, st))
+}
+
+/// A connect in progress; dropping it (done, failed or cancelled) wakes whoever waited.
+struct Connecting<'a> {
+    pool: &'a H2Pool,
+    addr: SocketAddr,
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        let waiters = self.pool.connecting.borrow_mut().remove(&self.addr);
+        waiters.into_iter().flatten().for_each(Waker::wake);
+    }
 }
 
 /// Polls the connection until it ends, or until it has idled past `idle` with no stream.
