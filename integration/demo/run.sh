@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's first command (`make demo`): a Go service behind Ringside on each runtime in
+# The README's first command (`make demo`): Go services behind Ringside on each runtime in
 # turn, real traffic from wrk, and a side-by-side table. Everything it starts, it stops.
 #
 # Layout on a 2-core machine: the proxy alone on CPU 0 (one worker), wrk and the Go origin on
@@ -11,6 +11,7 @@ DURATION=${DEMO_DURATION:-5}
 CONNS=${DEMO_CONNS:-32}
 ORIGIN_ADDR=127.0.0.1:18080
 ORIGIN_V2_ADDR=127.0.0.1:18081
+GRPC_ADDR=127.0.0.1:18082
 PROXY_ADDR=127.0.0.1:14143
 ADMIN_ADDR=127.0.0.1:19901
 BIN=target/release/ringside
@@ -26,7 +27,9 @@ trap cleanup EXIT INT TERM
 command -v wrk >/dev/null || { echo "demo needs wrk (apt-get install wrk)"; exit 1; }
 [ -x "$BIN" ] || cargo build --release -p ringside
 mkdir -p target/go
-(cd examples && go build -o ../target/go/origin ./cmd/origin)
+(cd examples && go build -o ../target/go/origin ./cmd/origin &&
+  go build -o ../target/go/grpcserver ./cmd/grpcserver &&
+  go build -o ../target/go/grpcclient ./cmd/grpcclient)
 
 NCPU=$(nproc)
 PROXY_CPU=0
@@ -36,6 +39,8 @@ echo "== Starting the Go origin on $ORIGIN_ADDR"
 taskset -c "$LOAD_CPU" target/go/origin -addr "$ORIGIN_ADDR" -name demo-app >/dev/null &
 PIDS+=($!)
 taskset -c "$LOAD_CPU" target/go/origin -addr "$ORIGIN_V2_ADDR" -name demo-app-v2 >/dev/null &
+PIDS+=($!)
+taskset -c "$LOAD_CPU" target/go/grpcserver -addr "$GRPC_ADDR" -name demo-grpc >/dev/null &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://$ORIGIN_ADDR/healthz" >/dev/null && break; sleep 0.05; done
 
@@ -86,10 +91,17 @@ listeners:
     address: $PROXY_ADDR
     protocol: http
     routes:
+      # gRPC (HTTP/2) and HTTP/1.1 on the same port: the listener detects the protocol.
+      - name: grpc
+        match: { path_prefix: /ringside.examples.Echo/ }
+        backends: [ { cluster: grpc } ]
       - name: default
         match: { path_prefix: / }
         backends: [ { cluster: $1 } ]
 clusters:
+  - name: grpc
+    protocol: http2
+    endpoints: [ $GRPC_ADDR ]
   - name: app
     endpoints: [ $ORIGIN_ADDR ]
   - name: app-v2
@@ -109,6 +121,12 @@ for rt in io-uring epoll; do
   for _ in $(seq 100); do curl -sf "http://$ADMIN_ADDR/ready" >/dev/null && break; sleep 0.05; done
   echo "   one request through it:"
   curl -si "http://$PROXY_ADDR/" | sed 's/^/     /' | tr -d '\r'
+  echo "   the same over HTTP/2 (h2c prior knowledge):"
+  curl -s --http2-prior-knowledge -o /dev/null -w '     HTTP/%{http_version} %{http_code}\n' "http://$PROXY_ADDR/"
+  echo "   gRPC through it (grpc-go client -> Ringside -> grpc-go server):"
+  for mode in unary error bidi; do
+    target/go/grpcclient -addr "$PROXY_ADDR" -mode "$mode" -count 20 | sed 's/^/     /'
+  done
   run_load "ringside-$rt" "http://$PROXY_ADDR/" "$pid"
   echo "   metrics (GET $ADMIN_ADDR/metrics):"
   curl -s "http://$ADMIN_ADDR/metrics" |
