@@ -81,6 +81,7 @@ pub async fn serve<R: Rt>(
                 last_active = Instant::now();
             }
             conn.set_idle_until(Some(last_active + idle));
+            conn.in_flight.set(!streams.is_empty());
             match h2.poll_accept(cx) {
                 Poll::Ready(Some(Ok(s))) => return Poll::Ready(Event::Stream(s)),
                 Poll::Ready(Some(Err(e))) => {
@@ -97,6 +98,7 @@ pub async fn serve<R: Rt>(
             Event::Stream((req, respond)) => {
                 last_active = Instant::now();
                 conn.requests.set(conn.requests.get() + 1);
+                conn.in_flight.set(true);
                 streams.push(stream::handle(&ctx, req, respond));
             }
             Event::Kicked => {
