@@ -1,8 +1,10 @@
 //! Transparent interception for real: a "pod" network namespace (a client and Ringside) and a
 //! "server" namespace (the Go origin), joined by a veth pair. `ringside iptables` installs the
 //! nat rules inside the pod, Ringside runs there as uid 2102, and a client that knows nothing
-//! about the proxy connects straight to the server's address. Needs root, `ip`, `iptables`
-//! and `curl` (CI has them; `.ci/run` installs iptables): without them these tests fail.
+//! about the proxy connects straight to the server's address. Inbound, a client in the server
+//! namespace reaches an app in the pod through Ringside's inbound listener. Needs root, `ip`,
+//! `iptables` and `curl` (CI has them; `.ci/run` installs iptables): without them these tests
+//! fail.
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -110,11 +112,16 @@ impl Net {
 
     /// `curl` from the pod as an ordinary app (root, not the proxy's uid): (exit code, body).
     fn curl(&self, url: &str) -> (i32, String) {
+        self.curl_in(&self.pod, url)
+    }
+
+    /// `curl` from namespace `ns`, with no proxy settings: (exit code, body).
+    fn curl_in(&self, ns: &str, url: &str) -> (i32, String) {
         let ports = format!("{}-{}", CLIENT_PORTS.0, CLIENT_PORTS.1);
         let out = run(Command::new("ip").args([
             "netns",
             "exec",
-            &self.pod,
+            ns,
             "curl",
             "-s",
             "-m",
@@ -129,9 +136,10 @@ impl Net {
         )
     }
 
-    /// Ringside's `/metrics`, fetched inside the pod, where its admin port is.
+    /// Ringside's `/metrics`, fetched inside the pod over loopback (the admin may bind
+    /// `0.0.0.0`).
     fn metrics(&self, proxy: &Ringside) -> String {
-        let url = format!("http://{}/metrics", proxy.addr("admin"));
+        let url = format!("http://127.0.0.1:{}/metrics", proxy.addr("admin").port());
         self.exec(&self.pod, &["curl", "-s", "-m", "5", &url])
     }
 }
@@ -150,6 +158,19 @@ fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The sum of every metric line that starts with `prefix` (e.g. all of one listener's series).
+fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix(prefix)?
+                .rsplit_once(' ')?
+                .1
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// The port of the `remote_addr` the origin's `/headers` reports.
@@ -271,6 +292,80 @@ both_runtimes!(fn a_direct_connection_to_the_listener_is_refused_not_looped(rt) 
     );
     assert_eq!(metric(&m, OPENED), 1.0, "exactly one connection: no loop. {m}");
     assert!(proxy.wait_log("refused a connection that was not redirected", Duration::from_secs(5)));
+});
+
+const ADMIN_PORT: u16 = 9901;
+const SKIPPED_PORT: u16 = 9090;
+const INBOUND_REQUESTS: &str = "ringside_requests_total{listener=\"inbound\",";
+const INBOUND_OPENED: &str = "ringside_downstream_connections_opened_total{listener=\"inbound\"}";
+
+/// Polls `/metrics` until `series` (summed) reaches `want` (a request is counted as its
+/// response completes, which may be just after curl has it); returns the last text.
+fn wait_metric(net: &Net, proxy: &Ringside, series: &str, want: f64) -> String {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = net.metrics(proxy);
+        if metric_sum(&m, series) >= want || std::time::Instant::now() > end {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+both_runtimes!(fn inbound_connection_reaches_the_app_through_ringside(rt) {
+    let net = Net::new(Some(rt));
+    // The app listens on loopback only: from outside the pod, only Ringside can reach it.
+    let _app = Origin::start_at("app", "127.0.0.1:8080", Some(&net.pod));
+    let _skipped = Origin::start_at("skipped", &format!("0.0.0.0:{SKIPPED_PORT}"), Some(&net.pod));
+    let app = format!("http://{POD_IP}:8080");
+    let (code, body) = net.curl_in(&net.server, &format!("{app}/"));
+    assert_ne!(code, 0, "without interception the app is unreachable from outside: {body}");
+
+    net.iptables(&[
+        "--inbound-port", "15006",
+        "--admin-port", &ADMIN_PORT.to_string(),
+        "--skip-inbound-ports", &SKIPPED_PORT.to_string(),
+    ]);
+    let config = format!(
+        "admin: {{ address: 0.0.0.0:{ADMIN_PORT} }}
+listeners:
+  - name: inbound
+    address: 0.0.0.0:15006
+    protocol: http
+    routes:
+      - {{ name: default, match: {{ path_prefix: / }}, backends: [ {{ cluster: app }} ] }}
+clusters:
+  - {{ name: app, endpoints: [ 127.0.0.1:8080 ] }}
+"
+    );
+    let proxy = start_proxy(rt, &net, &config);
+    let before = net.metrics(&proxy);
+    let (requests, opened) = (metric_sum(&before, INBOUND_REQUESTS), metric(&before, INBOUND_OPENED));
+
+    // A client in the server namespace, with no proxy settings, asks the pod IP and app port.
+    let (code, body) = net.curl_in(&net.server, &format!("{app}/"));
+    assert_eq!(code, 0, "inbound curl failed: {body}\n{}", proxy.log_text());
+    assert_eq!(body, "hello from app\n");
+    let (code, body) = net.curl_in(&net.server, &format!("{app}/headers"));
+    assert_eq!(code, 0, "inbound curl failed: {body}\n{}", proxy.log_text());
+    assert!(body.contains(&format!("\"x-forwarded-for\":[\"{SERVER_IP}\"]")), "{body}");
+    assert!(remote_addr(&body).starts_with("127.0.0.1:"), "the app sees Ringside: {body}");
+    let m = wait_metric(&net, &proxy, INBOUND_REQUESTS, requests + 2.0);
+    assert_eq!(metric_sum(&m, INBOUND_REQUESTS), requests + 2.0, "{m}");
+    assert_eq!(metric(&m, INBOUND_OPENED), opened + 2.0, "{m}");
+
+    // The admin port is not redirected: Ringside's admin answers, not the app behind it.
+    let (code, body) = net.curl_in(&net.server, &format!("http://{POD_IP}:{ADMIN_PORT}/live"));
+    assert_eq!((code, body.trim()), (0, "live"), "{}", proxy.log_text());
+    // Nor is a --skip-inbound-ports port: the client reaches that app itself.
+    let (code, body) =
+        net.curl_in(&net.server, &format!("http://{POD_IP}:{SKIPPED_PORT}/headers"));
+    assert_eq!(code, 0, "{body}");
+    assert!(remote_addr(&body).starts_with(&format!("{SERVER_IP}:")), "{body}");
+    assert!(!body.contains("x-forwarded-for"), "{body}");
+    let m = net.metrics(&proxy);
+    assert_eq!(metric_sum(&m, INBOUND_REQUESTS), requests + 2.0, "{m}");
+    assert_eq!(metric(&m, INBOUND_OPENED), opened + 2.0, "{m}");
 });
 
 #[test]
