@@ -372,3 +372,28 @@ both_runtimes!(fn saturated_upstream_connections_are_joined_by_new_ones(rt) {
     assert!(took < Duration::from_millis(1800), "streams waited for each other: {took:?} {out}");
     eprintln!("20 streams, max 4 per upstream connection: {upstream} connections, {took:?}");
 });
+
+both_runtimes!(fn h2_connections_show_in_admin_connections(rt) {
+    let origin = Origin::start("h1o");
+    let proxy = proxy_to(rt, &origin, "http1");
+    let req = [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/")];
+    let mut conn = Frames::open(proxy.addr("inbound"), &frame(1, 0x5, 1, &hpack(&req)));
+    let end = Instant::now() + Duration::from_secs(5);
+    // Until the response's last DATA frame (END_STREAM on stream 1).
+    loop {
+        let f = conn.next(end).expect("response");
+        if f.stream == 1 && f.flags & 1 == 1 && (f.kind == 0 || f.kind == 1) {
+            break;
+        }
+    }
+    let list = ringside_integration::client::get(proxy.addr("admin"), "/connections").text();
+    let list: String = list.chars().filter(|c| !c.is_whitespace()).collect();
+    let entry = list
+        .split('{')
+        .find(|e| e.contains("\"protocol\":\"h2\""))
+        .unwrap_or_else(|| panic!("no h2 connection listed: {list}"));
+    let field = |k: &str| sum_field(entry, k);
+    assert_eq!(field("requests"), 1, "{entry}");
+    assert!(field("bytes_in") > 24, "the preface and more were counted: {entry}");
+    assert!(field("bytes_out") > 20, "the response frames were counted: {entry}");
+});

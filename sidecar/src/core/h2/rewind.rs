@@ -1,5 +1,6 @@
-//! Gives back the bytes read while detecting the protocol: the HTTP/2 connection must see the
-//! client preface that detection already consumed.
+//! Gives back the bytes read while detecting the protocol (the HTTP/2 connection must see the
+//! client preface that detection already consumed), and counts the connection's bytes for
+//! `/connections`, as the HTTP/1 path does.
 
 use std::io;
 use std::pin::Pin;
@@ -8,18 +9,22 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-pub struct Rewind<T> {
+use crate::core::conns::Conn;
+
+pub struct Rewind<'c, T> {
     prefix: Bytes,
     io: T,
+    /// Where the bytes are counted (the preface was counted when it was read).
+    conn: Option<&'c Conn>,
 }
 
-impl<T> Rewind<T> {
-    pub fn new(io: T, prefix: Bytes) -> Self {
-        Self { prefix, io }
+impl<'c, T> Rewind<'c, T> {
+    pub fn new(io: T, prefix: Bytes, conn: Option<&'c Conn>) -> Self {
+        Self { prefix, io, conn }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<'_, T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -31,17 +36,24 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
             self.prefix.advance(n);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Some(c) = self.conn {
+            c.add_in((buf.filled().len() - before) as u64);
+        }
+        r
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<'_, T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.count_out(&r);
+        r
     }
 
     fn poll_write_vectored(
@@ -49,7 +61,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.count_out(&r);
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -65,6 +79,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     }
 }
 
+impl<T> Rewind<'_, T> {
+    fn count_out(&self, r: &Poll<io::Result<usize>>) {
+        if let (Some(c), Poll::Ready(Ok(n))) = (self.conn, r) {
+            c.add_out(*n as u64);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,7 +99,7 @@ mod tests {
             .expect("runtime");
         rt.block_on(async {
             let inner: &[u8] = b" world";
-            let mut r = Rewind::new(inner, Bytes::from_static(b"hello"));
+            let mut r = Rewind::new(inner, Bytes::from_static(b"hello"), None);
             let mut out = String::new();
             r.read_to_string(&mut out).await.expect("read");
             assert_eq!(out, "hello world");

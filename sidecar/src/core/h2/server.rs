@@ -46,7 +46,7 @@ pub async fn serve<R: Rt>(
         (spec.header_read_timeout, spec.idle_timeout, max)
     };
     let io = match down.into_io() {
-        Ok(io) => Rewind::new(io, preface.freeze()),
+        Ok(io) => Rewind::new(io, preface.freeze(), Some(conn)),
         Err(e) => {
             tracing::debug!(%peer, error = %e, "cannot switch the connection to HTTP/2");
             return;
