@@ -4,6 +4,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::task::Poll;
 
 use bytes::Bytes;
 use h2::{RecvStream, SendStream};
@@ -50,19 +51,37 @@ pub async fn h2_to_h2(
     dst: &mut SendStream<Bytes>,
 ) -> Result<(u64, Option<HeaderMap>), PumpError> {
     let mut moved = 0u64;
-    while let Some(chunk) = src.data().await {
-        let chunk = chunk.map_err(PumpError::Recv)?;
+    // While waiting on the source, watch the destination too: a reset there (a gRPC client
+    // cancelling a server stream) must end the relay now, not at the next message.
+    while let Some(chunk) = poll_fn(|cx| match dst.poll_reset(cx) {
+        Poll::Ready(r) => Poll::Ready(Some(Err(PumpError::Send(reset_error(r))))),
+        Poll::Pending => src
+            .poll_data(cx)
+            .map(|c| c.map(|c| c.map_err(PumpError::Recv))),
+    })
+    .await
+    {
+        let chunk = chunk?;
         let n = chunk.len();
         moved += n as u64;
         send_data(dst, chunk).await.map_err(PumpError::Send)?;
         let _ = src.flow_control().release_capacity(n);
     }
-    let trailers = src.trailers().await.map_err(PumpError::Recv)?;
+    let trailers = poll_fn(|cx| match dst.poll_reset(cx) {
+        Poll::Ready(r) => Poll::Ready(Err(PumpError::Send(reset_error(r)))),
+        Poll::Pending => src.poll_trailers(cx).map(|t| t.map_err(PumpError::Recv)),
+    })
+    .await?;
     match &trailers {
         Some(t) => dst.send_trailers(t.clone()).map_err(PumpError::Send)?,
         None => dst.send_data(Bytes::new(), true).map_err(PumpError::Send)?,
     }
     Ok((moved, trailers))
+}
+
+/// The error for a destination the peer reset (or whose connection failed).
+fn reset_error(r: Result<h2::Reason, h2::Error>) -> h2::Error {
+    r.map_or_else(|e| e, h2::Error::from)
 }
 
 /// Relays an HTTP/2 body into any [`Sink`] (an HTTP/1 connection); trailers become HTTP/1

@@ -154,7 +154,7 @@ pub async fn handle<R: Rt>(
                     Some("4"),
                 )
             } else {
-                let s = local(&mut respond, e.status(), short(&e), grpc);
+                let s = local(&mut respond, e.status(), forward::short(&e), grpc);
                 (s, None)
             };
             let grpc_code = grpc_code
@@ -288,10 +288,6 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
-}
-
-fn short(e: &ProxyError) -> &'static str {
-    forward::short(e)
 }
 
 /// Waits until the client resets the stream; the reason it gave.
