@@ -80,6 +80,9 @@ pub struct Listener {
     /// `None` for TCP listeners, which have no request heads to limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// `None` for TCP listeners, which have no request paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_normalization: Option<PathNormalization>,
 }
 
 /// An original destination (`IP:port` exactly) and the cluster its connections go to.
@@ -111,6 +114,47 @@ pub const DEFAULT_HEADER_READ: Duration = Duration::from_secs(10);
 pub const DEFAULT_HTTP_IDLE: Duration = Duration::from_secs(120);
 /// Default TCP idle: long-lived protocols (databases) are often quiet for minutes.
 pub const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
+
+/// How an HTTP listener normalises request paths before routing; the normalised path is what
+/// the upstream receives (RFC 3986 §6.2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathNormalization {
+    /// Remove dot segments, decode percent-encoded unreserved characters, upper-case the
+    /// remaining percent-encodings (RFC 3986 §6.2.2.1–§6.2.2.3).
+    pub enabled: bool,
+    /// Collapse runs of `/` into one.
+    pub merge_slashes: bool,
+    /// What to do with `%2F` and `%5C` (encoded `/` and `\`).
+    pub escaped_slashes: EscapedSlashes,
+}
+
+impl Default for PathNormalization {
+    fn default() -> Self {
+        PathNormalization {
+            enabled: true,
+            merge_slashes: false,
+            escaped_slashes: EscapedSlashes::Keep,
+        }
+    }
+}
+
+/// What to do with a percent-encoded slash or backslash in a request path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscapedSlashes {
+    /// Leave it encoded: it is not a path separator for routing or for the upstream.
+    Keep,
+    /// Answer 400: for upstreams that would decode it and see a different path.
+    Reject,
+}
+
+impl EscapedSlashes {
+    pub const NAMES: &'static [(&'static str, EscapedSlashes)] = &[
+        ("keep", EscapedSlashes::Keep),
+        ("reject", EscapedSlashes::Reject),
+    ];
+}
 
 /// Request head limits of an HTTP listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,6 +319,8 @@ struct ListenerRepr {
     timeouts: TimeoutsRepr,
     #[serde(default)]
     limits: Option<Limits>,
+    #[serde(default)]
+    path_normalization: Option<PathNormalization>,
 }
 
 #[derive(Default, Deserialize)]
@@ -308,9 +354,12 @@ impl Timeouts {
 
 impl From<ListenerRepr> for Listener {
     fn from(r: ListenerRepr) -> Self {
-        let limits = match r.protocol {
-            ListenerProtocol::Http => Some(r.limits.unwrap_or_default()),
-            ListenerProtocol::Tcp => None,
+        let (limits, path_normalization) = match r.protocol {
+            ListenerProtocol::Http => (
+                Some(r.limits.unwrap_or_default()),
+                Some(r.path_normalization.unwrap_or_default()),
+            ),
+            ListenerProtocol::Tcp => (None, None),
         };
         Listener {
             name: r.name,
@@ -322,6 +371,7 @@ impl From<ListenerRepr> for Listener {
             destinations: r.destinations,
             timeouts: Timeouts::with_defaults(r.protocol, r.timeouts.header_read, r.timeouts.idle),
             limits,
+            path_normalization,
         }
     }
 }

@@ -31,6 +31,7 @@ pub(crate) struct RawListener {
     pub header_read: Option<At<Duration>>,
     pub idle: Option<At<Duration>>,
     pub limits: Option<At<RawLimits>>,
+    pub path_normalization: Option<At<RawPathNormalization>>,
     /// `routes`/`cluster` were written, even if unreadable: keeps
     /// "needs `routes`" from piling onto a type error.
     pub routes_written: bool,
@@ -46,6 +47,12 @@ pub(crate) struct RawDestination {
 pub(crate) struct RawLimits {
     pub max_header_bytes: Option<usize>,
     pub max_headers: Option<usize>,
+}
+
+pub(crate) struct RawPathNormalization {
+    pub enabled: Option<bool>,
+    pub merge_slashes: Option<bool>,
+    pub escaped_slashes: Option<crate::model::EscapedSlashes>,
 }
 
 pub(crate) struct RawRoute {
@@ -119,6 +126,7 @@ const LISTENER_FIELDS: &[&str] = &[
     "destinations",
     "timeouts",
     "limits",
+    "path_normalization",
 ];
 
 fn listener(node: &Node, sink: &mut Sink) -> RawListener {
@@ -134,6 +142,7 @@ fn listener(node: &Node, sink: &mut Sink) -> RawListener {
         header_read: None,
         idle: None,
         limits: None,
+        path_normalization: None,
         routes_written: false,
         cluster_written: false,
         original_dst_written: false,
@@ -199,6 +208,23 @@ fn listener(node: &Node, sink: &mut Sink) -> RawListener {
             max_headers: limit("max_headers"),
         };
         Some(At { value, pos: l.pos })
+    });
+    out.path_normalization = f.get("path_normalization").and_then(|n| {
+        let keys = ["enabled", "merge_slashes", "escaped_slashes"];
+        let p = sink.mapping(n, "path_normalization", &keys)?;
+        let mut flag = |key: &str| Some(sink.boolean(p.get(key)?, key)?.value);
+        let enabled = flag("enabled");
+        let merge_slashes = flag("merge_slashes");
+        let escaped_slashes = p
+            .get("escaped_slashes")
+            .and_then(|n| sink.one_of(n, "escaped_slashes", crate::model::EscapedSlashes::NAMES))
+            .map(|a| a.value);
+        let value = RawPathNormalization {
+            enabled,
+            merge_slashes,
+            escaped_slashes,
+        };
+        Some(At { value, pos: p.pos })
     });
     out
 }

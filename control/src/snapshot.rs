@@ -39,6 +39,8 @@ pub struct ListenerSpec {
     pub max_header_bytes: usize,
     /// HTTP only; TCP listeners carry the HTTP default, unused.
     pub max_headers: usize,
+    /// HTTP only; TCP listeners carry the HTTP default, unused.
+    pub path_normalization: crate::model::PathNormalization,
 }
 
 #[derive(Debug)]
@@ -236,5 +238,6 @@ fn compile_listener(
         idle_timeout: l.timeouts.idle,
         max_header_bytes: limits.max_header_bytes,
         max_headers: limits.max_headers,
+        path_normalization: l.path_normalization.unwrap_or_default(),
     })
 }

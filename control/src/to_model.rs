@@ -4,9 +4,9 @@
 //! already reported; the caller treats that as an internal error.
 
 use crate::model::{
-    Admin, Backend, Cluster, Config, Destination, Limits, Listener, ListenerProtocol, Route,
-    RouteMatch, Timeouts, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_IDLE_PER_ENDPOINT,
-    DEFAULT_POOL_IDLE, DEFAULT_ROUTE_TIMEOUT, DEFAULT_WEIGHT,
+    Admin, Backend, Cluster, Config, Destination, Limits, Listener, ListenerProtocol,
+    PathNormalization, Route, RouteMatch, Timeouts, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_IDLE_PER_ENDPOINT, DEFAULT_POOL_IDLE, DEFAULT_ROUTE_TIMEOUT, DEFAULT_WEIGHT,
 };
 use crate::node::At;
 use crate::raw::{RawBackend, RawCluster, RawConfig, RawDestination, RawListener, RawRoute};
@@ -77,6 +77,21 @@ fn listener(raw: RawListener) -> Option<Listener> {
         },
         timeouts: Timeouts::with_defaults(protocol, value(raw.header_read), value(raw.idle)),
         limits,
+        path_normalization: match protocol {
+            ListenerProtocol::Http => {
+                let d = PathNormalization::default();
+                let w = raw.path_normalization.map(|p| p.value);
+                let w = w.as_ref();
+                Some(PathNormalization {
+                    enabled: w.and_then(|p| p.enabled).unwrap_or(d.enabled),
+                    merge_slashes: w.and_then(|p| p.merge_slashes).unwrap_or(d.merge_slashes),
+                    escaped_slashes: w
+                        .and_then(|p| p.escaped_slashes)
+                        .unwrap_or(d.escaped_slashes),
+                })
+            }
+            ListenerProtocol::Tcp => None,
+        },
     })
 }
 

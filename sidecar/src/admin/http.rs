@@ -131,7 +131,7 @@ pub async fn write_response(stream: &mut TcpStream, r: &Response) {
     let head = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         r.status,
-        crate::core::forward::reason(r.status),
+        crate::core::http1::reason(r.status),
         r.content_type,
         r.body.len()
     );

@@ -1,19 +1,27 @@
 //! The runtime-agnostic data plane. Nothing here names tokio or monoio: it is generic over
 //! [`rt::Rt`] and compiled once per backend.
+//!
+//! A request travels one way: `serve` (accept, detect) → `down` (the client's protocol) →
+//! `proxy` (one file per protocol pair, one retry rule) → `up` (endpoints, pools, the
+//! upstream's protocol) → `bridge` (bodies, flow control, header translation) → the codecs
+//! (`http1`, `h2`). `tcp` and `tunnel` carry opaque connections; the rest are shared leaves.
 
 pub mod access_log;
-pub mod balance;
+pub mod bridge;
 pub mod conns;
 pub mod detect;
+pub mod down;
 pub mod error;
-pub mod forward;
 pub mod h2;
 pub mod http1;
 pub mod lifecycle;
-pub mod pool;
+pub mod path;
+pub mod proxy;
 pub mod rt;
 pub mod serve;
 pub mod stats;
 pub mod tcp;
+pub mod trace;
 pub mod tunnel;
+pub mod up;
 pub mod worker;

@@ -6,14 +6,19 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
 use control::snapshot::ListenerKind;
 use futures_util::FutureExt;
 
 use super::conns::{Abortable, Conn, Protocol};
+use super::detect::{self, Sniffed};
+use super::down;
 use super::rt::Rt;
 use super::stats::ListenerStats;
 use super::worker::Worker;
-use super::{forward, tcp};
+use super::{tcp, tunnel};
 
 /// A plain function, not an `async fn`: every byte of the returned future is held by every
 /// idle connection, and an `async fn` would keep a second copy of its arguments.
@@ -39,7 +44,7 @@ pub fn connection<R: Rt>(
 
 async fn serve<R: Rt>(
     w: Rc<Worker<R>>,
-    stream: R::Stream,
+    mut stream: R::Stream,
     peer: SocketAddr,
     listener: Rc<str>,
     conn: Rc<Conn>,
@@ -70,9 +75,73 @@ async fn serve<R: Rt>(
             }
         }
         ListenerKind::Http { .. } => {
+            // Same port, two protocols: the first bytes say which (an h2c client opens with
+            // the HTTP/2 preface), and a new connection must send them promptly (slowloris).
+            // Boxed, like each request, so that a kept-alive idle connection's future does not
+            // also carry this first wait.
+            let first = {
+                let deadline = Instant::now() + spec.header_read_timeout;
+                Box::pin(first_bytes::<R>(w, &mut stream, deadline, &listener, conn))
+            };
             drop(snap);
-            forward::serve::<R>(w, stream, peer, listener, conn).await;
+            let (sniffed, buf) = first.await;
+            match sniffed {
+                Sniffed::Http1 => {
+                    let served = down::h1::serve::<R>(w, &mut stream, buf, peer, &listener, conn);
+                    // One `let`, so the upgrade's streams move into the box at once rather
+                    // than sit in this (every connection's) future while the tunnel runs.
+                    let tunnel = served
+                        .await
+                        .map(|up| Box::pin(upgraded::<R>(w, stream, up, peer, &listener, conn)));
+                    if let Some(t) = tunnel {
+                        t.await;
+                    }
+                }
+                Sniffed::Http2 => {
+                    Box::pin(down::h2::serve(w, stream, buf, peer, listener, conn)).await;
+                }
+                Sniffed::Gone => {}
+            }
         }
+    }
+}
+
+/// Waits for a new connection's first bytes and detects its protocol from them; the bytes
+/// read stay in the buffer for whichever protocol takes over.
+async fn first_bytes<R: Rt>(
+    w: &Worker<R>,
+    stream: &mut R::Stream,
+    deadline: Instant,
+    listener: &str,
+    conn: &Conn,
+) -> (Sniffed, BytesMut) {
+    let mut buf = BytesMut::new();
+    match down::idle::wait::<R>(w, stream, deadline, listener, conn).await {
+        Some(Ok(())) => {
+            let sniffed = detect::sniff::<R, _>(stream, &mut buf, true, deadline, conn).await;
+            (sniffed, buf)
+        }
+        _ => (Sniffed::Gone, buf),
+    }
+}
+
+/// Runs an upgraded HTTP/1 connection (WebSocket) as an opaque tunnel until either side ends.
+async fn upgraded<R: Rt>(
+    w: &Worker<R>,
+    down: R::Stream,
+    up: down::h1::Upgraded<R::Stream>,
+    peer: SocketAddr,
+    listener: &str,
+    conn: &Conn,
+) {
+    let idle = w
+        .snapshot()
+        .listener(listener)
+        .map_or(Duration::from_secs(3600), |s| s.idle_timeout);
+    conn.protocol.set(Protocol::Upgraded);
+    let run = tunnel::run::<R, _, _>(down, up.up, up.to_up, up.to_down, idle, conn);
+    if let Err(e) = run.await {
+        tracing::debug!(%peer, error = %e, "upgraded connection closed with error");
     }
 }
 

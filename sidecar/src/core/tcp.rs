@@ -11,6 +11,7 @@ use super::conns::Conn;
 use super::error::ProxyError;
 use super::rt::{Rt, Stream};
 use super::tunnel;
+use super::up::dial;
 use super::worker::Worker;
 
 /// Why a TCP listener's connection ended early.
@@ -57,7 +58,7 @@ pub async fn serve<R: Rt>(
             w.stats.original_dst(&spec.name, "passthrough");
             // The proxy's own connections are exempt from the redirect (`ringside iptables
             // --proxy-uid`), so this reaches the real destination instead of coming back.
-            let up = connect::<R>(addr, DEFAULT_CONNECT_TIMEOUT).await?;
+            let up = dial::connect::<R>(addr, DEFAULT_CONNECT_TIMEOUT).await?;
             tracing::debug!(%peer, upstream = %addr, "intercepted: passthrough tunnel open");
             Ok(tunnel_to::<R>(down, up, spec.idle_timeout, conn).await?)
         }
@@ -87,9 +88,9 @@ pub async fn proxy<R: Rt>(
     idle: Duration,
     conn: &Conn,
 ) -> Result<tunnel::Moved, ProxyError> {
-    let (up, addr) = connect_any::<R>(w, cluster).await?;
-    tracing::debug!(%peer, upstream = %addr, "tcp tunnel open");
-    tunnel_to::<R>(down, up, idle, conn).await
+    let d = dial::any::<R>(&w.balancers.get(cluster), cluster, &w.stats).await?;
+    tracing::debug!(%peer, upstream = %d.addr, "tcp tunnel open");
+    tunnel_to::<R>(down, d.conn, idle, conn).await
 }
 
 async fn tunnel_to<R: Rt>(
@@ -108,37 +109,4 @@ async fn tunnel_to<R: Rt>(
     )
     .await
     .map_err(ProxyError::UpstreamIo)
-}
-
-/// Connects to the cluster's chosen endpoint, trying each other endpoint once if it fails.
-pub async fn connect_any<R: Rt>(
-    w: &Worker<R>,
-    cluster: &ClusterSpec,
-) -> Result<(R::Stream, SocketAddr), ProxyError> {
-    let state = w.balancers.get(cluster);
-    if state.is_empty() {
-        return Err(ProxyError::NoEndpoint);
-    }
-    let first = state.pick();
-    let mut last_err = ProxyError::NoEndpoint;
-    for k in 0..state.len() {
-        let addr = state.endpoint(state.after(first, k));
-        match connect::<R>(addr, cluster.connect_timeout).await {
-            Ok(s) => return Ok((s, addr)),
-            Err(e) => {
-                tracing::debug!(upstream = %addr, error = %e, "connect failed");
-                w.stats.cluster(&cluster.name).connect_errors.increment(1);
-                last_err = e;
-            }
-        }
-    }
-    Err(last_err)
-}
-
-pub async fn connect<R: Rt>(addr: SocketAddr, within: Duration) -> Result<R::Stream, ProxyError> {
-    match R::connect(addr, within).await {
-        Ok(s) => Ok(s),
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(ProxyError::ConnectTimeout(addr)),
-        Err(source) => Err(ProxyError::Connect { addr, source }),
-    }
 }

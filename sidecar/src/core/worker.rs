@@ -8,12 +8,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use control::snapshot::Snapshot;
 
-use super::balance::Balancers;
 use super::conns::Registry;
 use super::lifecycle::Lifecycle;
-use super::pool::Pool;
 use super::rt::Rt;
 use super::stats::Stats;
+use super::up::balance::Balancers;
+use super::up::h2::H2Pool;
+use super::up::pool::Pool;
 
 /// Housekeeping period: event-loop lag is sampled at this rate, the pool swept every 4th.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -53,7 +54,7 @@ pub struct Worker<R: Rt> {
     config: SharedConfig,
     pub lifecycle: Arc<Lifecycle>,
     pub pool: Pool<R>,
-    pub h2: super::h2::client::H2Pool,
+    pub h2: H2Pool,
     pub balancers: Balancers,
     pub stats: Stats,
     pub conns: std::rc::Rc<Registry>,

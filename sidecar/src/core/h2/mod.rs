@@ -1,13 +1,7 @@
-//! HTTP/2 on both runtimes, with the `h2` crate over the backends' poll-based streams:
-//! downstream h2c connections (`server`, one task each, streams multiplexed inside it),
-//! upstream multiplexed connections (`client`), and translation to and from HTTP/1.1.
+//! HTTP/2 codec-level pieces shared by the downstream server and the upstream client: the
+//! limits Ringside runs with (`settings`), the replay of bytes read during protocol detection
+//! (`rewind`), and the gRPC facts read from headers (`grpc`). The `h2` crate does the framing.
 
-pub mod client;
-pub mod headers;
-pub mod pump;
-mod rewind;
-pub mod server;
+pub mod grpc;
+pub mod rewind;
 pub mod settings;
-mod stream;
-mod to_h1;
-pub mod to_h2;

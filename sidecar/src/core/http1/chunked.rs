@@ -36,6 +36,23 @@ pub enum Chunk {
     Trailers(Bytes),
 }
 
+/// Checks the chunked body bytes already in hand (those that arrived with the head) without
+/// consuming them, so a body whose framing is visibly broken is refused before its head goes
+/// upstream. Bytes past the body's end (a pipelined request) are not looked at.
+///
+/// # Errors
+/// The first framing error the decoder finds.
+pub fn check_in_hand(bytes: &[u8]) -> Result<(), BodyError> {
+    let mut probe = BytesMut::from(bytes);
+    let mut dec = ChunkedDecoder::new();
+    loop {
+        match dec.decode(&mut probe)? {
+            Some(Chunk::Data(_)) => {}
+            Some(Chunk::Trailers(_)) | None => return Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Size,

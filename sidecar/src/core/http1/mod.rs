@@ -15,11 +15,40 @@ mod error;
 mod fields;
 mod request;
 mod response;
+mod target;
 
-pub use chunked::{encode_chunk_header, encode_last_chunk, Chunk, ChunkedDecoder, CHUNK_END};
+pub use chunked::{
+    check_in_hand, encode_chunk_header, encode_last_chunk, Chunk, ChunkedDecoder, CHUNK_END,
+};
 pub use error::{BodyError, RequestError, ResponseError};
 pub use request::{parse_request, RequestHead, UpstreamOpts};
 pub use response::{parse_response, DownstreamOpts, ResponseHead};
+
+/// The interim response Ringside sends itself to a client that expects one (RFC 9110 §10.1.1).
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The reason phrase Ringside writes for `status`.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        405 => "Method Not Allowed",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
 
 /// Size limits for a head.
 #[derive(Debug, Clone, Copy)]

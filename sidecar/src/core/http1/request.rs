@@ -6,6 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::RequestError;
 use super::fields::{self, content_length, is_authority, list_items};
+use super::target::{target, Target};
 use super::{BodyKind, Field, Limits, Span, Version};
 
 /// Heads with up to this many fields parse without a heap-allocated header array.
@@ -18,14 +19,6 @@ const MAX_LEADING_CRLF: usize = 8;
 pub struct RequestHead {
     buf: Bytes,
     p: Parts,
-}
-
-/// The request target as it will be forwarded (origin-form).
-#[derive(Debug)]
-enum Target {
-    Span(Span),
-    /// Absolute-form whose path was empty: `http://a?x` is forwarded as `/?x`.
-    Owned(String),
 }
 
 /// What the proxy adds or keeps when forwarding a request.
@@ -57,6 +50,12 @@ impl RequestHead {
             Target::Span(s) => s.str(&self.buf),
             Target::Owned(s) => s,
         }
+    }
+
+    /// Replaces the target with its normalised form (`core::path`): what routes match on is
+    /// what the upstream receives (DESIGN.md §5.14).
+    pub fn set_target(&mut self, normalized: String) {
+        self.p.target = Target::Owned(normalized);
     }
 
     /// The target without its query: what routes match on.
@@ -471,49 +470,6 @@ fn parse_with<'b>(
         connection,
     };
     Ok(Some((len, parts)))
-}
-
-/// Checks the request-target form against the method and converts absolute-form to
-/// origin-form. Returns the target and, for absolute-form, the authority (the Host to use).
-fn target(buf: &[u8], method: &str, raw: &str) -> Result<(Target, Option<Span>), RequestError> {
-    if method == "CONNECT" {
-        return Err(RequestError::NotImplemented("CONNECT"));
-    }
-    if raw.starts_with('/') {
-        return Ok((Target::Span(Span::of(buf, raw.as_bytes())), None));
-    }
-    if raw == "*" {
-        return if method == "OPTIONS" {
-            Ok((Target::Span(Span::of(buf, raw.as_bytes())), None))
-        } else {
-            Err(RequestError::Bad("asterisk-form is only for OPTIONS"))
-        };
-    }
-    let lower = raw
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let rest = if lower.starts_with("http://") {
-        &raw[7..]
-    } else if lower.starts_with("https://") {
-        &raw[8..]
-    } else {
-        return Err(RequestError::Bad("invalid request target"));
-    };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.is_empty() || authority.contains('@') || !is_authority(authority.as_bytes()) {
-        return Err(RequestError::Bad(
-            "invalid authority in absolute-form target",
-        ));
-    }
-    let path = &rest[end..];
-    let target = if path.starts_with('/') {
-        Target::Span(Span::of(buf, path.as_bytes()))
-    } else {
-        Target::Owned(format!("/{path}"))
-    };
-    Ok((target, Some(Span::of(buf, authority.as_bytes()))))
 }
 
 #[cfg(test)]

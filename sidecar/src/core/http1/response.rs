@@ -29,6 +29,9 @@ pub struct ResponseHead {
 pub struct DownstreamOpts {
     /// Add `Connection: close`.
     pub close: bool,
+    /// Add `Connection: keep-alive`: an HTTP/1.0 client that asked to keep the connection
+    /// must be told it was kept (RFC 9112 §9.3, Appendix C.2.2).
+    pub keep_alive: bool,
     /// The framing to write (e.g. close-delimited instead of chunked for an HTTP/1.0 client).
     pub body: BodyKind,
     /// A 101 to a WebSocket handshake: keep `Connection: upgrade` and `Upgrade`.
@@ -112,6 +115,8 @@ impl ResponseHead {
             }
         } else if opts.close {
             out.put_slice(b"connection: close\r\n");
+        } else if opts.keep_alive {
+            out.put_slice(b"connection: keep-alive\r\n");
         }
         out.put_slice(b"\r\n");
     }

@@ -69,6 +69,7 @@ fn body_kinds_follow_rfc_9112_section_6_3() {
         &both,
         DownstreamOpts {
             close: false,
+            keep_alive: false,
             body: BodyKind::Chunked,
             keep_upgrade: false,
         },
@@ -133,6 +134,7 @@ fn downstream_head_is_rewritten() {
         &r,
         DownstreamOpts {
             close: true,
+            keep_alive: false,
             body: BodyKind::Length(3),
             keep_upgrade: false,
         },
@@ -146,6 +148,7 @@ fn downstream_head_is_rewritten() {
         &head,
         DownstreamOpts {
             close: false,
+            keep_alive: false,
             body: BodyKind::Empty,
             keep_upgrade: false,
         },
@@ -159,6 +162,7 @@ fn downstream_head_is_rewritten() {
         &ws,
         DownstreamOpts {
             close: false,
+            keep_alive: false,
             body: BodyKind::Empty,
             keep_upgrade: true,
         },

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 use http::HeaderMap;
 
-use crate::core::forward::Sink;
+use h2::server::SendResponse;
+
+use super::relay::Sink;
 
 /// Sends `data` into `dst`, waiting for send window as needed.
 pub async fn send_data(dst: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
@@ -44,24 +46,39 @@ pub enum PumpError {
     Write(io::Error),
 }
 
+/// The next chunk of `src`'s body (`None` at its end), while also watching `dst`: a reset
+/// there (a gRPC client cancelling a server stream) ends the wait now, not at the next
+/// message.
+///
+/// # Errors
+/// [`PumpError::Recv`] when the source failed, [`PumpError::Send`] when the destination was
+/// reset.
+pub async fn recv_watching(
+    src: &mut RecvStream,
+    dst: &mut SendStream<Bytes>,
+) -> Result<Option<Bytes>, PumpError> {
+    poll_fn(|cx| match dst.poll_reset(cx) {
+        Poll::Ready(r) => Poll::Ready(Err(PumpError::Send(reset_error(r)))),
+        Poll::Pending => src.poll_data(cx).map(|c| match c {
+            None => Ok(None),
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(e)) => Err(PumpError::Recv(e)),
+        }),
+    })
+    .await
+}
+
 /// Relays a whole body, then its trailers, from one HTTP/2 stream to another. Returns the
-/// trailers forwarded (gRPC status lives there).
+/// body bytes moved and the trailers forwarded (gRPC status lives there).
+///
+/// # Errors
+/// [`PumpError::Recv`] when the source failed, [`PumpError::Send`] when the destination did.
 pub async fn h2_to_h2(
     src: &mut RecvStream,
     dst: &mut SendStream<Bytes>,
 ) -> Result<(u64, Option<HeaderMap>), PumpError> {
     let mut moved = 0u64;
-    // While waiting on the source, watch the destination too: a reset there (a gRPC client
-    // cancelling a server stream) must end the relay now, not at the next message.
-    while let Some(chunk) = poll_fn(|cx| match dst.poll_reset(cx) {
-        Poll::Ready(r) => Poll::Ready(Some(Err(PumpError::Send(reset_error(r))))),
-        Poll::Pending => src
-            .poll_data(cx)
-            .map(|c| c.map(|c| c.map_err(PumpError::Recv))),
-    })
-    .await
-    {
-        let chunk = chunk?;
+    while let Some(chunk) = recv_watching(src, dst).await? {
         let n = chunk.len();
         moved += n as u64;
         send_data(dst, chunk).await.map_err(PumpError::Send)?;
@@ -77,6 +94,13 @@ pub async fn h2_to_h2(
         None => dst.send_data(Bytes::new(), true).map_err(PumpError::Send)?,
     }
     Ok((moved, trailers))
+}
+
+/// Waits until the client resets the stream; the reason it gave.
+pub async fn client_reset(respond: &mut SendResponse<Bytes>) -> h2::Reason {
+    poll_fn(|cx| respond.poll_reset(cx))
+        .await
+        .unwrap_or(h2::Reason::CANCEL)
 }
 
 /// The error for a destination the peer reset (or whose connection failed).

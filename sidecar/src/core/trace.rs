@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::core::http1::RequestHead;
+use super::http1::RequestHead;
 
 /// The request's trace context: the one it carried if well-formed, else a new one when
 /// starting traces is on.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::rt::{Rt, Stream};
+use crate::core::rt::{Rt, Stream};
 
 struct Idle<S> {
     stream: S,
@@ -32,7 +32,7 @@ impl<R: Rt> Default for Pool<R> {
 impl<R: Rt> Pool<R> {
     /// The most recently used live connection to `addr`, if any. A connection idle longer than
     /// `verify_after` is first checked with a peek (one syscall); one idle for less is trusted,
-    /// which the caller may do only when a failure can be retried (see `forward::upstream`).
+    /// which the caller may do only when a failure can be retried (see `up::h1::acquire`).
     pub fn checkout(
         &self,
         addr: SocketAddr,

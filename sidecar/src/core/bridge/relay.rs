@@ -133,6 +133,11 @@ impl<'a, D: WriteHalf> H1Sink<'a, D> {
             chunked: framing == BodyKind::Chunked,
         }
     }
+
+    /// The connection written to.
+    pub fn dst(&self) -> &D {
+        self.dst
+    }
 }
 
 impl<D: WriteHalf> Sink for H1Sink<'_, D> {
@@ -159,5 +164,26 @@ impl<D: WriteHalf> Sink for H1Sink<'_, D> {
         let mut last = BytesMut::with_capacity(trailers.len() + 8);
         http1::encode_last_chunk(trailers, &mut last);
         self.dst.write_all(last.freeze()).await
+    }
+}
+
+/// An upstream HTTP/1 connection as a request body's sink that stops as soon as the upstream
+/// has something to say (a response, EOF or an error) before the body ended: one
+/// non-blocking peek per body chunk. The relay then fails with [`RelayError::Write`] and the
+/// caller reads the early response (RFC 9110 §15.5.14, RFC 9112 §9.5).
+pub struct Watched<'a, S>(pub H1Sink<'a, S>);
+
+impl<S: crate::core::rt::Stream> Sink for Watched<'_, S> {
+    async fn data(&mut self, data: Bytes) -> io::Result<()> {
+        if !self.0.dst().is_reusable() {
+            return Err(io::Error::other(
+                "upstream answered before the request body ended",
+            ));
+        }
+        self.0.data(data).await
+    }
+
+    async fn end(&mut self, trailers: &[u8]) -> io::Result<()> {
+        self.0.end(trailers).await
     }
 }

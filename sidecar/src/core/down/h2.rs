@@ -15,10 +15,10 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::rewind::Rewind;
-use super::settings;
-use super::stream::{self, StreamCtx};
+use super::h2_stream::{self, StreamCtx};
 use crate::core::conns::{Conn, Protocol};
+use crate::core::h2::rewind::Rewind;
+use crate::core::h2::settings;
 use crate::core::rt::{timeout, Rt, Stream};
 use crate::core::worker::Worker;
 
@@ -99,7 +99,7 @@ pub async fn serve<R: Rt>(
                 last_active = Instant::now();
                 conn.requests.set(conn.requests.get() + 1);
                 conn.in_flight.set(true);
-                streams.push(stream::handle(&ctx, req, respond));
+                streams.push(h2_stream::handle(&ctx, req, respond));
             }
             Event::Kicked => {
                 let draining =

@@ -19,12 +19,12 @@ use bytes::Bytes;
 use control::snapshot::ClusterSpec;
 use h2::client::SendRequest;
 
-use super::settings;
-use crate::core::balance::InFlight;
+use super::balance::{ClusterState, InFlight};
+use super::dial;
 use crate::core::error::ProxyError;
+use crate::core::h2::settings;
 use crate::core::rt::{timeout, Rt, Stream};
-use crate::core::tcp;
-use crate::core::worker::Worker;
+use crate::core::stats::Stats;
 
 /// What the pool and the connection's driver task share.
 #[derive(Debug)]
@@ -123,65 +123,84 @@ impl H2Pool {
 
 /// A stream slot to the cluster's chosen endpoint: on a connection with room, else on a new
 /// one (walking the endpoints once if connects fail). `fresh` skips existing connections
-/// (the retry after a connection refused a stream).
+/// (the replay after a connection refused a stream).
+///
+/// # Errors
+/// [`ProxyError::NoEndpoint`], or the last endpoint's connect or handshake error.
 pub async fn acquire<R: Rt>(
-    w: &Worker<R>,
+    pool: &H2Pool,
+    lb: Rc<ClusterState>,
+    stats: &Stats,
     cluster: &ClusterSpec,
     fresh: bool,
 ) -> Result<Lease, ProxyError> {
-    let state = w.balancers.get(cluster);
-    if state.is_empty() {
+    if lb.is_empty() {
         return Err(ProxyError::NoEndpoint);
     }
-    let first = state.pick();
+    let first = lb.pick();
     if !fresh {
-        let addr = state.endpoint(first);
+        let addr = lb.endpoint(first);
         loop {
-            if let Some((send, st)) = w.h2.take_slot(addr) {
+            if let Some((send, st)) = pool.take_slot(addr) {
                 return Ok(Lease {
                     send,
                     addr,
                     state: st,
-                    _in_flight: state.start(first),
+                    _in_flight: lb.start(first),
                 });
             }
             // No room: a connection being opened may bring some; else open one.
-            if !w.h2.wait_for_connect(addr).await {
+            if !pool.wait_for_connect(addr).await {
                 break;
             }
         }
     }
-    let mut last_err = ProxyError::NoEndpoint;
-    for k in 0..state.len() {
-        let i = state.after(first, k);
-        let addr = state.endpoint(i);
-        match connect::<R>(w, addr, cluster).await {
-            Ok((send, st)) => {
-                return Ok(Lease {
-                    send,
-                    addr,
-                    state: st,
-                    _in_flight: state.start(i),
-                })
-            }
-            Err(e) => {
-                tracing::debug!(upstream = %addr, cluster = %cluster.name, error = %e, "h2 connect failed");
-                w.stats.cluster(&cluster.name).connect_errors.increment(1);
-                last_err = e;
-            }
+    let d = dial::walk(&lb, first, cluster, stats, |addr| {
+        connect::<R>(pool, addr, cluster)
+    })
+    .await?;
+    let (send, state) = d.conn;
+    Ok(Lease {
+        send,
+        addr: d.addr,
+        state,
+        _in_flight: d.in_flight,
+    })
+}
+
+/// What an HTTP/2 error on an upstream stream proves. A stream the upstream refused, one
+/// above a graceful GOAWAY's last_stream_id (h2 reports those as a remote GOAWAY with
+/// NO_ERROR: RFC 9113 §6.8), or one that could not even be opened, was never processed.
+/// `opened`: the stream was sent (false: `send_request` or `poll_ready` failed).
+pub fn stream_error(e: h2::Error, opened: bool) -> ProxyError {
+    let refused = !opened
+        || e.reason() == Some(h2::Reason::REFUSED_STREAM)
+        || (e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::NO_ERROR));
+    if refused {
+        return ProxyError::Refused(e.to_string());
+    }
+    if e.is_reset() && e.is_remote() {
+        if let Some(r) = e.reason() {
+            return ProxyError::UpstreamReset(r);
         }
     }
-    Err(last_err)
+    if !e.is_io() {
+        return ProxyError::UpstreamProtocol(format!("h2: {e}"));
+    }
+    match e.into_io() {
+        Some(io) => ProxyError::UpstreamIo(io),
+        None => ProxyError::UpstreamClosed,
+    }
 }
 
 /// Opens a connection, spawns its driver, registers it, and takes its first stream slot.
 async fn connect<R: Rt>(
-    w: &Worker<R>,
+    pool: &H2Pool,
     addr: SocketAddr,
     cluster: &ClusterSpec,
 ) -> Result<(SendRequest<Bytes>, Rc<State>), ProxyError> {
-    let _connecting = w.h2.start_connect(addr);
-    let stream = tcp::connect::<R>(addr, cluster.connect_timeout).await?;
+    let _connecting = pool.start_connect(addr);
+    let stream = dial::connect::<R>(addr, cluster.connect_timeout).await?;
     let io = stream
         .into_io()
         .map_err(|source| ProxyError::Connect { addr, source })?;
@@ -218,7 +237,7 @@ async fn connect<R: Rt>(
         }
     }
     st.max.set(send.current_max_send_streams());
-    w.h2.conns
+    pool.conns
         .borrow_mut()
         .entry(addr)
         .or_default()

@@ -1,8 +1,6 @@
 //! Header translation between HTTP/1.1 and HTTP/2 (RFC 9113 §8.2–8.3), and the gRPC facts the
 //! proxy reads from headers.
 
-use std::time::Duration;
-
 use bytes::{BufMut, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -151,8 +149,16 @@ pub fn h1_request_head(
     Ok(out)
 }
 
-/// The HTTP/1.1 response head for an HTTP/2 response, framed as `body` says.
-pub fn h1_response_head(parts: &http::response::Parts, body: BodyKind, close: bool) -> BytesMut {
+/// The HTTP/1.1 response head for an HTTP/2 response, framed as `body` says. `close` adds
+/// `Connection: close`, `keep_alive` adds `Connection: keep-alive` (an HTTP/1.0 client), and
+/// `kept_length` is the Content-Length a bodiless HEAD or 304 response keeps (RFC 9110 §8.6).
+pub fn h1_response_head(
+    parts: &http::response::Parts,
+    body: BodyKind,
+    close: bool,
+    keep_alive: bool,
+    kept_length: Option<u64>,
+) -> BytesMut {
     let mut out = BytesMut::with_capacity(512);
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(parts.status.as_str().as_bytes());
@@ -171,13 +177,17 @@ pub fn h1_response_head(parts: &http::response::Parts, body: BodyKind, close: bo
         }
         put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
-    match body {
-        BodyKind::Length(n) => put_field(&mut out, b"content-length", n.to_string().as_bytes()),
-        BodyKind::Chunked => put_field(&mut out, b"transfer-encoding", b"chunked"),
-        BodyKind::Empty | BodyKind::CloseDelimited => {}
+    match (body, kept_length) {
+        (BodyKind::Length(n), _) | (_, Some(n)) => {
+            put_field(&mut out, b"content-length", n.to_string().as_bytes())
+        }
+        (BodyKind::Chunked, None) => put_field(&mut out, b"transfer-encoding", b"chunked"),
+        _ => {}
     }
     if close {
         put_field(&mut out, b"connection", b"close");
+    } else if keep_alive {
+        put_field(&mut out, b"connection", b"keep-alive");
     }
     out.put_slice(b"\r\n");
     out
@@ -197,7 +207,13 @@ pub fn h2_response(head: &ResponseHead) -> Result<http::Response<()>, Malformed>
     Ok(resp)
 }
 
+/// The Content-Length a bodiless response keeps: HEAD and 304 responses describe the body
+/// they would have had; a 204 (or 1xx) never carries one (RFC 9110 §8.6).
 fn kept_length(head: &ResponseHead) -> Option<u64> {
+    let status = head.status();
+    if status == 204 || status < 200 {
+        return None;
+    }
     match head.body() {
         BodyKind::Empty => head
             .header("content-length")
@@ -241,70 +257,9 @@ fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-/// Whether a request is gRPC (`content-type: application/grpc[+proto|...]`).
-pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// The `grpc-timeout` a client asked for: 1–8 digits and a unit (H, M, S, m, u, n).
-pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("grpc-timeout")?.as_bytes();
-    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(match unit {
-        b"H" => Duration::from_secs(n.checked_mul(3600)?),
-        b"M" => Duration::from_secs(n.checked_mul(60)?),
-        b"S" => Duration::from_secs(n),
-        b"m" => Duration::from_millis(n),
-        b"u" => Duration::from_micros(n),
-        b"n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-/// The `grpc-status` in trailers (or a Trailers-Only response's headers).
-pub fn grpc_status(headers: &HeaderMap) -> Option<&str> {
-    headers.get("grpc-status")?.to_str().ok()
-}
-
-/// gRPC's mapping of an HTTP status the proxy produced to a gRPC status code.
-pub fn grpc_code_for_http(status: u16) -> u8 {
-    match status {
-        400 => 13,
-        401 => 16,
-        403 => 7,
-        404 => 12,
-        429 | 502..=504 => 14,
-        _ => 2,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse_per_the_spec() {
-        let mut h = HeaderMap::new();
-        for (v, want) in [
-            ("100m", Some(Duration::from_millis(100))),
-            ("2S", Some(Duration::from_secs(2))),
-            ("1H", Some(Duration::from_secs(3600))),
-            ("5u", Some(Duration::from_micros(5))),
-            ("123456789S", None),
-            ("S", None),
-            ("10x", None),
-            ("-1S", None),
-        ] {
-            h.insert("grpc-timeout", HeaderValue::from_static(v));
-            assert_eq!(grpc_timeout(&h), want, "{v}");
-        }
-    }
 
     #[test]
     fn h2_request_becomes_an_origin_form_h1_head() {
@@ -374,7 +329,7 @@ mod tests {
         let lines = h1_trailer_lines(&t);
         let back = parse_h1_trailers(&lines).expect("parses");
         assert_eq!(back, t);
-        assert_eq!(grpc_status(&back), Some("5"));
+        assert_eq!(crate::core::h2::grpc::grpc_status(&back), Some("5"));
         assert!(parse_h1_trailers(b"").expect("empty").is_empty());
     }
 

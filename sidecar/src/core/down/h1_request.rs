@@ -1,0 +1,228 @@
+//! One HTTP/1.1 request: check what is in hand, normalise its path, route it, proxy it to the
+//! cluster's protocol (or answer it locally), and record it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use control::model::UpstreamProtocol;
+use control::snapshot::{ListenerKind, ListenerSpec, Snapshot};
+use control::RequestView;
+
+use super::local::{self, Conn as LocalConn};
+use crate::core::conns::Conn;
+use crate::core::http1::{self, BodyKind, RequestHead, Version};
+use crate::core::path;
+use crate::core::proxy::exchange::{self, Deadline, Exchange, Failure, Next, Record, RequestInfo};
+use crate::core::proxy::{h1_h1, h1_h2};
+use crate::core::rt::{Rt, WriteHalf};
+use crate::core::stats::NONE;
+use crate::core::trace;
+use crate::core::worker::Worker;
+
+/// Where the request arrived: its connection and the config it is served on.
+pub struct At<'a, R: Rt> {
+    pub w: &'a Worker<R>,
+    pub snap: &'a Arc<Snapshot>,
+    pub spec: &'a ListenerSpec,
+    pub peer: SocketAddr,
+    /// The connection must close after this response (drain, or its listener was removed).
+    pub closing: bool,
+    pub conn: &'a Conn,
+}
+
+/// Handles one request whose head was just read; `buf` holds the bytes that followed it.
+pub async fn handle<R: Rt>(
+    at: &At<'_, R>,
+    down: &mut R::Stream,
+    buf: &mut BytesMut,
+    mut head: RequestHead,
+) -> Next<R::Stream> {
+    #[cfg(feature = "test-hooks")]
+    if head.header("x-ringside-test-panic").is_some() {
+        panic!("test hook: x-ringside-test-panic");
+    }
+    let started = Instant::now();
+    let counted = (at.conn.bytes_in.get(), at.conn.bytes_out.get());
+    // A local answer can keep the connection only if no request body is left unread.
+    let keep = match (
+        !at.closing && head.keep_alive() && head.body().is_empty(),
+        head.version(),
+    ) {
+        (false, _) => LocalConn::Close,
+        (true, Version::Http10) => LocalConn::KeepAlive10,
+        (true, Version::Http11) => LocalConn::Keep,
+    };
+    let rec = Finish {
+        at,
+        started,
+        counted,
+    };
+    // Nothing visibly invalid reaches an upstream: the path the routes match is the one the
+    // upstream receives, and body bytes already in hand must frame correctly.
+    if let Err(reason) = normalize(&mut head, at.spec, buf) {
+        let next = answer(down, at.conn, 400, reason, LocalConn::Close).await;
+        rec.record(&head, NONE, NONE, None, 400, None);
+        return next;
+    }
+    let ListenerKind::Http { routes } = &at.spec.kind else {
+        return Next::Close;
+    };
+    let trace = trace::context(&head, at.w.opts.start_traces);
+    let Some(route) = routes.find(&View(&head)) else {
+        let next = answer(down, at.conn, 404, "no route", keep).await;
+        rec.record(&head, NONE, NONE, None, 404, trace.as_deref());
+        return next;
+    };
+    let cluster = at.snap.cluster(route.pick_cluster(fastrand::u32(..)));
+    let extra = trace::started_field(&head, trace.as_deref());
+    // Only the translation to HTTP/2 needs the client's address as text.
+    let client_ip = match cluster.protocol {
+        UpstreamProtocol::Http2 => at.peer.ip().to_string(),
+        UpstreamProtocol::Http1 => String::new(),
+    };
+    let x = Exchange {
+        w: at.w,
+        peer: at.peer,
+        client_ip: &client_ip,
+        conn: at.conn,
+        cluster,
+        deadline: Deadline {
+            at: started + route.timeout,
+            grpc: false,
+            stall: route.timeout,
+        },
+        closing: at.closing,
+        extra: extra.as_slice(),
+        endpoint: Default::default(),
+        attempts: Default::default(),
+    };
+    let res = match cluster.protocol {
+        UpstreamProtocol::Http2 => h1_h2::proxy::<R>(&x, down, buf, &head).await,
+        UpstreamProtocol::Http1 => h1_h1::proxy::<R>(&x, down, buf, &head).await,
+    };
+    let (status, next) = match res {
+        Ok((done, next)) => (done.status, next),
+        Err(Failure::Before(e)) => {
+            tracing::debug!(peer = %at.peer, route = %route.name, cluster = %cluster.name, error = %e, "request failed");
+            if matches!(e, crate::core::error::ProxyError::Timeout) {
+                at.w.stats.cluster(&cluster.name).timeouts.increment(1);
+            }
+            // The request body may be half-read: only a bodiless request keeps the connection.
+            (
+                e.status(),
+                answer(down, at.conn, e.status(), e.label(), keep).await,
+            )
+        }
+        Err(Failure::After(done, e)) => {
+            tracing::debug!(peer = %at.peer, route = %route.name, cluster = %cluster.name, error = %e, "response aborted");
+            (done.status, Next::Close)
+        }
+        // 499, as nginx counts a client that went away before the response.
+        Err(Failure::Cancelled) => (499, Next::Close),
+    };
+    rec.record(
+        &head,
+        &route.name,
+        &cluster.name,
+        x.endpoint.get(),
+        status,
+        trace.as_deref(),
+    );
+    next
+}
+
+/// Records the request once it is answered.
+struct Finish<'a, 'b, R: Rt> {
+    at: &'a At<'b, R>,
+    started: Instant,
+    /// The connection's byte counts when the request began.
+    counted: (u64, u64),
+}
+
+impl<R: Rt> Finish<'_, '_, R> {
+    fn record(
+        &self,
+        head: &RequestHead,
+        route: &str,
+        cluster: &str,
+        endpoint: Option<SocketAddr>,
+        status: u16,
+        trace: Option<&str>,
+    ) {
+        let conn = self.at.conn;
+        let info = RequestInfo {
+            method: head.method(),
+            path: head.path(),
+            host: head.host(),
+        };
+        let r = Record {
+            listener: &self.at.spec.name,
+            route,
+            cluster,
+            endpoint,
+            status,
+            grpc_status: None,
+            started: self.started,
+            bytes: (
+                conn.bytes_in.get() - self.counted.0,
+                conn.bytes_out.get() - self.counted.1,
+            ),
+            trace,
+        };
+        exchange::record(self.at.w, self.at.peer, Some(info), &r);
+    }
+}
+
+/// Normalises the request's path (per the listener) and checks chunked body bytes in hand.
+/// `Err`: the reason for a 400.
+fn normalize(
+    head: &mut RequestHead,
+    spec: &ListenerSpec,
+    buf: &BytesMut,
+) -> Result<(), &'static str> {
+    match path::normalize(head.target(), &spec.path_normalization) {
+        Ok(Some(p)) => head.set_target(p),
+        Ok(None) => {}
+        Err(path::PathError::BadPercent) => return Err("invalid percent-encoding in path"),
+        Err(path::PathError::EscapedSlash) => return Err("encoded slash in path"),
+    }
+    if head.body() == BodyKind::Chunked && http1::check_in_hand(buf).is_err() {
+        return Err("invalid request body");
+    }
+    Ok(())
+}
+
+async fn answer<S: WriteHalf, T>(
+    down: &mut S,
+    conn: &Conn,
+    status: u16,
+    detail: &str,
+    keep: LocalConn,
+) -> Next<T> {
+    let resp = local::response(status, detail, keep);
+    conn.add_out(resp.len() as u64);
+    match down.write_all(resp).await {
+        Ok(()) if keep != LocalConn::Close => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+/// The codec's request head as the route table sees it.
+struct View<'a>(&'a RequestHead);
+
+impl RequestView for View<'_> {
+    fn method(&self) -> &str {
+        self.0.method()
+    }
+    fn host(&self) -> Option<&str> {
+        self.0.host()
+    }
+    fn path(&self) -> &str {
+        self.0.path()
+    }
+    fn header(&self, lowercase_name: &str) -> Option<&[u8]> {
+        self.0.header(lowercase_name)
+    }
+}

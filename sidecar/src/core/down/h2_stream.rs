@@ -1,0 +1,280 @@
+//! One HTTP/2 request stream: normalise its path, route it, proxy it to an HTTP/2 or HTTP/1.1
+//! upstream, or answer it locally (as a gRPC Trailers-Only response when the client speaks
+//! gRPC), then record it.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use control::model::UpstreamProtocol;
+use control::snapshot::ListenerKind;
+use control::RequestView;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{HeaderValue, Request, Response};
+
+use crate::core::conns::Conn;
+use crate::core::error::{grpc_code_for_http, ProxyError};
+use crate::core::h2::grpc;
+use crate::core::path;
+use crate::core::proxy::exchange::{self, Deadline, Done, Exchange, Failure, Record, RequestInfo};
+use crate::core::proxy::{h2_h1, h2_h2};
+use crate::core::rt::Rt;
+use crate::core::stats::NONE;
+use crate::core::trace;
+use crate::core::worker::Worker;
+
+/// What every stream of one connection shares.
+pub struct StreamCtx<'a, R: Rt> {
+    pub w: &'a Worker<R>,
+    pub peer: SocketAddr,
+    /// The peer's IP as text, formatted once per connection (`x-forwarded-for`).
+    pub client_ip: &'a str,
+    pub listener: &'a str,
+    pub conn: &'a Conn,
+}
+
+pub async fn handle<R: Rt>(
+    ctx: &StreamCtx<'_, R>,
+    req: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let started = Instant::now();
+    let w = ctx.w;
+    let snap = w.snapshot();
+    let Some(spec) = snap.listener(ctx.listener) else {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    };
+    let ListenerKind::Http { routes } = &spec.kind else {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    };
+    let (mut parts, body) = req.into_parts();
+    #[cfg(feature = "test-hooks")]
+    if parts.headers.contains_key("x-ringside-test-panic") {
+        panic!("test hook: x-ringside-test-panic");
+    }
+    let is_grpc = grpc::is_grpc(&parts.headers);
+    let trace = trace::context_from(
+        parts.headers.get("traceparent").map(|v| v.as_bytes()),
+        w.opts.start_traces,
+    )
+    .map(|t| t.into_owned());
+    if let Some(tp) = &trace {
+        if !parts.headers.contains_key("traceparent") {
+            if let Ok(v) = HeaderValue::from_str(tp) {
+                parts.headers.insert("traceparent", v);
+            }
+        }
+    }
+    let normalized = normalize(&mut parts, &spec.path_normalization);
+    // Owned, and only for the access log: the request's parts move into the proxy while the
+    // record outlives them.
+    let logged = w.opts.access_log.as_ref().map(|_| Logged {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        host: View(&parts).host().map(str::to_owned),
+    });
+    let rec = Finish {
+        ctx,
+        logged: logged.as_ref(),
+        started,
+        trace: trace.as_deref(),
+    };
+    if let Err(reason) = normalized {
+        let status = local(&mut respond, 400, reason, is_grpc);
+        rec.record(
+            NONE,
+            NONE,
+            None,
+            &Done::status(status),
+            is_grpc.then_some("13"),
+        );
+        return;
+    }
+    let Some(route) = routes.find(&View(&parts)) else {
+        let status = local(&mut respond, 404, "no route", is_grpc);
+        let code = is_grpc.then(|| grpc_code_for_http(404).to_string());
+        rec.record(NONE, NONE, None, &Done::status(status), code.as_deref());
+        return;
+    };
+    let cluster = snap.cluster(route.pick_cluster(fastrand::u32(..)));
+    let grpc_timeout = is_grpc
+        .then(|| grpc::grpc_timeout(&parts.headers))
+        .flatten();
+    let limit = grpc_timeout.map_or(route.timeout, |g| g.min(route.timeout));
+    let x = Exchange {
+        w,
+        peer: ctx.peer,
+        client_ip: ctx.client_ip,
+        conn: ctx.conn,
+        cluster,
+        deadline: Deadline {
+            at: started + limit,
+            grpc: grpc_timeout.is_some_and(|g| g <= route.timeout),
+            stall: limit,
+        },
+        closing: false,
+        extra: &[],
+        endpoint: Default::default(),
+        attempts: Default::default(),
+    };
+    let outcome = match cluster.protocol {
+        UpstreamProtocol::Http2 => h2_h2::proxy::<R>(&x, parts, body, &mut respond).await,
+        UpstreamProtocol::Http1 => h2_h1::proxy::<R>(&x, parts, body, &mut respond).await,
+    };
+    let (r, c) = (route.name.as_str(), cluster.name.as_str());
+    let endpoint = x.endpoint.get();
+    match outcome {
+        Ok(done) => rec.record(r, c, endpoint, &done, done.grpc_status.as_deref()),
+        Err(Failure::Before(e)) => {
+            tracing::debug!(peer = %ctx.peer, route = r, cluster = c, error = %e, "h2 request failed");
+            if matches!(e, ProxyError::Timeout) {
+                w.stats.cluster(c).timeouts.increment(1);
+            }
+            let (status, code) = if is_grpc {
+                // DEADLINE_EXCEEDED wins over whatever reset or timeout raced the deadline.
+                let code = e.grpc_code(x.deadline.grpc && x.deadline.passed());
+                (
+                    local_grpc(&mut respond, code, e.label()),
+                    Some(code.to_string()),
+                )
+            } else {
+                (local(&mut respond, e.status(), e.label(), false), None)
+            };
+            rec.record(r, c, endpoint, &Done::status(status), code.as_deref());
+        }
+        Err(Failure::After(done, e)) => {
+            tracing::debug!(peer = %ctx.peer, route = r, cluster = c, error = %e, "h2 response aborted");
+            rec.record(r, c, endpoint, &done, done.grpc_status.as_deref());
+        }
+        // 499, as nginx counts a client that went away before the response.
+        Err(Failure::Cancelled) => {
+            rec.record(r, c, endpoint, &Done::status(499), is_grpc.then_some("1"))
+        }
+    }
+}
+
+/// Normalises `:path` per the listener; `Err`: the reason for a 400.
+fn normalize(
+    parts: &mut http::request::Parts,
+    opts: &control::model::PathNormalization,
+) -> Result<(), &'static str> {
+    let Some(pq) = parts.uri.path_and_query() else {
+        return Ok(());
+    };
+    let normalized = match path::normalize(pq.as_str(), opts) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(()),
+        Err(path::PathError::BadPercent) => return Err("invalid percent-encoding in path"),
+        Err(path::PathError::EscapedSlash) => return Err("encoded slash in path"),
+    };
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = Some(normalized.parse().map_err(|_| "invalid path")?);
+    parts.uri = http::Uri::from_parts(uri).map_err(|_| "invalid path")?;
+    Ok(())
+}
+
+/// What the access log says about a request.
+struct Logged {
+    method: String,
+    path: String,
+    host: Option<String>,
+}
+
+/// Everything the metrics and the access log need about one stream.
+struct Finish<'a, R: Rt> {
+    ctx: &'a StreamCtx<'a, R>,
+    logged: Option<&'a Logged>,
+    started: Instant,
+    trace: Option<&'a str>,
+}
+
+impl<R: Rt> Finish<'_, R> {
+    fn record(
+        &self,
+        route: &str,
+        cluster: &str,
+        endpoint: Option<SocketAddr>,
+        done: &Done,
+        grpc_status: Option<&str>,
+    ) {
+        let info = self.logged.map(|l| RequestInfo {
+            method: &l.method,
+            path: &l.path,
+            host: l.host.as_deref(),
+        });
+        let r = Record {
+            listener: self.ctx.listener,
+            route,
+            cluster,
+            endpoint,
+            status: done.status,
+            grpc_status,
+            started: self.started,
+            bytes: (done.bytes_in, done.bytes_out),
+            trace: self.trace,
+        };
+        exchange::record(self.ctx.w, self.ctx.peer, info, &r);
+    }
+}
+
+/// Answers with `status` and a one-line body, or, to a gRPC client, with the matching gRPC
+/// status as a Trailers-Only response (gRPC clients ignore HTTP bodies). Returns the status.
+fn local(respond: &mut SendResponse<Bytes>, status: u16, detail: &str, is_grpc: bool) -> u16 {
+    if is_grpc {
+        return local_grpc(respond, grpc_code_for_http(status), detail);
+    }
+    let mut resp = Response::new(());
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("text/plain"));
+    if let Ok(v) = HeaderValue::from_str(detail) {
+        h.insert("x-ringside-error", v);
+    }
+    let body = Bytes::from(format!("{detail}\n"));
+    h.insert("content-length", HeaderValue::from(body.len()));
+    if let Ok(mut s) = respond.send_response(resp, false) {
+        let _ = s.send_data(body, true);
+    }
+    status
+}
+
+/// A gRPC Trailers-Only response: HTTP 200 whose only HEADERS frame carries the status.
+fn local_grpc(respond: &mut SendResponse<Bytes>, code: u8, message: &str) -> u16 {
+    let mut resp = Response::new(());
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from(u16::from(code)));
+    if let Ok(v) = HeaderValue::from_str(&grpc::percent_encode(message)) {
+        h.insert("grpc-message", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(message) {
+        h.insert("x-ringside-error", v);
+    }
+    let _ = respond.send_response(resp, true);
+    200
+}
+
+/// An HTTP/2 request as the route table sees it.
+pub struct View<'a>(pub &'a http::request::Parts);
+
+impl RequestView for View<'_> {
+    fn method(&self) -> &str {
+        self.0.method.as_str()
+    }
+    fn host(&self) -> Option<&str> {
+        match self.0.uri.authority() {
+            Some(a) => Some(a.as_str()),
+            None => self.0.headers.get(http::header::HOST)?.to_str().ok(),
+        }
+    }
+    fn path(&self) -> &str {
+        self.0.uri.path()
+    }
+    fn header(&self, lowercase_name: &str) -> Option<&[u8]> {
+        self.0.headers.get(lowercase_name).map(|v| v.as_bytes())
+    }
+}

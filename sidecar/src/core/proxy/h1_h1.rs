@@ -1,0 +1,251 @@
+//! HTTP/1.1 client to an HTTP/1.1 upstream: the head re-encoded once, sent on a pooled or new
+//! connection, the body relayed while watching for an early response, the response relayed
+//! back, and the connection pooled when both sides allow it.
+
+use bytes::{Bytes, BytesMut};
+
+use super::exchange::{idempotent, Done, Exchange, Failure, Next, Replay};
+use crate::core::bridge::interim::{Drop1xx, H1Interim};
+use crate::core::bridge::relay::{self, H1Sink, RelayError, Watched};
+use crate::core::error::ProxyError;
+use crate::core::http1::{
+    BodyKind, DownstreamOpts, RequestHead, ResponseHead, UpstreamOpts, Version, CONTINUE,
+};
+use crate::core::rt::{Rt, WriteHalf};
+use crate::core::up::h1::{acquire, read_response_head, Upstream};
+
+/// Proxies one request whose head was read from `down` (`buf` holds what followed it).
+pub async fn proxy<R: Rt>(
+    x: &Exchange<'_, R>,
+    down: &mut R::Stream,
+    buf: &mut BytesMut,
+    head: &RequestHead,
+) -> Result<(Done, Next<R::Stream>), Failure> {
+    use Failure::Before;
+    let upgrade = head.upgrade().is_some();
+    let mut out = BytesMut::with_capacity(1024);
+    head.encode_upstream(
+        &mut out,
+        &UpstreamOpts {
+            client_ip: x.peer.ip(),
+            forward_expect: false,
+            keep_upgrade: upgrade,
+            proto: "http",
+            extra: x.extra,
+        },
+    );
+    let encoded = out.freeze();
+    let replay = Replay {
+        idempotent: idempotent(head.method()),
+        body_held: head.body().is_empty(),
+        reused: false,
+    };
+    let mut fresh = false;
+    let (mut up, resp, mut ubuf, early) = loop {
+        let trust_recent = replay.idempotent && replay.body_held;
+        let lb = x.w.balancers.get(x.cluster);
+        let mut up = acquire::<R>(&x.w.pool, lb, &x.w.stats, x.cluster, fresh, trust_recent)
+            .await
+            .map_err(Before)?;
+        x.attempt(up.addr);
+        match attempt::<R>(x, down, buf, head, &encoded, &mut up).await {
+            Ok((resp, ubuf, early)) => break (up, resp, ubuf, early),
+            Err(e) => {
+                let facts = Replay {
+                    reused: up.reused,
+                    ..replay
+                };
+                if x.replay_after(&e, facts) {
+                    fresh = true;
+                    continue;
+                }
+                return Err(Before(e));
+            }
+        }
+    };
+    if resp.status() == 101 {
+        return tunnel(x, down, buf, up, &resp, ubuf, upgrade).await;
+    }
+    // An early response leaves the rest of the request body unread on both connections.
+    let client_keeps = !early && head.keep_alive() && !x.closing && !x.w.lifecycle.is_draining();
+    let out_body = match (resp.body(), head.version()) {
+        (BodyKind::Chunked, Version::Http10) => BodyKind::CloseDelimited,
+        (k, _) => k,
+    };
+    let close = !client_keeps || out_body == BodyKind::CloseDelimited;
+    let mut out = BytesMut::with_capacity(1024);
+    resp.encode_downstream(
+        &mut out,
+        &DownstreamOpts {
+            close,
+            keep_alive: !close && head.version() == Version::Http10,
+            body: out_body,
+            keep_upgrade: false,
+        },
+    );
+    let mut done = Done::status(resp.status());
+    // A small response usually arrives whole with its head: one write for both.
+    let mut body_in = resp.body();
+    if let (BodyKind::Length(n), true) = (body_in, out_body == body_in) {
+        let take = (ubuf.len() as u64).min(n) as usize;
+        out.extend_from_slice(&ubuf.split_to(take));
+        body_in = BodyKind::Length(n - take as u64);
+    }
+    done.bytes_out = out.len() as u64;
+    x.conn.add_out(out.len() as u64);
+    if let Err(e) = down.write_all(out.freeze()).await {
+        return Err(Failure::After(done, ProxyError::DownstreamIo(e)));
+    }
+    if !body_in.is_empty() {
+        let mut sink = H1Sink::new(down, out_body);
+        match relay::relay::<R, _, _>(
+            &mut up.stream,
+            &mut ubuf,
+            &mut sink,
+            body_in,
+            x.deadline.stall,
+        )
+        .await
+        {
+            Ok(n) => {
+                done.bytes_out += n;
+                x.conn.add_out(n);
+            }
+            Err(e) => return Err(Failure::After(done, response_body_error(e))),
+        }
+    }
+    if !early && resp.keep_alive() && ubuf.is_empty() {
+        x.w.pool
+            .checkin(up.addr, up.stream, x.cluster.max_idle_per_endpoint);
+    }
+    Ok((done, if close { Next::Close } else { Next::KeepAlive }))
+}
+
+/// One attempt on `up`: the head, the body (stopping at an early response), then the final
+/// response head. Returns the head, the bytes read past it, and whether it came early.
+async fn attempt<R: Rt>(
+    x: &Exchange<'_, R>,
+    down: &mut R::Stream,
+    buf: &mut BytesMut,
+    head: &RequestHead,
+    encoded: &Bytes,
+    up: &mut Upstream<R::Stream>,
+) -> Result<(ResponseHead, BytesMut, bool), ProxyError> {
+    if let Err(e) = up.stream.write_all(encoded.clone()).await {
+        return Err(if up.reused {
+            ProxyError::StaleConnection(e)
+        } else {
+            ProxyError::UpstreamIo(e)
+        });
+    }
+    let mut early = false;
+    if !head.body().is_empty() {
+        if head.expect_continue() {
+            down.write_all(Bytes::from_static(CONTINUE))
+                .await
+                .map_err(ProxyError::DownstreamIo)?;
+        }
+        let mut sink = Watched(H1Sink::new(&mut up.stream, head.body()));
+        match relay::relay::<R, _, _>(down, buf, &mut sink, head.body(), x.deadline.stall).await {
+            Ok(sent) => x.conn.add_in(sent),
+            // The upstream spoke (or hung up) before taking the whole body: if what it said
+            // is a response, that is the answer (RFC 9110 §15.5.14, RFC 9112 §9.5).
+            Err(RelayError::Write(_)) => early = true,
+            Err(e) => return Err(request_body_error(e)),
+        }
+    }
+    let mut ubuf = BytesMut::new();
+    let resp = if head.version() == Version::Http10 {
+        read_response_head::<R, _>(
+            &mut up.stream,
+            &mut ubuf,
+            head.is_head(),
+            x.deadline.at,
+            &mut Drop1xx,
+        )
+        .await
+    } else {
+        let mut interim = H1Interim(down);
+        read_response_head::<R, _>(
+            &mut up.stream,
+            &mut ubuf,
+            head.is_head(),
+            x.deadline.at,
+            &mut interim,
+        )
+        .await
+    };
+    match resp {
+        Ok(r) => Ok((r, ubuf, early)),
+        // The body write failed and no response explains why: the upstream went away with
+        // part of the body, which cannot be replayed.
+        Err(ProxyError::UpstreamClosed | ProxyError::UpstreamIo(_)) if early => {
+            Err(ProxyError::UpstreamIo(std::io::Error::other(
+                "upstream closed while the request body was being sent",
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The upstream's 101: both connections become one opaque tunnel.
+async fn tunnel<R: Rt>(
+    x: &Exchange<'_, R>,
+    down: &mut R::Stream,
+    buf: &mut BytesMut,
+    up: Upstream<R::Stream>,
+    resp: &ResponseHead,
+    mut ubuf: BytesMut,
+    asked: bool,
+) -> Result<(Done, Next<R::Stream>), Failure> {
+    if !asked {
+        return Err(Failure::Before(ProxyError::UpstreamProtocol(
+            "101 to a request that did not ask to upgrade".into(),
+        )));
+    }
+    let mut out = BytesMut::with_capacity(256);
+    resp.encode_downstream(
+        &mut out,
+        &DownstreamOpts {
+            close: false,
+            keep_alive: false,
+            body: BodyKind::Empty,
+            keep_upgrade: true,
+        },
+    );
+    x.conn.add_out(out.len() as u64);
+    if let Err(e) = down.write_all(out.freeze()).await {
+        return Err(Failure::After(
+            Done::status(101),
+            ProxyError::DownstreamIo(e),
+        ));
+    }
+    let next = Next::Tunnel {
+        up: up.stream,
+        to_up: std::mem::take(buf).freeze(),
+        to_down: std::mem::take(&mut ubuf).freeze(),
+    };
+    Ok((Done::status(101), next))
+}
+
+/// What a failed request-body relay means.
+pub(super) fn request_body_error(e: RelayError) -> ProxyError {
+    match e {
+        RelayError::Read(e) => ProxyError::DownstreamIo(e),
+        RelayError::Write(e) => ProxyError::UpstreamIo(e),
+        RelayError::Truncated => ProxyError::DownstreamClosed,
+        RelayError::Framing(m) => ProxyError::DownstreamProtocol(m),
+        RelayError::Stalled(_) => ProxyError::DownstreamProtocol("request body stalled".into()),
+    }
+}
+
+/// What a failed response-body relay means.
+pub(super) fn response_body_error(e: RelayError) -> ProxyError {
+    match e {
+        RelayError::Read(e) => ProxyError::UpstreamIo(e),
+        RelayError::Write(e) => ProxyError::DownstreamIo(e),
+        RelayError::Truncated => ProxyError::UpstreamClosed,
+        RelayError::Framing(m) => ProxyError::UpstreamProtocol(m),
+        RelayError::Stalled(_) => ProxyError::Timeout,
+    }
+}

@@ -1,0 +1,184 @@
+//! HTTP/1.1 client to an HTTP/2 upstream (a cluster with `protocol: http2`): the request becomes
+//! one stream on a multiplexed connection; the response comes back with HTTP/1 framing
+//! re-derived (Content-Length when the upstream declared one, else chunked, with HTTP/2
+//! trailers as chunked trailers).
+
+use std::pin::pin;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::{select, Either};
+use http::{HeaderValue, Request};
+
+use super::exchange::{idempotent, Done, Exchange, Failure, Next, Replay};
+use super::h1_h1::request_body_error;
+use super::h2_open::open;
+use crate::core::bridge::headers;
+use crate::core::bridge::pump::{self, H2Sink, PumpError};
+use crate::core::bridge::relay::{relay, H1Sink};
+use crate::core::error::ProxyError;
+use crate::core::http1::{BodyKind, RequestHead, Version, CONTINUE};
+use crate::core::rt::{timeout, Rt, WriteHalf};
+use crate::core::up::h2::stream_error;
+
+pub async fn proxy<R: Rt>(
+    x: &Exchange<'_, R>,
+    down: &mut R::Stream,
+    buf: &mut BytesMut,
+    head: &RequestHead,
+) -> Result<(Done, Next<R::Stream>), Failure> {
+    use Failure::Before;
+    if head.upgrade().is_some() {
+        return Err(Before(ProxyError::Unsupported(
+            "upgrade not supported to an HTTP/2 cluster",
+        )));
+    }
+    let req = translate(head, x.client_ip, x.extra).map_err(Before)?;
+    let end = head.body().is_empty();
+    let replay = Replay {
+        idempotent: idempotent(head.method()),
+        body_held: end,
+        reused: true,
+    };
+    let mut fresh = false;
+    let (opened, resp, early) = loop {
+        let mut opened = open::<R>(x, &req, end, fresh).await.map_err(Before)?;
+        let mut early = false;
+        let waited = if end {
+            timeout::<R, _>(x.deadline.left(), &mut opened.response).await
+        } else {
+            if head.expect_continue() {
+                down.write_all(Bytes::from_static(CONTINUE))
+                    .await
+                    .map_err(|e| Before(ProxyError::DownstreamIo(e)))?;
+            }
+            // The body streams up while the response is awaited: an upstream may answer
+            // before the body ends (RFC 9110 §15.5.14), and then the rest is not sent.
+            let mut sink = H2Sink {
+                dst: &mut opened.send,
+                trailers_seen: None,
+            };
+            let body = pin!(relay::<R, _, _>(
+                down,
+                buf,
+                &mut sink,
+                head.body(),
+                x.deadline.stall
+            ));
+            let answered = pin!(timeout::<R, _>(x.deadline.left(), &mut opened.response));
+            match select(body, answered).await {
+                Either::Left((Ok(sent), answered)) => {
+                    x.conn.add_in(sent);
+                    answered.await
+                }
+                Either::Left((Err(e), _)) => return Err(Before(request_body_error(e))),
+                Either::Right((r, _)) => {
+                    early = true;
+                    r
+                }
+            }
+        };
+        match waited {
+            Ok(Ok(r)) => break (opened, r, early),
+            Ok(Err(e)) => {
+                let e = stream_error(e, true);
+                if !early && x.replay_after(&e, replay) {
+                    fresh = true;
+                    continue;
+                }
+                return Err(Before(e));
+            }
+            Err(_) => return Err(Before(ProxyError::Timeout)),
+        }
+    };
+    let (rparts, mut rbody) = resp.into_parts();
+    let status = rparts.status.as_u16();
+    // RFC 9110 §6.4.1: HEAD, 1xx, 204 and 304 responses have no body; HEAD and 304 keep the
+    // Content-Length they would have had, 204 never carries one.
+    let no_body = head.is_head() || status == 204 || status == 304 || (100..200).contains(&status);
+    let declared = rparts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let framing = match (no_body, declared, head.version()) {
+        (true, _, _) => BodyKind::Empty,
+        (false, Some(n), _) => BodyKind::Length(n),
+        (false, None, _) if rbody.is_end_stream() => BodyKind::Length(0),
+        (false, None, Version::Http10) => BodyKind::CloseDelimited,
+        (false, None, _) => BodyKind::Chunked,
+    };
+    let client_keeps = !early && head.keep_alive() && !x.closing && !x.w.lifecycle.is_draining();
+    let close = !client_keeps || framing == BodyKind::CloseDelimited;
+    let keep_alive = !close && head.version() == Version::Http10;
+    let kept_length = match (no_body && status != 204, declared) {
+        (true, Some(n)) => Some(n),
+        _ => None,
+    };
+    let out = headers::h1_response_head(&rparts, framing, close, keep_alive, kept_length);
+    let mut done = Done::status(status);
+    done.bytes_out = out.len() as u64;
+    x.conn.add_out(out.len() as u64);
+    if let Err(e) = down.write_all(out.freeze()).await {
+        return Err(Failure::After(done, ProxyError::DownstreamIo(e)));
+    }
+    if !framing.is_empty() {
+        let mut sink = H1Sink::new(down, framing);
+        match pump::h2_to_sink(&mut rbody, &mut sink).await {
+            Ok((n, _)) => {
+                done.bytes_out += n;
+                x.conn.add_out(n);
+            }
+            Err(PumpError::Write(e)) => {
+                return Err(Failure::After(done, ProxyError::DownstreamIo(e)))
+            }
+            Err(PumpError::Recv(e) | PumpError::Send(e)) => {
+                return Err(Failure::After(done, stream_error(e, true)))
+            }
+        }
+    }
+    drop(opened);
+    Ok((done, if close { Next::Close } else { Next::KeepAlive }))
+}
+
+/// The HTTP/1 request as an HTTP/2 request: `:authority` from Host, hop-by-hop fields
+/// dropped, the client appended to `x-forwarded-for`.
+fn translate(
+    head: &RequestHead,
+    client: &str,
+    extra: &[(&str, &[u8])],
+) -> Result<Request<()>, ProxyError> {
+    let bad = |m: String| ProxyError::DownstreamProtocol(m);
+    let authority = head
+        .host()
+        .ok_or_else(|| bad("an HTTP/2 upstream needs a Host".into()))?;
+    let target = match head.target() {
+        // RFC 9113 §8.3.1: a server-wide OPTIONS has `:path` `*`... which `http::Uri` cannot
+        // carry with an authority; `/` is what h2 clients send for it in practice.
+        "*" => "/",
+        t => t,
+    };
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(target)
+        .build()
+        .map_err(|e| bad(format!("request target: {e}")))?;
+    let mut req = Request::new(());
+    *req.method_mut() = http::Method::from_bytes(head.method().as_bytes())
+        .map_err(|e| bad(format!("method: {e}")))?;
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    headers::extend_from_h1(h, head.end_to_end_fields()).map_err(|e| bad(e.to_string()))?;
+    headers::add_forwarded(h, client);
+    for (name, value) in extra {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            h.insert(n, v);
+        }
+    }
+    if let BodyKind::Length(n) = head.body() {
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Ok(req)
+}

@@ -1,0 +1,177 @@
+//! HTTP/2 client to an HTTP/1.1 upstream: the stream becomes one request on a pooled HTTP/1
+//! connection, with framing re-derived (Content-Length when the client declared one, else
+//! chunked), `:authority` as Host, 1xx responses forwarded as informational HEADERS, and
+//! chunked trailers back as HTTP/2 trailers.
+
+use bytes::{Bytes, BytesMut};
+use h2::server::SendResponse;
+use h2::RecvStream;
+
+use super::exchange::{idempotent, Done, Exchange, Failure, Replay};
+use super::h1_h1::response_body_error;
+use crate::core::bridge::headers;
+use crate::core::bridge::interim::H2Interim;
+use crate::core::bridge::pump::{self, H2Sink, PumpError};
+use crate::core::bridge::relay::{relay, H1Sink, RelayError, Watched};
+use crate::core::error::ProxyError;
+use crate::core::h2::grpc;
+use crate::core::http1::{BodyKind, ResponseHead};
+use crate::core::rt::{Rt, WriteHalf};
+use crate::core::up::h1::{acquire, read_response_head, Upstream};
+use crate::core::up::h2::stream_error;
+
+pub async fn proxy<R: Rt>(
+    x: &Exchange<'_, R>,
+    parts: http::request::Parts,
+    mut body: RecvStream,
+    respond: &mut SendResponse<Bytes>,
+) -> Result<Done, Failure> {
+    let framing = if body.is_end_stream() {
+        BodyKind::Empty
+    } else {
+        match parts.headers.get(http::header::CONTENT_LENGTH) {
+            // h2 already checked it is a number matching the DATA that follows.
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map_or(BodyKind::Chunked, BodyKind::Length),
+            None => BodyKind::Chunked,
+        }
+    };
+    let head = headers::h1_request_head(&parts, framing, x.client_ip, x.extra)
+        .map_err(|e| Failure::Before(ProxyError::DownstreamProtocol(e.to_string())))?
+        .freeze();
+    let is_head = parts.method == http::Method::HEAD;
+    let replay = Replay {
+        idempotent: idempotent(parts.method.as_str()),
+        body_held: framing.is_empty(),
+        reused: false,
+    };
+    let mut fresh = false;
+    let (mut up, resp, mut ubuf, early) = loop {
+        let trust_recent = replay.idempotent && replay.body_held;
+        let lb = x.w.balancers.get(x.cluster);
+        let mut up = acquire::<R>(&x.w.pool, lb, &x.w.stats, x.cluster, fresh, trust_recent)
+            .await
+            .map_err(Failure::Before)?;
+        x.attempt(up.addr);
+        match attempt::<R>(x, &mut body, respond, &head, framing, is_head, &mut up).await {
+            Ok(Attempt::Answered(resp, ubuf, early)) => break (up, resp, ubuf, early),
+            Ok(Attempt::ClientGone) => return Err(Failure::Cancelled),
+            Err(e) => {
+                let facts = Replay {
+                    reused: up.reused,
+                    ..replay
+                };
+                if x.replay_after(&e, facts) {
+                    fresh = true;
+                    continue;
+                }
+                return Err(Failure::Before(e));
+            }
+        }
+    };
+    let status = resp.status();
+    if status == 101 {
+        return Err(Failure::Before(ProxyError::UpstreamProtocol(
+            "101 to an HTTP/2 request".into(),
+        )));
+    }
+    let h2resp = headers::h2_response(&resp)
+        .map_err(|e| Failure::Before(ProxyError::UpstreamProtocol(e.to_string())))?;
+    let empty = resp.body().is_empty();
+    let mut done = Done::status(status);
+    done.grpc_status = grpc::grpc_status(h2resp.headers()).map(str::to_owned);
+    let Ok(mut down_send) = respond.send_response(h2resp, empty) else {
+        return Err(Failure::Cancelled);
+    };
+    if !empty {
+        let mut sink = H2Sink {
+            dst: &mut down_send,
+            trailers_seen: None,
+        };
+        // As on HTTP/1, the route timeout bounds each body read, not the whole body.
+        let relayed = relay::<R, _, _>(
+            &mut up.stream,
+            &mut ubuf,
+            &mut sink,
+            resp.body(),
+            x.deadline.stall,
+        )
+        .await;
+        if let Some(g) = sink.trailers_seen.as_ref().and_then(grpc::grpc_status) {
+            done.grpc_status = Some(g.to_owned());
+        }
+        match relayed {
+            Ok(n) => done.bytes_out = n,
+            Err(RelayError::Write(_)) => return Err(Failure::Cancelled),
+            Err(e) => {
+                down_send.send_reset(h2::Reason::INTERNAL_ERROR);
+                return Err(Failure::After(done, response_body_error(e)));
+            }
+        }
+    }
+    if !early && resp.keep_alive() && ubuf.is_empty() {
+        x.w.pool
+            .checkin(up.addr, up.stream, x.cluster.max_idle_per_endpoint);
+    }
+    Ok(done)
+}
+
+/// How one attempt ended without an error.
+enum Attempt {
+    /// The final response head, the bytes read past it, and whether it came before the
+    /// request body ended.
+    Answered(ResponseHead, BytesMut, bool),
+    /// The client reset its stream while its body was being sent.
+    ClientGone,
+}
+
+async fn attempt<R: Rt>(
+    x: &Exchange<'_, R>,
+    body: &mut RecvStream,
+    respond: &mut SendResponse<Bytes>,
+    head: &Bytes,
+    framing: BodyKind,
+    is_head: bool,
+    up: &mut Upstream<R::Stream>,
+) -> Result<Attempt, ProxyError> {
+    if let Err(e) = up.stream.write_all(head.clone()).await {
+        return Err(if up.reused {
+            ProxyError::StaleConnection(e)
+        } else {
+            ProxyError::UpstreamIo(e)
+        });
+    }
+    let mut early = false;
+    if !framing.is_empty() {
+        let mut sink = Watched(H1Sink::new(&mut up.stream, framing));
+        match pump::h2_to_sink(body, &mut sink).await {
+            Ok((n, _)) => x.conn.add_in(n),
+            Err(PumpError::Recv(_)) => return Ok(Attempt::ClientGone),
+            // The upstream answered (or hung up) before taking the whole body.
+            Err(PumpError::Write(_)) => early = true,
+            Err(PumpError::Send(e)) => return Err(stream_error(e, true)),
+        }
+    }
+    let mut ubuf = BytesMut::new();
+    let mut interim = H2Interim(respond);
+    match read_response_head::<R, _>(
+        &mut up.stream,
+        &mut ubuf,
+        is_head,
+        x.deadline.at,
+        &mut interim,
+    )
+    .await
+    {
+        Ok(r) => Ok(Attempt::Answered(r, ubuf, early)),
+        Err(ProxyError::UpstreamClosed | ProxyError::UpstreamIo(_)) if early => {
+            Err(ProxyError::UpstreamIo(std::io::Error::other(
+                "upstream closed while the request body was being sent",
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,212 @@
+//! HTTP/2 client to an HTTP/2 upstream (gRPC's path): the stream is relayed frame for frame in
+//! both directions at once, so every gRPC streaming kind works, trailers and resets included.
+//! Each side's data moves only into window the other side granted.
+//!
+//! Until the response head arrives, the request body's first [`REPLAY_LIMIT`] bytes are also
+//! kept: a stream the upstream refused (REFUSED_STREAM, or above a GOAWAY's last_stream_id) is
+//! then opened again on a fresh connection and replayed, whatever its method, because it was
+//! provably never processed (RFC 9113 §8.7).
+
+use std::cell::Cell;
+use std::pin::pin;
+
+use bytes::Bytes;
+use futures_util::future::{select, Either};
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::{HeaderMap, Request};
+
+use super::exchange::{idempotent, Done, Exchange, Failure, Replay};
+use super::h2_open::open;
+use crate::core::bridge::headers;
+use crate::core::bridge::pump::{self, PumpError};
+use crate::core::error::ProxyError;
+use crate::core::h2::grpc;
+use crate::core::rt::{timeout, Rt};
+use crate::core::up::h2::stream_error;
+
+/// Request body bytes kept for a replay until the response head arrives (gRPC unary calls and
+/// most API requests fit). A longer body can no longer be replayed.
+pub const REPLAY_LIMIT: usize = 64 * 1024;
+
+pub async fn proxy<R: Rt>(
+    x: &Exchange<'_, R>,
+    mut parts: http::request::Parts,
+    body: RecvStream,
+    respond: &mut SendResponse<Bytes>,
+) -> Result<Done, Failure> {
+    headers::add_forwarded(&mut parts.headers, x.client_ip);
+    let idem = idempotent(parts.method.as_str());
+    let req = Request::from_parts(parts, ());
+    let mut src = Source {
+        body,
+        held: Vec::new(),
+        held_len: 0,
+        overflowed: false,
+        ended: false,
+        trailers: None,
+        moved: 0,
+    };
+    // The response head arrived: replays are over, keep nothing more.
+    let answered = Cell::new(false);
+    let mut fresh = false;
+    loop {
+        let end = src.body.is_end_stream();
+        let mut opened = open::<R>(x, &req, end, fresh)
+            .await
+            .map_err(Failure::Before)?;
+        let outcome = {
+            let request_side = request_side(&mut src, &answered, &mut opened.send, end);
+            let response_side = response_side::<R>(x, &mut opened.response, respond, &answered);
+            match select(pin!(request_side), pin!(response_side)).await {
+                Either::Left((gone, _)) => Err(gone.err()),
+                Either::Right((r, _)) => Ok(r),
+            }
+        };
+        match outcome {
+            Err(_) => return Err(Failure::Cancelled),
+            Ok(Err(Failure::Before(e))) => {
+                let facts = Replay {
+                    idempotent: idem,
+                    body_held: !src.overflowed,
+                    reused: true,
+                };
+                if x.replay_after(&e, facts) {
+                    fresh = true;
+                    continue;
+                }
+                return Err(Failure::Before(e));
+            }
+            Ok(Ok(mut done)) => {
+                done.bytes_in = src.moved;
+                return Ok(done);
+            }
+            Ok(Err(f)) => return Err(f),
+        }
+    }
+}
+
+/// The client's request body, read once and kept for replays while that is still possible.
+struct Source {
+    body: RecvStream,
+    held: Vec<Bytes>,
+    held_len: usize,
+    /// Part of the body was not kept: no replay is possible any more.
+    overflowed: bool,
+    ended: bool,
+    trailers: Option<HeaderMap>,
+    moved: u64,
+}
+
+/// Sends the request body upstream (first what a previous attempt already read), for as long
+/// as it lasts. Completes only if the client reset its stream (`Err(())`); otherwise it stays
+/// pending and the response side decides.
+async fn request_side(
+    src: &mut Source,
+    answered: &Cell<bool>,
+    dst: &mut SendStream<Bytes>,
+    headers_ended: bool,
+) -> Result<(), ()> {
+    if headers_ended {
+        return std::future::pending().await;
+    }
+    for chunk in &src.held {
+        if pump::send_data(dst, chunk.clone()).await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+    if !src.ended {
+        loop {
+            let chunk = match pump::recv_watching(&mut src.body, dst).await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(PumpError::Recv(e)) => {
+                    // The client reset its stream (or its connection died): cancel upstream.
+                    dst.send_reset(e.reason().unwrap_or(h2::Reason::CANCEL));
+                    return Err(());
+                }
+                // The upstream stopped reading (it answered early, or reset): the response
+                // side sees that and reports it.
+                Err(_) => return std::future::pending().await,
+            };
+            let n = chunk.len();
+            src.moved += n as u64;
+            if answered.get() || src.held_len + n > REPLAY_LIMIT {
+                src.overflowed |= !answered.get();
+                src.held = Vec::new();
+            } else if !src.overflowed {
+                src.held.push(chunk.clone());
+                src.held_len += n;
+            }
+            let _ = src.body.flow_control().release_capacity(n);
+            if pump::send_data(dst, chunk).await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+        match src.body.trailers().await {
+            Ok(t) => src.trailers = t,
+            Err(e) => {
+                dst.send_reset(e.reason().unwrap_or(h2::Reason::CANCEL));
+                return Err(());
+            }
+        }
+        src.ended = true;
+    }
+    let _ = match src.trailers.clone() {
+        Some(t) => dst.send_trailers(t),
+        None => dst.send_data(Bytes::new(), true),
+    };
+    std::future::pending().await
+}
+
+/// Waits for the response head (within the deadline, unless the client gives up first), then
+/// relays the response, trailers and resets included.
+async fn response_side<R: Rt>(
+    x: &Exchange<'_, R>,
+    response: &mut h2::client::ResponseFuture,
+    respond: &mut SendResponse<Bytes>,
+    answered: &Cell<bool>,
+) -> Result<Done, Failure> {
+    let waited = {
+        let head = pin!(timeout::<R, _>(x.deadline.left(), response));
+        let gone = pin!(pump::client_reset(respond));
+        match select(head, gone).await {
+            Either::Left((r, _)) => Some(r),
+            Either::Right(_) => None,
+        }
+    };
+    let resp = match waited {
+        Some(Ok(Ok(r))) => r,
+        Some(Ok(Err(e))) => return Err(Failure::Before(stream_error(e, true))),
+        Some(Err(_)) => return Err(Failure::Before(ProxyError::Timeout)),
+        None => return Err(Failure::Cancelled),
+    };
+    answered.set(true);
+    let (rparts, mut rbody) = resp.into_parts();
+    let mut done = Done::status(rparts.status.as_u16());
+    done.grpc_status = grpc::grpc_status(&rparts.headers).map(str::to_owned);
+    let rend = rbody.is_end_stream();
+    let Ok(mut down_send) = respond.send_response(http::Response::from_parts(rparts, ()), rend)
+    else {
+        return Err(Failure::Cancelled);
+    };
+    if rend {
+        return Ok(done);
+    }
+    match pump::h2_to_h2(&mut rbody, &mut down_send).await {
+        Ok((n, trailers)) => {
+            done.bytes_out = n;
+            if let Some(g) = trailers.as_ref().and_then(grpc::grpc_status) {
+                done.grpc_status = Some(g.to_owned());
+            }
+            Ok(done)
+        }
+        Err(PumpError::Recv(e)) => {
+            // The upstream reset its stream: tell the client the same.
+            let reason = e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR);
+            down_send.send_reset(reason);
+            Err(Failure::After(done, stream_error(e, true)))
+        }
+        Err(PumpError::Send(_) | PumpError::Write(_)) => Err(Failure::Cancelled),
+    }
+}

@@ -1,0 +1,87 @@
+//! Getting a connection to a cluster's endpoint: the balancer's pick first, then each other
+//! endpoint once if connects fail. Written once, for HTTP/1, HTTP/2 and TCP upstreams.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use control::snapshot::ClusterSpec;
+
+use super::balance::{ClusterState, InFlight};
+use crate::core::error::ProxyError;
+use crate::core::rt::Rt;
+use crate::core::stats::Stats;
+
+/// A connection `T` to one endpoint, counted against it (least-request balancing) while held.
+pub struct Dialed<T> {
+    pub conn: T,
+    pub addr: SocketAddr,
+    pub in_flight: InFlight,
+}
+
+/// Tries `open` on endpoint `first`, then on each other endpoint once, until one succeeds.
+/// Each failure is logged and counted in `ringside_upstream_connect_errors_total`.
+///
+/// # Errors
+/// [`ProxyError::NoEndpoint`] for a cluster without endpoints; else the last endpoint's error.
+pub async fn walk<T, F, Fut>(
+    lb: &Rc<ClusterState>,
+    first: usize,
+    cluster: &ClusterSpec,
+    stats: &Stats,
+    mut open: F,
+) -> Result<Dialed<T>, ProxyError>
+where
+    F: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = Result<T, ProxyError>>,
+{
+    let mut last_err = ProxyError::NoEndpoint;
+    for k in 0..lb.len() {
+        let i = lb.after(first, k);
+        let addr = lb.endpoint(i);
+        match open(addr).await {
+            Ok(conn) => {
+                return Ok(Dialed {
+                    conn,
+                    addr,
+                    in_flight: lb.start(i),
+                })
+            }
+            Err(e) => {
+                tracing::debug!(upstream = %addr, cluster = %cluster.name, error = %e, "connect failed");
+                stats.cluster(&cluster.name).connect_errors.increment(1);
+                last_err = e;
+            }
+        }
+    }
+    Err(last_err)
+}
+
+/// [`walk`] from the balancer's own pick, with plain TCP connects.
+pub async fn any<R: Rt>(
+    lb: &Rc<ClusterState>,
+    cluster: &ClusterSpec,
+    stats: &Stats,
+) -> Result<Dialed<R::Stream>, ProxyError> {
+    if lb.is_empty() {
+        return Err(ProxyError::NoEndpoint);
+    }
+    let within = cluster.connect_timeout;
+    walk(lb, lb.pick(), cluster, stats, |addr| {
+        connect::<R>(addr, within)
+    })
+    .await
+}
+
+/// One TCP connect within `within`.
+///
+/// # Errors
+/// [`ProxyError::ConnectTimeout`] or [`ProxyError::Connect`].
+pub async fn connect<R: Rt>(addr: SocketAddr, within: Duration) -> Result<R::Stream, ProxyError> {
+    match R::connect(addr, within).await {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(ProxyError::ConnectTimeout(addr)),
+        Err(source) => Err(ProxyError::Connect { addr, source }),
+    }
+}

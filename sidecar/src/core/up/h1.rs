@@ -1,0 +1,132 @@
+//! The upstream half of an HTTP/1 exchange: a connection from the pool or a fresh one, and the
+//! response head read back (1xx responses forwarded as they arrive).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use control::snapshot::ClusterSpec;
+
+use super::balance::{ClusterState, InFlight};
+use super::dial;
+use super::pool::Pool;
+use crate::core::bridge::interim::Interim;
+use crate::core::error::ProxyError;
+use crate::core::http1::{self, Limits, ResponseHead};
+use crate::core::rt::{read_by, ReadError, Rt};
+use crate::core::stats::Stats;
+
+/// First read for a response head; it grows on demand to the limit.
+const HEAD_CHUNK: usize = 4 * 1024;
+
+/// Response heads from upstreams are held to the same limits as HTTP/2 header lists.
+const RESPONSE_LIMITS: Limits = Limits {
+    max_header_bytes: 64 * 1024,
+    max_headers: 200,
+};
+
+/// A connection to one endpoint of the cluster.
+pub struct Upstream<S> {
+    pub stream: S,
+    pub addr: SocketAddr,
+    /// Came from the pool: the upstream may have closed it a moment ago.
+    pub reused: bool,
+    pub _in_flight: InFlight,
+}
+
+/// A pooled connection idle for less than this is used without a liveness peek when a
+/// failure on it could be replayed. Go's servers and most others keep idle connections far
+/// longer.
+const TRUST_RECENT: Duration = Duration::from_secs(1);
+
+/// A connection to the cluster's chosen endpoint: the most recently pooled one, else a fresh
+/// connect (walking the endpoints once). `fresh` skips the pool (a replay). `replayable`: a
+/// failure on a reused connection could be replayed, so a recently used one is trusted
+/// without a peek.
+///
+/// # Errors
+/// [`ProxyError::NoEndpoint`], or the last connect error.
+pub async fn acquire<R: Rt>(
+    pool: &Pool<R>,
+    lb: Rc<ClusterState>,
+    stats: &Stats,
+    cluster: &ClusterSpec,
+    fresh: bool,
+    replayable: bool,
+) -> Result<Upstream<R::Stream>, ProxyError> {
+    if lb.is_empty() {
+        return Err(ProxyError::NoEndpoint);
+    }
+    let first = lb.pick();
+    if !fresh {
+        let addr = lb.endpoint(first);
+        let verify_after = if replayable {
+            TRUST_RECENT
+        } else {
+            Duration::ZERO
+        };
+        if let Some(stream) = pool.checkout(addr, cluster.idle_timeout, verify_after) {
+            return Ok(Upstream {
+                stream,
+                addr,
+                reused: true,
+                _in_flight: lb.start(first),
+            });
+        }
+    }
+    let within = cluster.connect_timeout;
+    let d = dial::walk(&lb, first, cluster, stats, |a| {
+        dial::connect::<R>(a, within)
+    })
+    .await?;
+    Ok(Upstream {
+        stream: d.conn,
+        addr: d.addr,
+        reused: false,
+        _in_flight: d.in_flight,
+    })
+}
+
+/// Reads the final response head within `deadline`, handing 1xx responses (other than 101)
+/// to `interim` as they arrive.
+///
+/// # Errors
+/// [`ProxyError::UpstreamClosed`] on EOF or reset before a complete head, `Timeout`,
+/// `UpstreamIo`, `UpstreamProtocol` for a head the strict codec refuses, `DownstreamIo` when
+/// forwarding a 1xx failed.
+pub async fn read_response_head<R: Rt, I: Interim>(
+    up: &mut R::Stream,
+    ubuf: &mut BytesMut,
+    is_head: bool,
+    deadline: Instant,
+    interim: &mut I,
+) -> Result<ResponseHead, ProxyError> {
+    loop {
+        if !ubuf.is_empty() {
+            match http1::parse_response(ubuf, is_head, &RESPONSE_LIMITS) {
+                Ok(Some(r)) if r.is_informational() => {
+                    interim
+                        .informational(&r)
+                        .await
+                        .map_err(ProxyError::DownstreamIo)?;
+                    continue;
+                }
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(e) => return Err(ProxyError::UpstreamProtocol(e.to_string())),
+            }
+        }
+        let (res, b) = read_by::<R, _>(up, std::mem::take(ubuf), HEAD_CHUNK, deadline).await;
+        *ubuf = b;
+        match res {
+            Ok(0) => return Err(ProxyError::UpstreamClosed),
+            Ok(_) => {}
+            Err(ReadError::Elapsed) => return Err(ProxyError::Timeout),
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(ProxyError::UpstreamClosed)
+            }
+            Err(ReadError::Io(e)) => return Err(ProxyError::UpstreamIo(e)),
+        }
+    }
+}
