@@ -1,0 +1,108 @@
+package origin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// maxSeenPaths bounds the request log: a long benchmark with distinct paths must not grow the
+// origin without limit. Paths past the bound are not counted (/seen answers 0 for them).
+const maxSeenPaths = 100_000
+
+// requestLog counts the requests the origin received, per URL path, so a test can ask
+// whether (and how often) a request reached the origin: GET /seen?path=P answers the count.
+type requestLog struct {
+	mu     sync.Mutex
+	counts map[string]int64
+}
+
+// add counts one request for path and returns how many there have been, this one included.
+func (l *requestLog) add(path string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.counts == nil {
+		l.counts = map[string]int64{}
+	}
+	if _, ok := l.counts[path]; !ok && len(l.counts) >= maxSeenPaths {
+		return 0
+	}
+	l.counts[path]++
+	return l.counts[path]
+}
+
+func (l *requestLog) get(path string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.counts[path]
+}
+
+// seen answers how many requests for ?path=P the origin received, in the body and in
+// x-seen. /seen itself is not counted.
+func (l *requestLog) seen(w http.ResponseWriter, r *http.Request) {
+	n := l.get(r.URL.Query().Get("path"))
+	w.Header().Set("x-seen", strconv.FormatInt(n, 10))
+	fmt.Fprintf(w, "%d\n", n)
+}
+
+// abortOnce models a handler that crashes after its side effect, once: the first request
+// for each path is read in full, counted, and the connection is dropped without an answer
+// (HTTP/1: closed; HTTP/2: the stream is reset), exactly what Go does when a handler panics.
+// Later requests for the path answer 200 "done N" (N: the calls so far), so a proxy that
+// replays the request makes the client see a success and the side effect run twice.
+func abortOnce(log *requestLog) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		n := log.get(r.URL.Path)
+		if n == 1 {
+			panic(http.ErrAbortHandler)
+		}
+		fmt.Fprintf(w, "done %d\n", n)
+	}
+}
+
+// limit caps the request body at /limit/N bytes with http.MaxBytesReader, as a real service
+// does: past N it answers 413 at once, without reading the rest (Go then closes an HTTP/1
+// connection, or resets an HTTP/2 stream with NO_ERROR after the response). Within the cap
+// it answers 200 "read K bytes".
+func limit(w http.ResponseWriter, r *http.Request) {
+	n, err := tail(r, "/limit/")
+	if err != nil || n < 0 {
+		http.Error(w, "bad limit", http.StatusBadRequest)
+		return
+	}
+	read, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, n))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		http.Error(w, fmt.Sprintf("request body over %d bytes", n), http.StatusRequestEntityTooLarge)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	default:
+		fmt.Fprintf(w, "read %d bytes\n", read)
+	}
+}
+
+// earlyHints sends 102 Processing, then 103 Early Hints with a Link header (RFC 8297), then
+// the final 200 "hinted".
+func earlyHints(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusProcessing)
+	w.Header().Add("Link", "</style.css>; rel=preload; as=style")
+	w.WriteHeader(http.StatusEarlyHints)
+	io.WriteString(w, "hinted\n")
+}
+
+// optionsStar answers the server-wide OPTIONS * (RFC 9110 §9.3.7), which the mux would
+// refuse, so that x-origin-uri shows that "*" arrived.
+func optionsStar(w http.ResponseWriter, r *http.Request) bool {
+	if r.RequestURI != "*" {
+		return false
+	}
+	w.Header().Set("Allow", strings.Join([]string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"}, ", "))
+	io.WriteString(w, "options *\n")
+	return true
+}
