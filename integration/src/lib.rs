@@ -10,6 +10,7 @@
 //! ```
 
 pub mod client;
+pub mod exchange;
 pub mod kubelet;
 pub mod peers;
 pub mod procs;
