@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod exchange;
+pub mod http10;
 pub mod kubelet;
 pub mod peers;
 pub mod procs;

@@ -2,89 +2,28 @@
 //! §9.3), absolute-form and asterisk-form OPTIONS (RFC 9112 §3.2.4), and chunked framing
 //! that is visibly broken in the bytes that came with the head (nothing reaches the origin).
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ringside_integration::exchange::{head_header, origin_seen, read_heads, run_bounded};
+use ringside_integration::exchange::origin_seen;
+use ringside_integration::http10::{ab_keep_alive, http10_keep_alive};
 use ringside_integration::{both_runtimes, http_config, Conn, Origin, Ringside};
-
-/// How long a closed connection may take to show EOF, or a kept-alive one to answer.
-const BOUND: Duration = Duration::from_secs(2);
-
-fn status_of(head: &str) -> &str {
-    head.get(9..12).unwrap_or(head)
-}
 
 // Fault 5, raw: `GET / HTTP/1.0` with `Connection: keep-alive`.
 both_runtimes!(fn http10_keep_alive_is_honoured_or_closed(rt) {
     let origin = Origin::start("o");
     let proxy = Ringside::start(rt, &http_config(&[origin.addr]));
-    let mut s = TcpStream::connect(proxy.addr("inbound")).expect("connect");
-    s.set_read_timeout(Some(BOUND)).expect("timeout");
-    let req = b"GET / HTTP/1.0\r\nHost: test\r\nConnection: keep-alive\r\n\r\n";
-    s.write_all(req).expect("send");
-    let (heads, mut body) = read_heads(&mut s).expect("the first response head");
-    let head = heads.last().expect("a final head");
-    assert_eq!(status_of(head), "200", "{head}");
-    let keep = head_header(head, "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
-    if keep {
-        assert!(head_header(head, "transfer-encoding").is_none(), "chunked to an HTTP/1.0 client:\n{head}");
-        let len: usize = head_header(head, "content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("Connection: keep-alive needs a length-delimited body:\n{head}"));
-        let mut buf = [0u8; 4096];
-        while body.len() < len {
-            let n = s.read(&mut buf).expect("the first body");
-            assert!(n > 0, "closed mid-body");
-            body.extend_from_slice(&buf[..n]);
-        }
-        s.write_all(req).expect("send the second request");
-        let (heads, _) = read_heads(&mut s).unwrap_or_else(|e| {
-            panic!("kept alive, but the second request got no answer within {BOUND:?}: {e}")
-        });
-        assert_eq!(status_of(heads.last().expect("head")), "200", "{heads:?}");
-    } else {
-        // Without keep-alive in the answer the client waits for EOF to end the body.
-        let mut buf = [0u8; 4096];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => panic!(
-                    "HTTP/1.0 keep-alive request: the answer has no `Connection: keep-alive` and \
-                     the connection was not closed within {BOUND:?} (RFC 9112 §9.3: keep it \
-                     alive and say so, or close):\n{head}\nringside log:\n{}",
-                    proxy.log_text()
-                ),
-                Err(_) => break, // reset: closed too
-            }
-        }
+    if let Err(e) = http10_keep_alive(proxy.addr("inbound")) {
+        panic!("HTTP/1.0 keep-alive request: {e}\nringside log:\n{}", proxy.log_text());
     }
 });
-
-fn field(out: &str, name: &str) -> Option<u64> {
-    out.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().parse().ok())
-}
 
 // Fault 5 with a real client: `ab -k` speaks HTTP/1.0 keep-alive.
 both_runtimes!(fn ab_keep_alive_completes(rt) {
     let origin = Origin::start("o");
     let proxy = Ringside::start(rt, &http_config(&[origin.addr]));
-    let url = format!("http://{}/", proxy.addr("inbound"));
-    let (ok, out, killed) = run_bounded(
-        Command::new("ab").args(["-k", "-n", "3", "-c", "1", "-s", "5", &url]),
-        Duration::from_secs(15),
-    );
-    assert!(
-        ok && field(&out, "Complete requests:") == Some(3) && field(&out, "Failed requests:") == Some(0),
-        "ab -k -n 3 -c 1 (HTTP/1.0 keep-alive) must complete 3 requests, 0 failed (killed after \
-         15 s: {killed}):\n{out}\nringside log:\n{}",
-        proxy.log_text()
-    );
+    if let Err(e) = ab_keep_alive(proxy.addr("inbound")) {
+        panic!("{e}\nringside log:\n{}", proxy.log_text());
+    }
 });
 
 // Fault 7: OPTIONS in absolute form with an empty path goes upstream as `OPTIONS *`, and
