@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // maxSeenPaths bounds the request log: a long benchmark with distinct paths must not grow the
@@ -16,29 +17,33 @@ const maxSeenPaths = 100_000
 
 // requestLog counts the requests the origin received, per URL path, so a test can ask
 // whether (and how often) a request reached the origin: GET /seen?path=P answers the count.
+// Lock-free for paths already seen (sync.Map), so benchmarks through the origin do not
+// serialise on it.
 type requestLog struct {
-	mu     sync.Mutex
-	counts map[string]int64
+	counts sync.Map // path → *atomic.Int64
+	paths  atomic.Int64
 }
 
 // add counts one request for path and returns how many there have been, this one included.
 func (l *requestLog) add(path string) int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.counts == nil {
-		l.counts = map[string]int64{}
+	if c, ok := l.counts.Load(path); ok {
+		return c.(*atomic.Int64).Add(1)
 	}
-	if _, ok := l.counts[path]; !ok && len(l.counts) >= maxSeenPaths {
+	if l.paths.Load() >= maxSeenPaths {
 		return 0
 	}
-	l.counts[path]++
-	return l.counts[path]
+	c, loaded := l.counts.LoadOrStore(path, new(atomic.Int64))
+	if !loaded {
+		l.paths.Add(1)
+	}
+	return c.(*atomic.Int64).Add(1)
 }
 
 func (l *requestLog) get(path string) int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.counts[path]
+	if c, ok := l.counts.Load(path); ok {
+		return c.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // seen answers how many requests for ?path=P the origin received, in the body and in
