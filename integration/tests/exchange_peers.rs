@@ -12,18 +12,20 @@ use ringside_integration::{h2_client, Conn, Origin};
 #[test]
 fn origin_answers_a_slow_upload_413_early() {
     let origin = Origin::start("o");
-    let up = slow_http1_post(
-        origin.addr,
-        "/limit/1048576",
-        8 << 20,
-        64 << 10,
-        Duration::from_millis(40),
-    );
-    let status = up.response.as_ref().map(|r| r.status).ok();
-    assert!(
-        status == Some(413) && up.elapsed < Duration::from_secs(2) && !up.upload_finished,
-        "{up:?}"
-    );
+    for path in ["/limit/1048576", "/reject-then-drain"] {
+        let up = slow_http1_post(
+            origin.addr,
+            path,
+            8 << 20,
+            64 << 10,
+            Duration::from_millis(40),
+        );
+        let status = up.response.as_ref().map(|r| r.status).ok();
+        assert!(
+            status == Some(413) && up.elapsed < Duration::from_secs(2) && !up.upload_finished,
+            "{path}: {up:?}"
+        );
+    }
 }
 
 #[test]

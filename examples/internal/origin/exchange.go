@@ -92,6 +92,19 @@ func limit(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// rejectThenDrain answers 413 at once, before reading anything, and then keeps reading
+// (and discarding) the whole body: an upstream whose early response is complete long before
+// the upload is, on a connection it keeps healthy.
+func rejectThenDrain(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	const body = "rejected before the body\n"
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	io.WriteString(w, body)
+	http.NewResponseController(w).Flush()
+	io.Copy(io.Discard, r.Body)
+}
+
 // earlyHints sends 102 Processing, then 103 Early Hints with a Link header (RFC 8297), then
 // the final 200 "hinted".
 func earlyHints(w http.ResponseWriter, _ *http.Request) {

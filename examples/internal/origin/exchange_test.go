@@ -63,19 +63,25 @@ func TestAbortOnceDropsTheFirstCallThenAnswers(t *testing.T) {
 	}
 }
 
-// slowBody yields n bytes, chunk at a time, one chunk per tick.
+// slowBody yields n bytes, chunk at a time, one chunk per tick, whatever size the
+// transport reads with.
 type slowBody struct {
 	left, chunk int
 	tick        time.Duration
+	inChunk     int // bytes of the current chunk already read
 }
 
 func (b *slowBody) Read(p []byte) (int, error) {
 	if b.left == 0 {
 		return 0, io.EOF
 	}
-	time.Sleep(b.tick)
-	k := min(len(p), b.chunk, b.left)
+	if b.inChunk == b.chunk {
+		time.Sleep(b.tick)
+		b.inChunk = 0
+	}
+	k := min(len(p), b.chunk-b.inChunk, b.left)
 	b.left -= k
+	b.inChunk += k
 	return k, nil
 }
 
@@ -97,6 +103,22 @@ func TestLimitAnswers413BeforeTheUploadEnds(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != 413 || time.Since(begin) > 3*time.Second {
 		t.Fatalf("over the cap: %d after %v", r.StatusCode, time.Since(begin))
+	}
+}
+
+func TestRejectThenDrainAnswersFirst(t *testing.T) {
+	s := start(t)
+	const size = 8 << 20
+	req, _ := http.NewRequest("POST", s.URL+"/reject-then-drain", &slowBody{left: size, chunk: 64 << 10, tick: 40 * time.Millisecond})
+	req.ContentLength = size
+	begin := time.Now()
+	r, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 413 || time.Since(begin) > 2*time.Second {
+		t.Fatalf("%d after %v", r.StatusCode, time.Since(begin))
 	}
 }
 

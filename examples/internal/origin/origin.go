@@ -38,6 +38,7 @@ func Handler(name string) http.Handler {
 	mux.HandleFunc("/seen", reqs.seen)
 	mux.HandleFunc("/abort-once/", abortOnce(&reqs))
 	mux.HandleFunc("/limit/", limit)
+	mux.HandleFunc("/reject-then-drain", rejectThenDrain)
 	mux.HandleFunc("/early-hints", earlyHints)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s\n", name) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
