@@ -10,6 +10,8 @@
 //! ```
 
 pub mod client;
+pub mod exchange;
+pub mod http10;
 pub mod kubelet;
 pub mod peers;
 pub mod procs;

@@ -3,17 +3,24 @@
 //
 //	h2client -addr HOST:PORT [-method GET] [-path /] [-host AUTHORITY] [-body-size N]
 //	         [-unknown-length] [-header 'name: value']... [-count N -concurrency C] [-h1]
+//	         [-body-chunk N -body-every DUR] [-grpc] [-show-1xx]
 //
 // One request (-count 1) prints {"ok":true,"proto":"HTTP/2.0","status":200,"headers":{..},
-// "trailers":{..},"body_len":N,"body_sha256":"..","body":".."} (body only when ≤ 64 KiB).
+// "trailers":{..},"body_len":N,"body_sha256":"..","body":"..","elapsed_ms":T} (body only
+// when ≤ 64 KiB; T: milliseconds until the response head arrived), and with -show-1xx
+// "informational":[{"status":103,"headers":{..}},..], the 1xx responses before it.
+// -body-chunk/-body-every pace the upload (a slow client); -grpc frames the body as one
+// gRPC message (5-byte prefix) and sends content-type: application/grpc and te: trailers.
 // Several print {"ok":true,"requests":N,"statuses":{"200":N},"dials":1,"body_bytes":B}.
 // A transport error prints to stderr and exits 1; any HTTP status is a success here.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -21,6 +28,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"os"
 	"strconv"
 	"strings"
@@ -44,6 +53,9 @@ type opts struct {
 	bodySize                 int64
 	unknownLength, h1        bool
 	headers                  headerFlags
+	bodyChunk                int64
+	bodyEvery                time.Duration
+	grpc, show1xx            bool
 }
 
 func main() {
@@ -56,6 +68,10 @@ func main() {
 	flag.BoolVar(&o.unknownLength, "unknown-length", false, "send the body without a content-length (HTTP/1.1: chunked)")
 	flag.Var(&o.headers, "header", "extra request header 'name: value' (repeatable)")
 	flag.BoolVar(&o.h1, "h1", false, "speak HTTP/1.1 instead of h2c")
+	flag.Int64Var(&o.bodyChunk, "body-chunk", 0, "with -body-every: send the body N bytes at a time")
+	flag.DurationVar(&o.bodyEvery, "body-every", 0, "with -body-chunk: the interval between chunks")
+	flag.BoolVar(&o.grpc, "grpc", false, "send the body as one gRPC message, with gRPC's request headers")
+	flag.BoolVar(&o.show1xx, "show-1xx", false, "report the 1xx responses before the final one")
 	count := flag.Int("count", 1, "requests to send, all on one connection")
 	concurrency := flag.Int("concurrency", 1, "requests in flight at once")
 	timeout := flag.Duration("timeout", 60*time.Second, "overall timeout")
@@ -112,14 +128,31 @@ func newClient(h1 bool, dials *atomic.Int64) *http.Client {
 }
 
 // patternReader yields the origin's deterministic payload; it hides its length so the
-// request goes out without a content-length.
-type patternReader struct{ off, n int64 }
+// request goes out without a content-length. With chunk and every set it is a slow
+// client: chunk bytes at once, then chunk more every interval, whatever the sizes the
+// transport reads with.
+type patternReader struct {
+	off, n, chunk int64
+	every         time.Duration
+	start         time.Time
+}
 
 func (r *patternReader) Read(p []byte) (int, error) {
 	if r.off >= r.n {
 		return 0, io.EOF
 	}
 	k := min(int64(len(p)), r.n-r.off)
+	if r.chunk > 0 && r.every > 0 {
+		if r.start.IsZero() {
+			r.start = time.Now()
+		}
+		ticks := int64(time.Since(r.start) / r.every)
+		if r.off >= r.chunk*(ticks+1) {
+			time.Sleep(r.start.Add(time.Duration(ticks+1) * r.every).Sub(time.Now()))
+			ticks++
+		}
+		k = min(k, r.chunk*(ticks+1)-r.off)
+	}
 	for i := int64(0); i < k; i++ {
 		p[i] = origin.Pattern(r.off + i)
 	}
@@ -128,26 +161,48 @@ func (r *patternReader) Read(p []byte) (int, error) {
 }
 
 func request(ctx context.Context, o opts) (*http.Request, error) {
+	length := o.bodySize
+	newBody := func() io.Reader {
+		var body io.Reader = &patternReader{n: o.bodySize, chunk: o.bodyChunk, every: o.bodyEvery}
+		if o.grpc {
+			var prefix [5]byte
+			binary.BigEndian.PutUint32(prefix[1:], uint32(o.bodySize))
+			body = io.MultiReader(bytes.NewReader(prefix[:]), body)
+		}
+		return body
+	}
 	var body io.Reader
 	if o.bodySize >= 0 {
-		body = &patternReader{n: o.bodySize}
+		body = newBody()
+		if o.grpc {
+			length += 5
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, o.method, "http://"+o.addr+o.path, body)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		// The transport may replay a request it knows the server did not process
+		// (REFUSED_STREAM, a stream above GOAWAY's last_stream_id) if it can rewind the body.
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(newBody()), nil }
 	}
 	switch {
 	case o.bodySize < 0:
 	case o.unknownLength:
 		req.ContentLength = -1
 	default:
-		req.ContentLength = o.bodySize
-		if o.bodySize == 0 {
+		req.ContentLength = length
+		if length == 0 {
 			req.Body = http.NoBody
 		}
 	}
 	if o.host != "" {
 		req.Host = o.host
+	}
+	if o.grpc {
+		req.Header.Set("content-type", "application/grpc")
+		req.Header.Set("te", "trailers")
 	}
 	for _, h := range o.headers {
 		name, value, ok := strings.Cut(h, ":")
@@ -172,10 +227,20 @@ func one(ctx context.Context, c *http.Client, o opts) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	informational := []map[string]any{}
+	if o.show1xx {
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			informational = append(informational, map[string]any{"status": code, "headers": flat(http.Header(h))})
+			return nil
+		}}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	}
+	begin := time.Now()
 	r, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
+	elapsed := time.Since(begin).Milliseconds()
 	defer r.Body.Close()
 	h := sha256.New()
 	var head strings.Builder
@@ -190,6 +255,10 @@ func one(ctx context.Context, c *http.Client, o opts) (map[string]any, error) {
 		"trailers":    flat(r.Trailer),
 		"body_len":    n,
 		"body_sha256": hex.EncodeToString(h.Sum(nil)),
+		"elapsed_ms":  elapsed,
+	}
+	if o.show1xx {
+		out["informational"] = informational
 	}
 	if n <= 64<<10 && utf8.ValidString(head.String()) {
 		out["body"] = head.String()

@@ -16,9 +16,12 @@ import (
 	"time"
 )
 
-// Handler serves every endpoint, tagging each response with x-origin: name and
-// x-origin-proto: the protocol the request arrived with (HTTP/1.1, HTTP/2.0).
+// Handler serves every endpoint, tagging each response with x-origin: name,
+// x-origin-proto: the protocol the request arrived with (HTTP/1.1, HTTP/2.0) and
+// x-origin-uri: the request target exactly as it arrived (r.RequestURI, e.g. "*" or an
+// unnormalised path). It counts every request per path for /seen.
 func Handler(name string) http.Handler {
+	var reqs requestLog
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("/bytes/", func(w http.ResponseWriter, r *http.Request) { payload(w, r, "/bytes/", true) })
@@ -32,18 +35,31 @@ func Handler(name string) http.Handler {
 	mux.HandleFunc("/reset", reset)
 	mux.HandleFunc("/trailers", trailers)
 	mux.HandleFunc("/ws", wsEcho)
+	mux.HandleFunc("/seen", reqs.seen)
+	mux.HandleFunc("/abort-once/", abortOnce(&reqs))
+	mux.HandleFunc("/limit/", limit)
+	mux.HandleFunc("/reject-then-drain", rejectThenDrain)
+	mux.HandleFunc("/early-hints", earlyHints)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s\n", name) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-origin", name)
 		w.Header().Set("x-origin-proto", r.Proto)
+		w.Header().Set("x-origin-uri", r.RequestURI)
+		if r.URL.Path != "/seen" {
+			reqs.add(r.URL.Path)
+		}
+		if optionsStar(w, r) {
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
 }
 
 // Server returns a server tuned for proxy tests: no body timeouts (bodies stream for as long
-// as they need), a long idle timeout, large header limit.
+// as they need), a long idle timeout, large header limit, and OPTIONS * handed to the
+// handler (instead of net/http's built-in answer) so the origin can show it arrived.
 func Server(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, DisableGeneralOptionsHandler: true}
 }
 
 // AcceptH2C makes s also serve HTTP/2 over cleartext with prior knowledge, next to
