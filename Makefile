@@ -13,6 +13,7 @@ demo: release
 test: lint go-test rust-test bench-quick chart-test
 
 lint:
+	python3 tools/layout_check.py
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets $(CARGO_FEATURES) -- -D warnings
 	cd examples && test -z "$$(gofmt -l .)" && go vet ./...

@@ -97,13 +97,40 @@ def resolve(module, path, children, mods):
     return None
 
 
+def inline_modules(src):
+    """For each offset where an inline `mod name { ... }` is open, the names: a list of
+    (start, end, name) spans."""
+    spans, stack, depth = [], [], 0
+    for m in re.finditer(r"\bmod\s+(\w+)\s*\{|[{}]", src):
+        tok = m.group(0)
+        if tok.startswith("mod"):
+            depth += 1
+            stack.append((m.start(), depth, m.group(1)))
+        elif tok == "{":
+            depth += 1
+        else:
+            if stack and stack[-1][1] == depth:
+                start, _, name = stack.pop()
+                spans.append((start, m.end(), name))
+            depth -= 1
+    return spans
+
+
+def module_at(module, spans, pos):
+    names = [name for (a, b, name) in sorted(spans) if a <= pos < b]
+    return tuple(module) + tuple(names)
+
+
 def edges_of(module, path_, mods):
     src = strip_comments(open(path_, encoding="utf-8").read())
+    src = re.sub(r'"(?:\\.|[^"\\])*"', '""', src)
     children = set(re.findall(r"\bmod\s+(\w+)\s*;", src))
+    spans = inline_modules(src)
     found = set()
     for m in re.finditer(r"\b(pub(?:\([\w:]+\))?\s+)?use\s+([^;]+);", src):
+        here = module_at(module, spans, m.start())
         for p in expand_use(m.group(2)):
-            t = resolve(module, p, children, mods)
+            t = resolve(here, p, children, mods)
             # A re-export of a descendant (`pub use child::Item` in a mod.rs) is the module's
             # facade, not a dependency: its children may still use what the module defines.
             if t is not None and not (m.group(1) and t[: len(module)] == module):
@@ -112,7 +139,8 @@ def edges_of(module, path_, mods):
     if children:
         pattern = r"\b((?:crate|super|self|" + "|".join(children) + r")(?:::\w+)+)"
     for m in re.finditer(pattern, src):
-        t = resolve(module, m.group(1).split("::"), children, mods)
+        here = module_at(module, spans, m.start())
+        t = resolve(here, m.group(1).split("::"), children, mods)
         if t is not None:
             found.add(t)
     found.discard(module)

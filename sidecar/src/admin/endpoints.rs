@@ -4,7 +4,7 @@
 use std::time::UNIX_EPOCH;
 
 use super::http::{Request, Response};
-use super::State;
+use super::state::State;
 
 pub async fn handle(s: &State, r: &Request) -> Response {
     let loopback = r.peer.ip().is_loopback();

@@ -4,16 +4,17 @@
 
 pub mod epoll;
 pub mod probe;
+pub mod sock;
 pub mod uring;
+pub mod worker;
 
 use std::fmt;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::core::worker::SharedConfig;
 use probe::{ProbeReport, RingFlags};
+pub use worker::{BoundListener, WorkerCmd, WorkerSetup};
 
 /// What the operator asked for (`--runtime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,44 +95,6 @@ impl fmt::Display for Selection {
     }
 }
 
-/// One listener socket handed to one worker.
-#[derive(Debug)]
-pub struct BoundListener {
-    pub name: String,
-    pub socket: std::net::TcpListener,
-}
-
-/// What the control thread tells a worker. Workers start with an empty set of listeners and
-/// receive their initial ones as `Listen` commands too, so startup and reload share one path.
-#[derive(Debug)]
-pub enum WorkerCmd {
-    /// Start accepting on this socket (replaces a listener of the same name).
-    Listen(BoundListener),
-    /// Stop accepting on this listener; its connections drain on their own.
-    Unlisten(String),
-    /// Drain: stop accepting on every listener.
-    StopAccepting,
-    /// This worker's figures (admin `/runtime`).
-    Figures {
-        reply: tokio::sync::oneshot::Sender<crate::core::worker::Figures>,
-    },
-    /// List up to `limit` live connections (admin `/connections`).
-    ListConnections {
-        limit: usize,
-        reply: tokio::sync::oneshot::Sender<(Vec<crate::core::conns::ConnView>, usize)>,
-    },
-}
-
-/// Everything a worker thread starts with.
-#[derive(Debug)]
-pub struct WorkerSetup {
-    pub id: usize,
-    pub config: SharedConfig,
-    pub lifecycle: std::sync::Arc<crate::core::lifecycle::Lifecycle>,
-    pub opts: crate::core::worker::Options,
-    pub cmds: tokio::sync::mpsc::UnboundedReceiver<WorkerCmd>,
-}
-
 /// Binds one `SO_REUSEPORT` socket per worker on `addr`, so the kernel spreads connections
 /// across workers with no shared accept queue. Port 0 is resolved by the first socket and
 /// reused by the rest, so tests can bind `:0`.
@@ -162,30 +125,4 @@ pub fn run_worker(selected: Selected, setup: WorkerSetup) -> std::io::Result<()>
         Selected::IoUring(flags) => uring::runtime::run(setup, flags),
         Selected::Epoll => epoll::runtime::run(setup),
     }
-}
-
-/// Non-blocking peek shared by both backends' `is_reusable`.
-pub(crate) fn peek_reusable(sock: SockRef<'_>) -> bool {
-    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-    match sock.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
-        // Data nobody asked for, or EOF: either way the connection cannot carry a request.
-        Ok(_) => false,
-        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-    }
-}
-
-/// The socket's local address, shared by both backends.
-pub(crate) fn local_addr(sock: SockRef<'_>) -> Option<SocketAddr> {
-    sock.local_addr().ok()?.as_socket()
-}
-
-/// `SO_ORIGINAL_DST` (or its IPv6 twin, per the socket's family), shared by both backends.
-pub(crate) fn original_dst(sock: SockRef<'_>) -> Option<SocketAddr> {
-    let v6 = sock.local_addr().ok()?.is_ipv6();
-    let addr = if v6 {
-        sock.original_dst_v6()
-    } else {
-        sock.original_dst_v4()
-    };
-    addr.ok()?.as_socket()
 }

@@ -159,15 +159,15 @@ impl Stream for EpollStream {
     }
 
     fn is_reusable(&self) -> bool {
-        super::super::peek_reusable(socket2::SockRef::from(&self.0))
+        crate::backend::sock::peek_reusable(socket2::SockRef::from(&self.0))
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {
-        super::super::local_addr(socket2::SockRef::from(&self.0))
+        crate::backend::sock::local_addr(socket2::SockRef::from(&self.0))
     }
 
     fn original_dst(&self) -> Option<SocketAddr> {
-        super::super::original_dst(socket2::SockRef::from(&self.0))
+        crate::backend::sock::original_dst(socket2::SockRef::from(&self.0))
     }
 
     fn into_split(self) -> (EpollRead, EpollWrite) {

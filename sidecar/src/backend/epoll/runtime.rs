@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::LocalSet;
 
 use super::io::{Epoll, EpollStream};
-use crate::backend::{BoundListener, WorkerCmd, WorkerSetup};
+use crate::backend::worker::{BoundListener, WorkerCmd, WorkerSetup};
 use crate::core::serve;
 use crate::core::worker::{Worker, TICK};
 

@@ -173,15 +173,15 @@ impl Stream for UringStream {
     }
 
     fn is_reusable(&self) -> bool {
-        with_sock(&self.0, super::super::peek_reusable)
+        with_sock(&self.0, crate::backend::sock::peek_reusable)
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {
-        with_sock(&self.0, super::super::local_addr)
+        with_sock(&self.0, crate::backend::sock::local_addr)
     }
 
     fn original_dst(&self) -> Option<SocketAddr> {
-        with_sock(&self.0, super::super::original_dst)
+        with_sock(&self.0, crate::backend::sock::original_dst)
     }
 
     fn into_split(self) -> (UringRead, UringWrite) {

@@ -1,4 +1,5 @@
 //! monoio on io_uring, with a ring we set up ourselves (see `probe::RingFlags`).
 
+#[allow(unsafe_code)]
 pub mod io;
 pub mod runtime;

@@ -10,7 +10,7 @@ use monoio::{IoUringDriver, RuntimeBuilder};
 
 use super::io::{shutdown_listener, Uring, UringStream};
 use crate::backend::probe::{RingFlags, RING_ENTRIES};
-use crate::backend::{BoundListener, WorkerCmd, WorkerSetup};
+use crate::backend::worker::{BoundListener, WorkerCmd, WorkerSetup};
 use crate::core::serve;
 use crate::core::worker::{Worker, TICK};
 
