@@ -261,6 +261,9 @@ fn check_tcp(listener: &RawListener, known: &KnownClusters, sink: &mut Sink) {
             "header_read applies only to http listeners",
         );
     }
+    if let Some(p) = &listener.path_normalization {
+        sink.report(p.pos, "path_normalization applies only to http listeners");
+    }
     if let Some(limits) = &listener.limits {
         sink.report(limits.pos, "limits apply only to http listeners");
     }

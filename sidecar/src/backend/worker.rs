@@ -40,4 +40,3 @@ pub struct WorkerSetup {
     pub opts: crate::core::worker::Options,
     pub cmds: tokio::sync::mpsc::UnboundedReceiver<WorkerCmd>,
 }
-

@@ -19,6 +19,15 @@ pub trait Interim {
     /// # Errors
     /// The client connection failed.
     fn informational(&mut self, head: &ResponseHead) -> impl Future<Output = io::Result<()>>;
+
+    /// Forwards one informational response from an HTTP/2 upstream.
+    ///
+    /// # Errors
+    /// The client connection failed.
+    fn informational_h2(
+        &mut self,
+        head: http::Response<()>,
+    ) -> impl Future<Output = io::Result<()>>;
 }
 
 /// Drops 1xx responses (an HTTP/1.0 client).
@@ -26,6 +35,10 @@ pub struct Drop1xx;
 
 impl Interim for Drop1xx {
     async fn informational(&mut self, _: &ResponseHead) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn informational_h2(&mut self, _: http::Response<()>) -> io::Result<()> {
         Ok(())
     }
 }
@@ -47,6 +60,12 @@ impl<W: WriteHalf> Interim for H1Interim<'_, W> {
         );
         self.0.write_all(out.freeze()).await
     }
+
+    async fn informational_h2(&mut self, head: http::Response<()>) -> io::Result<()> {
+        let (parts, ()) = head.into_parts();
+        let out = headers::h1_response_head(&parts, BodyKind::Empty, false, false, None);
+        self.0.write_all(out.freeze()).await
+    }
 }
 
 /// An HTTP/2 client's stream, before its final response.
@@ -56,5 +75,9 @@ impl Interim for H2Interim<'_> {
     async fn informational(&mut self, head: &ResponseHead) -> io::Result<()> {
         let resp = headers::h2_response(head).map_err(io::Error::other)?;
         self.0.send_informational(resp).map_err(io::Error::other)
+    }
+
+    async fn informational_h2(&mut self, head: http::Response<()>) -> io::Result<()> {
+        self.0.send_informational(head).map_err(io::Error::other)
     }
 }

@@ -220,7 +220,11 @@ impl RequestView for View<'_> {
         self.0.host()
     }
     fn path(&self) -> &str {
-        self.0.path()
+        // An asterisk-form OPTIONS is about the server as a whole: the catch-all route's.
+        match self.0.path() {
+            "*" => "/",
+            p => p,
+        }
     }
     fn header(&self, lowercase_name: &str) -> Option<&[u8]> {
         self.0.header(lowercase_name)

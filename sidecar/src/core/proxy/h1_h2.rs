@@ -13,12 +13,13 @@ use super::exchange::{idempotent, Done, Exchange, Failure, Next, Replay};
 use super::h1_h1::request_body_error;
 use super::h2_open::open;
 use crate::core::bridge::headers;
+use crate::core::bridge::interim::{Drop1xx, H1Interim};
 use crate::core::bridge::pump::{self, H2Sink, PumpError};
 use crate::core::bridge::relay::{relay, H1Sink};
 use crate::core::error::ProxyError;
 use crate::core::http1::{BodyKind, RequestHead, Version, CONTINUE};
 use crate::core::rt::{timeout, Rt, WriteHalf};
-use crate::core::up::h2::stream_error;
+use crate::core::up::h2::{final_response, stream_error};
 
 pub async fn proxy<R: Rt>(
     x: &Exchange<'_, R>,
@@ -44,7 +45,12 @@ pub async fn proxy<R: Rt>(
         let mut opened = open::<R>(x, &req, end, fresh).await.map_err(Before)?;
         let mut early = false;
         let waited = if end {
-            timeout::<R, _>(x.deadline.left(), &mut opened.response).await
+            let mut interim = H1Interim(&mut *down);
+            timeout::<R, _>(
+                x.deadline.left(),
+                final_response(&mut opened.response, &mut interim),
+            )
+            .await
         } else {
             if head.expect_continue() {
                 down.write_all(Bytes::from_static(CONTINUE))
@@ -64,7 +70,11 @@ pub async fn proxy<R: Rt>(
                 head.body(),
                 x.deadline.stall
             ));
-            let answered = pin!(timeout::<R, _>(x.deadline.left(), &mut opened.response));
+            // While the body streams the client connection is busy: 1xx responses are dropped
+            // (the client got Ringside's own 100 Continue).
+            let mut dropped = Drop1xx;
+            let answered = final_response(&mut opened.response, &mut dropped);
+            let answered = pin!(timeout::<R, _>(x.deadline.left(), answered));
             match select(body, answered).await {
                 Either::Left((Ok(sent), answered)) => {
                     x.conn.add_in(sent);
@@ -80,7 +90,6 @@ pub async fn proxy<R: Rt>(
         match waited {
             Ok(Ok(r)) => break (opened, r, early),
             Ok(Err(e)) => {
-                let e = stream_error(e, true);
                 if !early && x.replay_after(&e, replay) {
                     fresh = true;
                     continue;

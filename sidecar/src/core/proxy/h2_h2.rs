@@ -23,7 +23,7 @@ use crate::core::bridge::pump::{self, PumpError};
 use crate::core::error::ProxyError;
 use crate::core::h2::grpc;
 use crate::core::rt::{timeout, Rt};
-use crate::core::up::h2::stream_error;
+use crate::core::up::h2::{next_head, stream_error, Head};
 
 /// Request body bytes kept for a replay until the response head arrives (gRPC unary calls and
 /// most API requests fit). A longer body can no longer be replayed.
@@ -167,19 +167,28 @@ async fn response_side<R: Rt>(
     respond: &mut SendResponse<Bytes>,
     answered: &Cell<bool>,
 ) -> Result<Done, Failure> {
-    let waited = {
-        let head = pin!(timeout::<R, _>(x.deadline.left(), response));
-        let gone = pin!(pump::client_reset(respond));
-        match select(head, gone).await {
-            Either::Left((r, _)) => Some(r),
-            Either::Right(_) => None,
+    let resp = loop {
+        // The next head within the deadline, unless the client gives up first.
+        let waited = {
+            let head = pin!(timeout::<R, _>(x.deadline.left(), next_head(response)));
+            let gone = pin!(pump::client_reset(respond));
+            match select(head, gone).await {
+                Either::Left((r, _)) => Some(r),
+                Either::Right(_) => None,
+            }
+        };
+        match waited {
+            Some(Ok(Ok(Head::Final(r)))) => break r,
+            // RFC 9110 §15.2: forward 1xx (RFC 9113 §8.1: as informational HEADERS).
+            Some(Ok(Ok(Head::Informational(r)))) => {
+                if respond.send_informational(r).is_err() {
+                    return Err(Failure::Cancelled);
+                }
+            }
+            Some(Ok(Err(e))) => return Err(Failure::Before(stream_error(e, true))),
+            Some(Err(_)) => return Err(Failure::Before(ProxyError::Timeout)),
+            None => return Err(Failure::Cancelled),
         }
-    };
-    let resp = match waited {
-        Some(Ok(Ok(r))) => r,
-        Some(Ok(Err(e))) => return Err(Failure::Before(stream_error(e, true))),
-        Some(Err(_)) => return Err(Failure::Before(ProxyError::Timeout)),
-        None => return Err(Failure::Cancelled),
     };
     answered.set(true);
     let (rparts, mut rbody) = resp.into_parts();

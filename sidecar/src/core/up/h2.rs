@@ -21,6 +21,7 @@ use h2::client::SendRequest;
 
 use super::balance::{ClusterState, InFlight};
 use super::dial;
+use crate::core::bridge::interim::Interim;
 use crate::core::error::ProxyError;
 use crate::core::h2::settings;
 use crate::core::rt::{timeout, Rt, Stream};
@@ -166,6 +167,43 @@ pub async fn acquire<R: Rt>(
         state,
         _in_flight: d.in_flight,
     })
+}
+
+/// The next response head on an upstream stream: an informational (1xx) one, or the final one.
+pub enum Head {
+    Informational(http::Response<()>),
+    Final(http::Response<h2::RecvStream>),
+}
+
+/// Waits for the next response head. Safe to drop and call again.
+pub fn next_head(
+    resp: &mut h2::client::ResponseFuture,
+) -> impl Future<Output = Result<Head, h2::Error>> + '_ {
+    poll_fn(move |cx| {
+        if let Poll::Ready(Some(r)) = resp.poll_informational(cx) {
+            return Poll::Ready(r.map(Head::Informational));
+        }
+        Pin::new(&mut *resp).poll(cx).map(|r| r.map(Head::Final))
+    })
+}
+
+/// The final response, handing informational ones to `interim` as they arrive.
+///
+/// # Errors
+/// The stream failed (see [`stream_error`]), or forwarding a 1xx failed (`DownstreamIo`).
+pub async fn final_response<I: Interim>(
+    resp: &mut h2::client::ResponseFuture,
+    interim: &mut I,
+) -> Result<http::Response<h2::RecvStream>, ProxyError> {
+    loop {
+        match next_head(resp).await.map_err(|e| stream_error(e, true))? {
+            Head::Informational(r) => interim
+                .informational_h2(r)
+                .await
+                .map_err(ProxyError::DownstreamIo)?,
+            Head::Final(r) => return Ok(r),
+        }
+    }
 }
 
 /// What an HTTP/2 error on an upstream stream proves. A stream the upstream refused, one
