@@ -70,17 +70,19 @@ func TestBrokenConfigFailsCheck(t *testing.T) {
 	}
 }
 
-// TestInvalidValuesRejected: values that would make a broken pod fail at render time.
+// invalidValues are values that would make a broken pod, with what the chart says about them.
+var invalidValues = []struct{ set, want string }{
+	{"runtime=uring", "value must be one of 'auto', 'io-uring', 'epoll'"},
+	{"terminationGracePeriodSeconds=20", "must exceed drainTimeoutSeconds + preStopSleepSeconds (20)"},
+	{"seccompProfile.type=Localhost", "needs seccompProfile.localhostProfile"},
+	{"nativeSidecar=maybe", "nativeSidecar"},
+	{"runAsUser=0", "runAsUser"},
+}
+
+// TestInvalidValuesRejected: values that would make a broken pod fail at render time
+// (TestKubeInvalidValues: and never reach an API server).
 func TestInvalidValuesRejected(t *testing.T) {
-	for _, c := range []struct {
-		set, want string
-	}{
-		{"runtime=uring", "value must be one of 'auto', 'io-uring', 'epoll'"},
-		{"terminationGracePeriodSeconds=20", "must exceed drainTimeoutSeconds + preStopSleepSeconds (20)"},
-		{"seccompProfile.type=Localhost", "needs seccompProfile.localhostProfile"},
-		{"nativeSidecar=maybe", "nativeSidecar"},
-		{"runAsUser=0", "runAsUser"},
-	} {
+	for _, c := range invalidValues {
 		t.Run(c.set, func(t *testing.T) {
 			_, err := helm(t, "template", release, chartDir, "--set", c.set)
 			if err == nil {
