@@ -253,6 +253,21 @@ func TestKubeInstall(t *testing.T) {
 			in.uninstall(t)
 		})
 	}
+	// Helm allows dots in release names; the names the chart derives from it must still be
+	// valid (a Service name is a DNS-1035 label: no dots).
+	t.Run("dotted-release-name", func(t *testing.T) {
+		t.Parallel()
+		c.namespace(t, "dotted", restricted)
+		in := newInstall(t, c, "dotted", "shop.v2", chartDir)
+		if warn := in.dryRun(t); strings.Contains(warn, "Warning") {
+			t.Errorf("server-side dry-run warned:\n%s", warn)
+		}
+		in.installChart(t)
+		in.checkStored(t)
+		in.templatePods(t, "shop-v2-ringside-example", 1)
+		in.diff(t)
+		in.uninstall(t)
+	})
 	t.Run("mychart", func(t *testing.T) {
 		t.Parallel()
 		dir := filepath.Join(t.TempDir(), "mychart")

@@ -208,7 +208,8 @@ func TestKubeInvalidValues(t *testing.T) {
 	const ns = "invalid"
 	c.namespace(t, ns, restricted)
 	for _, v := range invalidValues {
-		_, errOut, err := c.run(t, helmBin(t), "install", release, chartDir, "-n", ns, "--wait=false", "--set", v.set)
+		args := append([]string{"install"}, invalidArgs(v.release, v.set)...)
+		_, errOut, err := c.run(t, helmBin(t), append(args, "-n", ns, "--wait=false")...)
 		if err == nil {
 			t.Fatalf("helm install --set %s succeeded", v.set)
 		}
