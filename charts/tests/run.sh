@@ -34,7 +34,7 @@ if [ ! -e "$k8s_stamp" ]; then
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  (cd "$cp_mod" && go build -trimpath -ldflags "$ld" -o "$tools/k8s/" \
+  (cd "$cp_mod" && go build -trimpath -buildvcs=false -ldflags "$ld" -o "$tools/k8s/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kubectl go.etcd.io/etcd/server/v3)
   mv "$tools/k8s/server" "$tools/k8s/etcd"   # the etcd server's main package is .../server/v3
