@@ -48,8 +48,9 @@ func (c *controlPlane) mustGet(t *testing.T, path string, into any) {
 	}
 }
 
-// run runs helm or kubectl (a path) against the control plane, with helm's state in a
-// per-test directory. It returns stdout, stderr and the exit error.
+// run runs helm or kubectl (a path) against the control plane, with helm's own config and
+// cache in the control plane's directory (not the user's). It returns stdout, stderr and the
+// exit error.
 func (c *controlPlane) run(t *testing.T, bin string, args ...string) (string, string, error) {
 	t.Helper()
 	home := filepath.Join(c.dir, "helm-home")
