@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -133,6 +134,33 @@ func (in *install) diff(t *testing.T) {
 	}
 }
 
+// generations returns metadata.generation of each live object that has one, by "Kind/name".
+func (in *install) generations(t *testing.T) map[string]any {
+	t.Helper()
+	gens := map[string]any{}
+	for k, o := range in.live(t) {
+		if g, ok := o["metadata"].(map[string]any)["generation"]; ok {
+			gens[k] = g
+		}
+	}
+	return gens
+}
+
+// noopUpgradeAndRollback upgrades with the same values, then rolls back to revision 1: neither
+// may change a spec (a template that renders differently each time, e.g. with `now` or
+// `randAlphaNum`, would roll the pods on every upgrade).
+func (in *install) noopUpgradeAndRollback(t *testing.T) {
+	t.Helper()
+	before := in.generations(t)
+	in.helm(t, "upgrade", append([]string{in.chart, "-n", in.ns, "--wait=false"}, in.values...)...)
+	in.helm(t, "rollback", "1", "-n", in.ns)
+	if after := in.generations(t); !reflect.DeepEqual(before, after) {
+		t.Errorf("an upgrade with the same values and a rollback changed generations %v -> %v", before, after)
+	}
+	in.checkStored(t)
+	in.diff(t)
+}
+
 // diffNames runs `kubectl diff` of the rendered manifests (before they are applied) and
 // returns the objects it reports changed, sorted, as kubectl names its files
 // (GROUP.VERSION.KIND.NAMESPACE.NAME).
@@ -250,6 +278,7 @@ func TestKubeInstall(t *testing.T) {
 				}
 			}
 			in.diff(t)
+			in.noopUpgradeAndRollback(t)
 			in.uninstall(t)
 		})
 	}
@@ -266,6 +295,7 @@ func TestKubeInstall(t *testing.T) {
 		in.checkStored(t)
 		in.templatePods(t, "shop-v2-ringside-example", 1)
 		in.diff(t)
+		in.noopUpgradeAndRollback(t)
 		in.uninstall(t)
 	})
 	t.Run("mychart", func(t *testing.T) {
@@ -291,6 +321,7 @@ func TestKubeInstall(t *testing.T) {
 			t.Error("the user's Pod has no native ringside sidecar")
 		}
 		in.diff(t)
+		in.noopUpgradeAndRollback(t)
 		in.uninstall(t)
 	})
 }
