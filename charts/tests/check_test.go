@@ -70,19 +70,34 @@ func TestBrokenConfigFailsCheck(t *testing.T) {
 	}
 }
 
-// TestInvalidValuesRejected: values that would make a broken pod fail at render time.
+// invalidValues are values (and a release name) that would make a broken pod or an object the
+// API server refuses, with what the chart says about them. release "" means `release`.
+var invalidValues = []struct{ release, set, want string }{
+	{"", "runtime=uring", "value must be one of 'auto', 'io-uring', 'epoll'"},
+	{"", "terminationGracePeriodSeconds=20", "must exceed drainTimeoutSeconds + preStopSleepSeconds (20)"},
+	{"", "seccompProfile.type=Localhost", "needs seccompProfile.localhostProfile"},
+	{"", "nativeSidecar=maybe", "nativeSidecar"},
+	{"", "runAsUser=0", "runAsUser"},
+	// Object names: the server refuses a ConfigMap "Shop_Proxy-config" and a Service
+	// "1shop-ringside-example" (a Service name must start with a letter).
+	{"", "fullnameOverride=Shop_Proxy", "'/fullnameOverride': 'Shop_Proxy' does not match pattern"},
+	{"1shop", "example.enabled=true", `the example Service would be named "1shop-ringside-example"`},
+}
+
+// invalidArgs is the helm command line of an invalidValues case after the verb.
+func invalidArgs(rel, set string) []string {
+	if rel == "" {
+		rel = release
+	}
+	return []string{rel, chartDir, "--set", set}
+}
+
+// TestInvalidValuesRejected: values that would make a broken pod fail at render time
+// (TestKubeInvalidValues: and never reach an API server).
 func TestInvalidValuesRejected(t *testing.T) {
-	for _, c := range []struct {
-		set, want string
-	}{
-		{"runtime=uring", "value must be one of 'auto', 'io-uring', 'epoll'"},
-		{"terminationGracePeriodSeconds=20", "must exceed drainTimeoutSeconds + preStopSleepSeconds (20)"},
-		{"seccompProfile.type=Localhost", "needs seccompProfile.localhostProfile"},
-		{"nativeSidecar=maybe", "nativeSidecar"},
-		{"runAsUser=0", "runAsUser"},
-	} {
-		t.Run(c.set, func(t *testing.T) {
-			_, err := helm(t, "template", release, chartDir, "--set", c.set)
+	for _, c := range invalidValues {
+		t.Run(c.release+" "+c.set, func(t *testing.T) {
+			_, err := helm(t, append([]string{"template"}, invalidArgs(c.release, c.set)...)...)
 			if err == nil {
 				t.Fatalf("--set %s rendered; want an error mentioning %q", c.set, c.want)
 			}

@@ -4,14 +4,17 @@ are in _sidecar.tpl. Every helper here and there reads only .Values, .Release an
 the context it is given, so a parent chart calls them with `.Subcharts.ringside`.
 */}}
 
-{{/* The base name of the ConfigMap and the example's objects. */}}
+{{/*
+The base name of the ConfigMap and the example's objects. Helm allows dots in release names,
+a Service name (a DNS-1035 label) does not: they become dashes.
+*/}}
 {{- define "ringside.fullname" -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
 {{- else if contains "ringside" .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- .Release.Name | replace "." "-" | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-ringside" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-ringside" (.Release.Name | replace "." "-") | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
