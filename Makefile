@@ -42,7 +42,9 @@ bench-quick:
 	python3 integration/bench/bench.py --quick
 
 ## chart-test: helm lint, golden renders, strict Kubernetes decoding and semantics of the chart,
-## `ringside check` on its rendered config, and the Dockerfile's build steps (no Docker needed).
+## `ringside check` on its rendered config, install/upgrade/rollback/uninstall of every values
+## set into a real kube-apiserver + controller-manager (built once from a pinned Go module into
+## target/tools/k8s), and the Dockerfile's build steps (no Docker needed).
 ## UPDATE_GOLDEN=1 make chart-test rewrites charts/tests/golden/.
 chart-test:
 	bash charts/tests/run.sh
