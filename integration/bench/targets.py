@@ -109,14 +109,21 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
     if name == "direct":
         # The Go origin speaks h2c itself (-h2c), so direct has an h2 row too.
         return Target(name, http=upstream, h2c=upstream, h2c_h2=upstream)
-    if name.startswith("ringside-"):
-        binary = ROOT / "target/release/ringside"
-        if not binary.exists():
-            raise Skipped("target/release/ringside not built")
+    if name.startswith(("ringside-", "before-")):
+        # `before-io-uring` / `before-epoll`: another build of Ringside (RINGSIDE_BEFORE_BIN,
+        # e.g. the previous commit's), measured in the same run to compare a change.
+        if name.startswith("before-"):
+            binary = Path(os.environ.get("RINGSIDE_BEFORE_BIN", ""))
+            name_rt = "ringside-" + name.removeprefix("before-")
+        else:
+            binary = ROOT / "target/release/ringside"
+            name_rt = name
+        if not binary.is_file():
+            raise Skipped(f"{binary} not built (before-*: set RINGSIDE_BEFORE_BIN)")
         cfg = fill(PEERS / "ringside.yaml", workdir / "ringside.yaml",
                    {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream, "ADMIN": admin})
         # `ringside-epoll-nometrics`: the same without request metrics, to measure their cost.
-        runtime = name.removeprefix("ringside-").removesuffix("-nometrics")
+        runtime = name_rt.removeprefix("ringside-").removesuffix("-nometrics")
         argv = [str(binary), "run", "-c", str(cfg), "--runtime", runtime, "--workers", "1", "--log-level", "warn"]
         if name.endswith("-nometrics"):
             argv.append("--no-metrics")

@@ -16,7 +16,7 @@ use super::h1_request;
 use super::idle;
 use super::local::{self, Conn as LocalConn};
 use crate::core::conns::Conn;
-use crate::core::http1::{self, Limits, RequestHead};
+use crate::core::http1::{self, Limits, RequestError, RequestHead};
 use crate::core::proxy::exchange::Next;
 use crate::core::rt::{read_by, ReadError, ReadHalf, Rt, WriteHalf};
 use crate::core::worker::Worker;
@@ -91,8 +91,8 @@ async fn request<R: Rt>(
     let head = match read_head::<R>(down, buf, spec, conn, ready).await {
         Ok(Some(h)) => h,
         Ok(None) => return Next::Close,
-        Err(status) => {
-            let resp = local::response(status, "invalid request", LocalConn::Close);
+        Err(e) => {
+            let resp = local::response(e.status(), e.label(), LocalConn::Close);
             let _ = down.write_all(resp).await;
             return Next::Close;
         }
@@ -124,14 +124,14 @@ async fn request<R: Rt>(
 }
 
 /// Reads until a complete head is parsed, within the header-read timeout from the first byte.
-/// `Ok(None)`: the client left mid-head (nothing to answer). `Err(status)`: answer and close.
+/// `Ok(None)`: the client left mid-head (nothing to answer). `Err`: answer and close.
 async fn read_head<R: Rt>(
     down: &mut R::Stream,
     buf: &mut BytesMut,
     spec: &ListenerSpec,
     conn: &Conn,
     mut ready: bool,
-) -> Result<Option<RequestHead>, u16> {
+) -> Result<Option<RequestHead>, RequestError> {
     let limits = Limits {
         max_header_bytes: spec.max_header_bytes,
         max_headers: spec.max_headers,
@@ -162,7 +162,7 @@ async fn read_head<R: Rt>(
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, status = e.status(), "rejected request");
-                    return Err(e.status());
+                    return Err(e);
                 }
             }
         }
@@ -170,7 +170,7 @@ async fn read_head<R: Rt>(
         *buf = b;
         match res {
             Ok(n) if n > 0 => conn.add_in(n as u64),
-            Err(ReadError::Elapsed) if !buf.is_empty() => return Err(408),
+            Err(ReadError::Elapsed) if !buf.is_empty() => return Err(RequestError::Timeout),
             // EOF, reset, or a client that connected and never spoke: nobody to answer.
             _ => return Ok(None),
         }

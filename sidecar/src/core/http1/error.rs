@@ -16,6 +16,9 @@ pub enum RequestError {
     NotImplemented(&'static str),
     #[error("HTTP version not supported")]
     Version,
+    /// The head did not arrive within the listener's `header_read` timeout.
+    #[error("request head not received in time")]
+    Timeout,
     /// The first line names no HTTP version at all: not HTTP/1.x (e.g. a broken HTTP/2
     /// preface). Nothing the client could parse can be sent back, so the connection is closed.
     #[error("not an HTTP/1 request")]
@@ -28,6 +31,20 @@ impl RequestError {
         *self != Self::NotHttp
     }
 
+    /// The cause sent in `x-ringside-error` with [`RequestError::status`].
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Bad(_) | Self::NotHttp => "invalid request",
+            Self::UriTooLong => "request target too long",
+            Self::HeadersTooLarge => "request header section too large",
+            Self::TooManyHeaders => "too many request header fields",
+            Self::NotImplemented("CONNECT") => "method not supported",
+            Self::NotImplemented(_) => "transfer coding not supported",
+            Self::Version => "HTTP version not supported",
+            Self::Timeout => "request head timeout",
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             Self::Bad(_) | Self::NotHttp => 400,
@@ -35,6 +52,7 @@ impl RequestError {
             Self::HeadersTooLarge | Self::TooManyHeaders => 431,
             Self::NotImplemented(_) => 501,
             Self::Version => 505,
+            Self::Timeout => 408,
         }
     }
 }

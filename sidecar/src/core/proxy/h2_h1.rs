@@ -40,7 +40,12 @@ pub async fn proxy<R: Rt>(
         }
     };
     let head = headers::h1_request_head(&parts, framing, x.client_ip, x.extra)
-        .map_err(|e| Failure::Before(ProxyError::DownstreamProtocol(e.to_string())))?
+        .map_err(|e| {
+            Failure::Before(match e {
+                headers::Malformed::Connect => ProxyError::Unsupported("method not supported"),
+                other => ProxyError::DownstreamProtocol(other.to_string()),
+            })
+        })?
         .freeze();
     let is_head = parts.method == http::Method::HEAD;
     let replay = Replay {
