@@ -13,8 +13,11 @@ use ringside_integration::{both_runtimes, h2_client, json_field, Conn, Origin, R
 const TOTAL: usize = 8 << 20;
 const CHUNK: usize = 64 << 10;
 const EVERY: Duration = Duration::from_millis(40);
-/// The 413 must arrive well before the upload could have finished.
-const BOUND: Duration = Duration::from_secs(2);
+/// The upload cannot finish in less than 128 × 40 ms = 5.12 s whatever the load, so a 413 seen
+/// by an h2 client before this bound came before the upload ended. (HTTP/1.1 clients report
+/// whether their upload finished, which is asserted directly: on a loaded machine the paced
+/// client itself may take far longer than 5 s to reach the origin's 1 MiB cap.)
+const BOUND: Duration = Duration::from_millis(5000);
 
 // Fault 2: `POST /limit/1048576` caps the body with http.MaxBytesReader and answers 413
 // (Go then stops reading: HTTP/1 closes, h2 resets with NO_ERROR); `/reject-then-drain`
@@ -28,7 +31,7 @@ both_runtimes!(fn early_413_is_forwarded_at_once(rt) {
     for (listener, path) in cases {
         let up = slow_http1_post(proxy.addr(listener), path, TOTAL, CHUNK, EVERY);
         let got = up.response.as_ref().map(|r| (r.status, r.text()));
-        if !(matches!(got, Ok((413, _))) && up.elapsed < BOUND && !up.upload_finished) {
+        if !(matches!(got, Ok((413, _))) && !up.upload_finished) {
             wrong.push(format!(
                 "HTTP/1.1 client, {path} via {listener}: got {got:?} after {:?} (upload finished: {})",
                 up.elapsed, up.upload_finished
