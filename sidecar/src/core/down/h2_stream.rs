@@ -133,16 +133,7 @@ pub async fn handle<R: Rt>(
             if matches!(e, ProxyError::Timeout) {
                 w.stats.cluster(c).timeouts.increment(1);
             }
-            let (status, code) = if is_grpc {
-                // DEADLINE_EXCEEDED wins over whatever reset or timeout raced the deadline.
-                let code = e.grpc_code(x.deadline.grpc && x.deadline.passed());
-                (
-                    local_grpc(&mut respond, code, e.label()),
-                    Some(code.to_string()),
-                )
-            } else {
-                (local(&mut respond, e.status(), e.label(), false), None)
-            };
+            let (status, code) = answer_failure(&mut respond, &e, is_grpc, &x.deadline);
             rec.record(r, c, endpoint, &Done::status(status), code.as_deref());
         }
         Err(Failure::After(done, e)) => {
@@ -153,6 +144,24 @@ pub async fn handle<R: Rt>(
         Err(Failure::Cancelled) => {
             rec.record(r, c, endpoint, &Done::status(499), is_grpc.then_some("1"))
         }
+    }
+}
+
+/// Answers a stream whose exchange failed before its response head: a Trailers-Only gRPC
+/// status for a gRPC client (DEADLINE_EXCEEDED winning over whatever reset or timeout raced
+/// the call's deadline), else the HTTP status with `x-ringside-error`. Returns the status and
+/// the gRPC code sent, if any.
+fn answer_failure(
+    respond: &mut SendResponse<Bytes>,
+    e: &ProxyError,
+    is_grpc: bool,
+    deadline: &Deadline,
+) -> (u16, Option<String>) {
+    if is_grpc {
+        let code = e.grpc_code(deadline.grpc && deadline.passed());
+        (local_grpc(respond, code, e.label()), Some(code.to_string()))
+    } else {
+        (local(respond, e.status(), e.label(), false), None)
     }
 }
 

@@ -66,6 +66,25 @@ pub async fn proxy<R: Rt>(
     if resp.status() == 101 {
         return tunnel(x, down, buf, up, &resp, ubuf, upgrade).await;
     }
+    let (done, close) = relay_response(x, down, head, &resp, &mut up, &mut ubuf, early).await?;
+    if !early && resp.keep_alive() && ubuf.is_empty() {
+        x.w.pool
+            .checkin(up.addr, up.stream, x.cluster.max_idle_per_endpoint);
+    }
+    Ok((done, if close { Next::Close } else { Next::KeepAlive }))
+}
+
+/// Sends the response head (with its first body bytes when they came with it), then the rest
+/// of the body, with framing re-derived for this client; whether the client must be closed.
+async fn relay_response<R: Rt>(
+    x: &Exchange<'_, R>,
+    down: &mut R::Stream,
+    head: &RequestHead,
+    resp: &ResponseHead,
+    up: &mut Upstream<R::Stream>,
+    ubuf: &mut BytesMut,
+    early: bool,
+) -> Result<(Done, bool), Failure> {
     // An early response leaves the rest of the request body unread on both connections.
     let client_keeps = !early && head.keep_alive() && !x.closing && !x.w.lifecycle.is_draining();
     let out_body = match (resp.body(), head.version()) {
@@ -98,14 +117,8 @@ pub async fn proxy<R: Rt>(
     }
     if !body_in.is_empty() {
         let mut sink = H1Sink::new(down, out_body);
-        match relay::relay::<R, _, _>(
-            &mut up.stream,
-            &mut ubuf,
-            &mut sink,
-            body_in,
-            x.deadline.stall,
-        )
-        .await
+        match relay::relay::<R, _, _>(&mut up.stream, ubuf, &mut sink, body_in, x.deadline.stall)
+            .await
         {
             Ok(n) => {
                 done.bytes_out += n;
@@ -114,11 +127,7 @@ pub async fn proxy<R: Rt>(
             Err(e) => return Err(Failure::After(done, response_body_error(e))),
         }
     }
-    if !early && resp.keep_alive() && ubuf.is_empty() {
-        x.w.pool
-            .checkin(up.addr, up.stream, x.cluster.max_idle_per_endpoint);
-    }
-    Ok((done, if close { Next::Close } else { Next::KeepAlive }))
+    Ok((done, close))
 }
 
 /// One attempt on `up`: the head, the body (stopping at an early response), then the final

@@ -99,6 +99,20 @@ pub async fn proxy<R: Rt>(
             Err(_) => return Err(Before(ProxyError::Timeout)),
         }
     };
+    let (done, close) = relay_response(x, down, head, resp, early).await?;
+    drop(opened);
+    Ok((done, if close { Next::Close } else { Next::KeepAlive }))
+}
+
+/// Sends the upstream's response to the HTTP/1.1 client with framing re-derived; whether the
+/// client connection must close after it.
+async fn relay_response<R: Rt>(
+    x: &Exchange<'_, R>,
+    down: &mut R::Stream,
+    head: &RequestHead,
+    resp: http::Response<h2::RecvStream>,
+    early: bool,
+) -> Result<(Done, bool), Failure> {
     let (rparts, mut rbody) = resp.into_parts();
     let status = rparts.status.as_u16();
     // RFC 9110 §6.4.1: HEAD, 1xx, 204 and 304 responses have no body; HEAD and 304 keep the
@@ -144,8 +158,7 @@ pub async fn proxy<R: Rt>(
             }
         }
     }
-    drop(opened);
-    Ok((done, if close { Next::Close } else { Next::KeepAlive }))
+    Ok((done, close))
 }
 
 /// The HTTP/1 request as an HTTP/2 request: `:authority` from Host, hop-by-hop fields
