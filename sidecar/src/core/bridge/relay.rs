@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::core::error::ProxyError;
 use crate::core::http1::{self, BodyKind, Chunk, ChunkedDecoder};
 use crate::core::rt::{read_by, ReadError, ReadHalf, Rt, WriteHalf};
 
@@ -28,6 +29,30 @@ pub enum RelayError {
     Framing(String),
     #[error("no body bytes for {0:?}")]
     Stalled(Duration),
+}
+
+impl RelayError {
+    /// What a failed request-body relay (client → upstream) means.
+    pub fn on_request(self) -> ProxyError {
+        match self {
+            Self::Read(e) => ProxyError::DownstreamIo(e),
+            Self::Write(e) => ProxyError::UpstreamIo(e),
+            Self::Truncated => ProxyError::DownstreamClosed,
+            Self::Framing(m) => ProxyError::DownstreamProtocol(m),
+            Self::Stalled(_) => ProxyError::DownstreamProtocol("request body stalled".into()),
+        }
+    }
+
+    /// What a failed response-body relay (upstream → client) means.
+    pub fn on_response(self) -> ProxyError {
+        match self {
+            Self::Read(e) => ProxyError::UpstreamIo(e),
+            Self::Write(e) => ProxyError::DownstreamIo(e),
+            Self::Truncated => ProxyError::UpstreamClosed,
+            Self::Framing(m) => ProxyError::UpstreamProtocol(m),
+            Self::Stalled(_) => ProxyError::Timeout,
+        }
+    }
 }
 
 /// Where a relayed body goes: an HTTP/1 connection (framed by [`H1Sink`]) or an HTTP/2

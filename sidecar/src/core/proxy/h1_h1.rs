@@ -124,7 +124,7 @@ async fn relay_response<R: Rt>(
                 done.bytes_out += n;
                 x.conn.add_out(n);
             }
-            Err(e) => return Err(Failure::After(done, response_body_error(e))),
+            Err(e) => return Err(Failure::After(done, e.on_response())),
         }
     }
     Ok((done, close))
@@ -160,7 +160,7 @@ async fn attempt<R: Rt>(
             // The upstream spoke (or hung up) before taking the whole body: if what it said
             // is a response, that is the answer (RFC 9110 §15.5.14, RFC 9112 §9.5).
             Err(RelayError::Write(_)) => early = true,
-            Err(e) => return Err(request_body_error(e)),
+            Err(e) => return Err(e.on_request()),
         }
     }
     let mut ubuf = BytesMut::new();
@@ -235,26 +235,4 @@ async fn tunnel<R: Rt>(
         to_down: std::mem::take(&mut ubuf).freeze(),
     };
     Ok((Done::status(101), next))
-}
-
-/// What a failed request-body relay means.
-pub(super) fn request_body_error(e: RelayError) -> ProxyError {
-    match e {
-        RelayError::Read(e) => ProxyError::DownstreamIo(e),
-        RelayError::Write(e) => ProxyError::UpstreamIo(e),
-        RelayError::Truncated => ProxyError::DownstreamClosed,
-        RelayError::Framing(m) => ProxyError::DownstreamProtocol(m),
-        RelayError::Stalled(_) => ProxyError::DownstreamProtocol("request body stalled".into()),
-    }
-}
-
-/// What a failed response-body relay means.
-pub(super) fn response_body_error(e: RelayError) -> ProxyError {
-    match e {
-        RelayError::Read(e) => ProxyError::UpstreamIo(e),
-        RelayError::Write(e) => ProxyError::DownstreamIo(e),
-        RelayError::Truncated => ProxyError::UpstreamClosed,
-        RelayError::Framing(m) => ProxyError::UpstreamProtocol(m),
-        RelayError::Stalled(_) => ProxyError::Timeout,
-    }
 }

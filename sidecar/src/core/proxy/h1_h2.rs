@@ -10,7 +10,6 @@ use futures_util::future::{select, Either};
 use http::{HeaderValue, Request};
 
 use super::exchange::{idempotent, Done, Exchange, Failure, Next, Replay};
-use super::h1_h1::request_body_error;
 use super::h2_open::open;
 use crate::core::bridge::headers;
 use crate::core::bridge::interim::{Drop1xx, H1Interim};
@@ -80,7 +79,7 @@ pub async fn proxy<R: Rt>(
                     x.conn.add_in(sent);
                     answered.await
                 }
-                Either::Left((Err(e), _)) => return Err(Before(request_body_error(e))),
+                Either::Left((Err(e), _)) => return Err(Before(e.on_request())),
                 Either::Right((r, _)) => {
                     early = true;
                     r

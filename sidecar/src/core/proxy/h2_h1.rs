@@ -8,7 +8,6 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 
 use super::exchange::{idempotent, Done, Exchange, Failure, Replay};
-use super::h1_h1::response_body_error;
 use crate::core::bridge::headers;
 use crate::core::bridge::interim::H2Interim;
 use crate::core::bridge::pump::{self, H2Sink, PumpError};
@@ -113,7 +112,7 @@ pub async fn proxy<R: Rt>(
             Err(RelayError::Write(_)) => return Err(Failure::Cancelled),
             Err(e) => {
                 down_send.send_reset(h2::Reason::INTERNAL_ERROR);
-                return Err(Failure::After(done, response_body_error(e)));
+                return Err(Failure::After(done, e.on_response()));
             }
         }
     }
