@@ -51,7 +51,9 @@ pub async fn proxy<R: Rt>(
     let answered = Cell::new(false);
     let mut fresh = false;
     loop {
-        let end = src.body.is_end_stream();
+        // HEADERS end the stream only for a request with no body at all: on a replay, the
+        // body already read is sent again from what was held.
+        let end = src.held.is_empty() && src.trailers.is_none() && src.body.is_end_stream();
         let mut opened = open::<R>(x, &req, end, fresh)
             .await
             .map_err(Failure::Before)?;
