@@ -210,7 +210,7 @@ both_runtimes!(fn a_panicking_request_closes_only_its_connection(rt) {
     assert_eq!(other.get("/", "").status, 200);
     let mut c = Conn::open(proxy.addr("inbound"));
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\nx-ringside-test-panic: 1\r\n\r\n");
-    assert!(c.is_closed(), "the panicking connection is closed");
+    c.assert_closed("the panicking connection");
     assert!(proxy.alive());
     assert_eq!(other.get("/", "").status, 200, "other connections on the worker carry on");
     assert_eq!(client::get(proxy.addr("inbound"), "/").status, 200, "and new ones are served");
@@ -225,11 +225,13 @@ both_runtimes!(fn slow_headers_get_408(rt) {
     );
     let proxy = Ringside::start(rt, &cfg);
     let mut c = Conn::open(proxy.addr("inbound"));
+    let sent = std::time::Instant::now();
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\n");
-    std::thread::sleep(Duration::from_millis(600));
     let r = c.read_response(false).expect("408");
     assert_eq!(r.status, 408);
-    assert!(c.is_closed());
+    // Never before the timeout (a lower bound holds on any machine; no upper one is checked).
+    assert!(sent.elapsed() >= Duration::from_millis(250), "408 after {:?}", sent.elapsed());
+    c.assert_closed("after the 408");
 });
 
 both_runtimes!(fn idle_keep_alive_connection_holds_no_buffer(rt) {
@@ -267,11 +269,12 @@ both_runtimes!(fn idle_keep_alive_connections_close_at_the_idle_timeout(rt) {
     let mut c = Conn::open(proxy.addr("inbound"));
     assert_eq!(c.get("/", "").status, 200);
     let idle_since = std::time::Instant::now();
-    assert!(c.is_closed(), "the idle connection must be closed by the proxy");
+    // The worker's sweep runs every 250 ms: closed a tick or two after the timeout. The upper
+    // bound is what a loaded 2-core machine guarantees, and far below the client's 20 s.
+    let how = c.closed_within(Duration::from_secs(5));
     let after = idle_since.elapsed();
-    // The worker's sweep runs every 250 ms: closed between the timeout and a tick or two later.
+    assert!(how.is_ok(), "the idle connection must be closed by the proxy: {how:?}");
     assert!(after >= Duration::from_millis(550), "closed too early: {after:?}");
-    assert!(after < Duration::from_millis(1500), "closed too late: {after:?}");
     // A connection that keeps working is not closed by it.
     let mut busy = Conn::open(proxy.addr("inbound"));
     for _ in 0..8 {

@@ -70,7 +70,7 @@ both_runtimes!(fn smuggling_shapes_are_refused_and_never_forwarded(rt) {
         } else {
             assert!(r.status == 400 || r.status == 502, "{what}: {}", r.status);
         }
-        assert!(c.is_closed(), "{what}: connection must be closed");
+        c.assert_closed(what);
     }
 });
 

@@ -6,9 +6,9 @@
 //	           [-md 'name: value'].. [-await-server-cancel]
 //
 // Modes: unary, error, server-stream, client-stream, bidi, big, deadline, cancel,
-// cancel-stream, deadline-raw, load. deadline-raw does not judge the answer: it reports the
-// grpc-status (or reset) that came back for a call with grpc-timeout and no client-side
-// deadline, for the caller to check.
+// cancel-stream, raw, load. raw does not judge the answer: it reports the grpc-status (or
+// reset) that came back for a call with grpc-timeout and no client-side deadline, for the
+// caller to check.
 package main
 
 import (
@@ -32,11 +32,11 @@ func main() {
 	flag.IntVar(&cfg.Concurrency, "concurrency", 0, "load: calls in flight at once (0: 50)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 0, "deadline: the call's deadline (0: 300ms)")
 	authority := flag.String("authority", "", "override :authority")
-	flag.Func("md", "deadline-raw: an extra request header 'name: value' (repeatable)", func(v string) error {
+	flag.Func("md", "raw: an extra request header 'name: value' (repeatable)", func(v string) error {
 		cfg.Metadata = append(cfg.Metadata, v)
 		return nil
 	})
-	flag.BoolVar(&cfg.AwaitServerCancel, "await-server-cancel", false, "deadline-raw: also wait for the server's handler to see its call end")
+	flag.BoolVar(&cfg.AwaitServerCancel, "await-server-cancel", false, "raw: also wait for the server's handler to see its call end")
 	repeat := flag.Int("n", 1, "run the check this many times on one connection")
 	flag.Parse()
 	if *addr == "" || flag.NArg() != 0 {

@@ -21,7 +21,7 @@ import (
 )
 
 // Modes lists every check Run knows, in the order the client's usage prints them.
-var Modes = []string{"unary", "error", "server-stream", "client-stream", "bidi", "big", "deadline", "cancel", "cancel-stream", "deadline-raw", "load"}
+var Modes = []string{"unary", "error", "server-stream", "client-stream", "bidi", "big", "deadline", "cancel", "cancel-stream", "raw", "load"}
 
 // Config says which check to run and how big. Zero values take the mode's defaults.
 type Config struct {
@@ -29,8 +29,8 @@ type Config struct {
 	Size        int           // bytes per message (default 1 KiB; big: 16 MiB)
 	Count       int           // messages or calls (default 100; load: 1000)
 	Concurrency int           // load: calls in flight at once (default 50)
-	Timeout     time.Duration // deadline, deadline-raw: the call's deadline (default 300ms)
-	// deadline-raw: the address to send to (it uses its own HTTP/2 client, not the conn),
+	Timeout     time.Duration // deadline, raw: the call's deadline (default 300ms)
+	// raw: the address to send to (it uses its own HTTP/2 client, not the conn),
 	// extra request headers ("name: value"), and whether to wait for the server to see the
 	// call end.
 	Addr              string
@@ -95,8 +95,8 @@ func Run(ctx context.Context, cc *grpc.ClientConn, cfg Config) (Result, error) {
 		res, err = c.cancel(ctx)
 	case "cancel-stream":
 		res, err = c.cancelStream(ctx)
-	case "deadline-raw":
-		res, err = c.deadlineRaw(ctx, cfg)
+	case "raw":
+		res, err = c.raw(ctx, cfg)
 	case "load":
 		res, err = c.load(ctx, cfg.Count, cfg.Concurrency, cfg.Size)
 	default:

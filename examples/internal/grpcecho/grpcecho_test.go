@@ -42,11 +42,11 @@ func TestEveryModePassesAgainstTheServerDirectly(t *testing.T) {
 		if mode == "unary" && res["served_by"] != "t" {
 			t.Fatalf("served_by %v", res["served_by"])
 		}
-		if mode == "deadline-raw" && res["grpc_status"] != 4 && res["reset"] == "" {
-			t.Fatalf("deadline-raw: neither DEADLINE_EXCEEDED nor a reset: %v", res)
+		if mode == "raw" && res["grpc_status"] != 4 && res["reset"] == "" {
+			t.Fatalf("raw: neither DEADLINE_EXCEEDED nor a reset: %v", res)
 		}
 	}
-	// deadline, cancel, cancel-stream and deadline-raw each ended one handler early.
+	// deadline, cancel, cancel-stream and raw each ended one handler early.
 	if n := s.Cancelled(); n != 4 {
 		t.Fatalf("cancelled = %d, want 4", n)
 	}

@@ -79,26 +79,30 @@ func rawUnary(ctx context.Context, addr string, timeout time.Duration, md []stri
 	return res, nil
 }
 
-// deadlineRaw is the deadline-raw mode: rawUnary with x-sleep-ms 5000 (the server would
-// answer after 5 s) and cfg.Metadata. With cfg.AwaitServerCancel it also waits up to 5 s for
-// the server's handler to see its call end (Stats), so a proxy that answered the client but
-// left the upstream stream running is caught.
-func (c client) deadlineRaw(ctx context.Context, cfg Config) (Result, error) {
+// raw is the raw mode: rawUnary with x-sleep-ms 5000 (the echo server would answer after
+// 5 s) and cfg.Metadata. It reports and does not judge. With cfg.AwaitServerCancel it also
+// waits up to 5 s for the server's handler to see its call end (Stats), so a proxy that
+// answered the client but left the upstream stream running is caught; without it, it needs
+// nothing of the server but HTTP/2 (a scripted peer will do).
+func (c client) raw(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Addr == "" {
 		return nil, fmt.Errorf("needs the address (-addr)")
 	}
-	before, err := c.stats(ctx)
-	if err != nil {
-		return nil, err
+	var before int64
+	if cfg.AwaitServerCancel {
+		var err error
+		if before, err = c.stats(ctx); err != nil {
+			return nil, err
+		}
 	}
 	res, err := rawUnary(ctx, cfg.Addr, cfg.Timeout, append([]string{"x-sleep-ms: 5000"}, cfg.Metadata...))
 	if err != nil {
 		return nil, err
 	}
-	res["server_cancelled_before"] = before
 	if !cfg.AwaitServerCancel {
 		return res, nil
 	}
+	res["server_cancelled_before"] = before
 	after, err := c.awaitCancelled(ctx, before, 5*time.Second)
 	if err != nil {
 		return nil, err
