@@ -175,7 +175,8 @@ impl Frames {
 pub enum Script {
     /// RST_STREAM with this code as soon as the request's HEADERS arrive.
     ResetBeforeHead(u32),
-    /// A `:status 200`, `content-type: application/grpc` head, then RST_STREAM with this code.
+    /// A `:status 200`, `content-type: application/grpc` head at once, then RST_STREAM with
+    /// this code once [`ScriptedH2Upstream::release`] was called (at once if it already was).
     HeadThenReset(u32),
     /// Hold each stream until [`ScriptedH2Upstream::release`], then answer `:status 200` and
     /// the body `held` (DATA with END_STREAM).
@@ -259,8 +260,14 @@ fn serve(mut f: Frames, script: Script, st: &UpState, index: usize) {
     }
     let mut seen = std::collections::HashSet::new();
     let mut held: Vec<u32> = Vec::new();
+    let mut to_reset: Vec<(u32, u32)> = Vec::new();
     loop {
         if st.released.load(Ordering::SeqCst) {
+            for (stream, code) in to_reset.drain(..) {
+                if f.send(&frame(RST_STREAM, 0, stream, &code.to_be_bytes())).is_err() {
+                    return;
+                }
+            }
             for stream in held.drain(..) {
                 let mut out = frame(HEADERS, END_HEADERS, stream, &[STATUS_200]);
                 out.extend(frame(DATA, END_STREAM, stream, b"held"));
@@ -286,8 +293,12 @@ fn serve(mut f: Frames, script: Script, st: &UpState, index: usize) {
             Script::HeadThenReset(code) => {
                 let mut block = vec![STATUS_200];
                 block.extend(hpack(&[("content-type", "application/grpc")]));
-                out.extend(frame(HEADERS, END_HEADERS, fr.stream, &block));
-                code
+                if f.send(&frame(HEADERS, END_HEADERS, fr.stream, &block)).is_err() {
+                    return;
+                }
+                // Sent at the top of the loop once released.
+                to_reset.push((fr.stream, code));
+                continue;
             }
             Script::HoldThenOk => {
                 held.push(fr.stream);

@@ -291,3 +291,20 @@ both_runtimes!(fn a_reload_removing_an_h2_cluster_in_use(rt) {
         std::thread::sleep(Duration::from_millis(20));
     }
 });
+
+both_runtimes!(fn removing_a_listener_closes_its_connections_after_in_flight_requests(rt) {
+    let up = HeldUpstream::start();
+    let extra = "  - name: second\n    address: 127.0.0.1:0\n    protocol: http\n    routes:\n      \
+                 - { name: all2, match: { path_prefix: / }, backends: [ { cluster: app } ] }\n";
+    let proxy = Ringside::start(rt, &routes_to_addr(up.addr, extra));
+    let inflight = request_in_thread(proxy.addr("second"), "/hold");
+    up.wait_requests(1, Duration::from_secs(10));
+    rewrite(&proxy, &routes_to_addr(up.addr, ""));
+    signal(&proxy, libc::SIGHUP);
+    assert!(proxy.wait_log("listener removed", Duration::from_secs(5)), "{}", proxy.log_text());
+    up.release();
+    let (status, body, connection) = inflight.join().expect("request");
+    assert_eq!((status, body.as_str()), (200, "held"));
+    // README: removed listeners drain, finishing in-flight requests with Connection: close.
+    assert_eq!(connection.as_deref(), Some("close"), "the removed listener's connection is told to go");
+});
