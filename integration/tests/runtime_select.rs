@@ -170,6 +170,7 @@ fn the_chart_profile_reader_really_filters() {
     ringside_integration::seccomp::apply_profile(&mut cmd, &without.to_string());
     let out = cmd.output().expect("probe under the edited profile");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("io_uring_setup failed: EPERM"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("io_uring_setup failed: EPERM"), "{}: {text}{err}", out.status);
     assert!(text.contains("auto picks: epoll"), "{text}");
 }
