@@ -238,3 +238,53 @@ both_runtimes!(fn started_trace_context_reaches_the_upstream(rt) {
     assert_eq!(body.matches("traceparent").count(), 1, "{body}");
     assert!(body.contains(given), "propagated untouched: {body}");
 });
+
+/// The access log's lines, once `n` have been written (at most 5 s).
+fn access_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= n {
+            return text.lines().map(str::to_owned).collect();
+        }
+        assert!(std::time::Instant::now() < deadline, "{n} access log lines not written: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn log_num(line: &str, key: &str) -> u64 {
+    ringside_integration::json_field(line, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+both_runtimes!(fn access_log_counts_body_bytes_for_http1_and_h2(rt) {
+    // README: one JSON line per request with its bytes. The bodies here are known: 1000 bytes
+    // down, and a 500-byte request body up.
+    let origin = Origin::start("app");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("access.log");
+    let opts = Options {
+        extra_args: vec!["--access-log".into(), log_path.display().to_string()],
+        ..Options::default()
+    };
+    let cfg = config(&origin).replace("path_prefix: /hello", "path_prefix: /");
+    let proxy = Ringside::start_with(rt, &cfg, &opts);
+    let mut c = Conn::open(proxy.addr("inbound"));
+    assert_eq!(c.get("/bytes/1000", "").body.len(), 1000);
+    c.send(format!("POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\n{}", "x".repeat(500)).as_bytes());
+    assert_eq!(c.read_response(false).expect("sink").status, 200);
+    let (ok, out) = ringside_integration::h2_client(proxy.addr("inbound"), &["-path", "/bytes/1000"]);
+    assert!(ok, "{out}");
+    let (ok, out) = ringside_integration::h2_client(proxy.addr("inbound"), &["-method", "POST", "-path", "/sink", "-body-size", "500"]);
+    assert!(ok, "{out}");
+    let lines = access_lines(&log_path, 4);
+    let by_proto: Vec<(&str, &String)> = ["http1 GET", "http1 POST", "h2 GET", "h2 POST"].into_iter().zip(&lines).collect();
+    for (what, line) in &by_proto {
+        if what.ends_with("GET") {
+            assert!(log_num(line, "bytes_out") >= 1000, "{what}: the 1000-byte body is counted: {line}");
+        } else {
+            assert!(log_num(line, "bytes_in") >= 500, "{what}: the 500-byte request body is counted: {line}");
+        }
+    }
+});

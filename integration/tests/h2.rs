@@ -306,3 +306,27 @@ both_runtimes!(fn h2_connections_show_in_admin_connections(rt) {
     assert!(field("bytes_in") > 24, "the preface and more were counted: {entry}");
     assert!(field("bytes_out") > 20, "the response frames were counted: {entry}");
 });
+
+both_runtimes!(fn on_io_uring_h2_runs_over_poll_io_and_http1_over_completions(rt) {
+    // ARCHITECTURE.md, docs/http2.md: on io_uring, HTTP/2 connections (both sides) are converted
+    // to monoio's poll-io (readiness through an inner epoll), HTTP/1.1 stays on completion I/O.
+    // /runtime counts the conversions per worker (`poll_io_connections`), which proves which
+    // path ran: none after HTTP/1.1 traffic, one per h2 connection after h2 traffic.
+    let origin = Origin::start_h2c("h2o");
+    let proxy = proxy_to(rt, &origin, "http1");
+    let runtime = |p: &Ringside| ringside_integration::client::get(p.addr("admin"), "/runtime").text();
+    assert_eq!(Conn::open(proxy.addr("inbound")).get("/", "").status, 200);
+    let after_h1 = runtime(&proxy);
+    let h2_proxy = proxy_to(rt, &origin, "http2");
+    let out = h2(&h2_proxy, &["-path", "/"]);
+    assert_eq!(status(&out), 200, "{out}");
+    let after_h2 = runtime(&h2_proxy);
+    if rt == ringside_integration::Runtime::IoUring {
+        assert!(after_h1.contains("\"poll_io_connections\""), "no poll-io counter in /runtime: {after_h1}");
+        assert_eq!(sum_json(&after_h1, "poll_io_connections"), 0, "HTTP/1.1 used poll-io: {after_h1}");
+        // The client's h2 connection and the h2c upstream connection.
+        assert_eq!(sum_json(&after_h2, "poll_io_connections"), 2, "{after_h2}");
+    } else {
+        assert_eq!(sum_json(&after_h2, "poll_io_connections"), 0, "epoll has no poll-io: {after_h2}");
+    }
+});

@@ -3,7 +3,6 @@ package grpcecho
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -22,14 +21,19 @@ import (
 // trailers, or the headers of a Trailers-Only answer; -1 when there is none), a stream reset
 // if one came instead ("reset"), and when the head and the end arrived.
 func rawUnary(ctx context.Context, addr string, timeout time.Duration, md []string) (Result, error) {
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
+	// One ClientConn used directly: http2.Transport.RoundTrip would retry a stream refused
+	// with REFUSED_STREAM on its own, hiding what the proxy answered.
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
 	}
-	defer tr.CloseIdleConnections()
+	defer conn.Close()
+	tr := &http2.Transport{AllowHTTP: true}
+	cc, err := tr.NewClientConn(conn)
+	if err != nil {
+		return nil, err
+	}
 	// The gRPC message: not compressed, length 0 (an empty BytesValue).
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+MethodUnary, bytes.NewReader(make([]byte, 5)))
 	if err != nil {
@@ -47,7 +51,7 @@ func rawUnary(ctx context.Context, addr string, timeout time.Duration, md []stri
 	}
 	res := Result{"timeout_ms": timeout.Milliseconds(), "grpc_status": -1, "reset": ""}
 	begin := time.Now()
-	resp, err := tr.RoundTrip(req)
+	resp, err := cc.RoundTrip(req)
 	if err != nil {
 		// A reset before any response head.
 		res["reset"] = err.Error()
