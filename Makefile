@@ -25,7 +25,7 @@ go-test:
 # Skipped io_uring tests are listed in target/io_uring-skipped.txt (printed by `make test`
 # at the end, by integration/skips.sh): start each run with an empty list.
 rust-test:
-	rm -f target/io_uring-skipped.txt
+	rm -f $${CARGO_TARGET_DIR:-target}/io_uring-skipped.txt
 	cargo test --workspace $(CARGO_FEATURES) -- --test-threads 2
 	@bash integration/skips.sh
 

@@ -5,13 +5,16 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// Header or trailer fields: lowercased names with their values, in order.
+pub type Fields = Vec<(String, String)>;
+
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// Chunked trailer fields (lowercased names), in order.
-    pub trailers: Vec<(String, String)>,
+    pub trailers: Fields,
 }
 
 impl Response {
@@ -111,7 +114,7 @@ impl Conn {
         }
     }
 
-    fn read_chunked(&mut self) -> io::Result<(Vec<u8>, Vec<(String, String)>)> {
+    fn read_chunked(&mut self) -> io::Result<(Vec<u8>, Fields)> {
         let mut body = Vec::new();
         let mut trailers = Vec::new();
         loop {
@@ -214,7 +217,9 @@ pub fn wait_closed(stream: &mut TcpStream, within: Duration) -> Result<Closed, S
         if left.is_zero() {
             break Err(format!("still open after {within:?}"));
         }
-        stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
         let mut b = [0u8; 512];
         match stream.read(&mut b) {
             Ok(0) => break Ok(Closed::Eof),

@@ -232,7 +232,11 @@ impl ScriptedH2Upstream {
     pub fn wait_streams(&self, n: usize, within: Duration) {
         let end = Instant::now() + within;
         while self.streams() < n {
-            assert!(Instant::now() < end, "{} of {n} streams reached the upstream within {within:?}", self.streams());
+            assert!(
+                Instant::now() < end,
+                "{} of {n} streams reached the upstream within {within:?}",
+                self.streams()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -264,7 +268,9 @@ fn serve(mut f: Frames, script: Script, st: &UpState, index: usize) {
     loop {
         if st.released.load(Ordering::SeqCst) {
             for (stream, code) in to_reset.drain(..) {
-                if f.send(&frame(RST_STREAM, 0, stream, &code.to_be_bytes())).is_err() {
+                if f.send(&frame(RST_STREAM, 0, stream, &code.to_be_bytes()))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -293,7 +299,9 @@ fn serve(mut f: Frames, script: Script, st: &UpState, index: usize) {
             Script::HeadThenReset(code) => {
                 let mut block = vec![STATUS_200];
                 block.extend(hpack(&[("content-type", "application/grpc")]));
-                if f.send(&frame(HEADERS, END_HEADERS, fr.stream, &block)).is_err() {
+                if f.send(&frame(HEADERS, END_HEADERS, fr.stream, &block))
+                    .is_err()
+                {
                     return;
                 }
                 // Sent at the top of the loop once released.

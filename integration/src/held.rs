@@ -63,7 +63,12 @@ impl HeldUpstream {
                 "{} of {n} requests reached the held upstream within {within:?}",
                 heads.len()
             );
-            heads = self.state.arrived.wait_timeout(heads, left).expect("wait").0;
+            heads = self
+                .state
+                .arrived
+                .wait_timeout(heads, left)
+                .expect("wait")
+                .0;
         }
         heads.clone()
     }
@@ -109,7 +114,10 @@ fn serve(mut s: TcpStream, st: &State) {
         buf.drain(..end + 4);
         // Requests here are bodiless (GET): anything after the head is the next request.
         st.all.fetch_add(1, Ordering::SeqCst);
-        let hold = head.split(' ').nth(1).is_some_and(|t| t.starts_with("/hold"));
+        let hold = head
+            .split(' ')
+            .nth(1)
+            .is_some_and(|t| t.starts_with("/hold"));
         if hold {
             let mut heads = st.heads.lock().expect("heads");
             heads.push(head);

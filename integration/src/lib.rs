@@ -104,7 +104,10 @@ fn record_skip(test: &str) {
         .open(&path)
         .and_then(|mut f| f.write_all(format!("{test}\n").as_bytes()));
     if let Err(e) = written {
-        panic!("cannot record the skip of {test} in {}: {e}", path.display());
+        panic!(
+            "cannot record the skip of {test} in {}: {e}",
+            path.display()
+        );
     }
 }
 

@@ -71,12 +71,18 @@ pub fn compile_profile(profile_json: &str) -> Vec<BpfProgram> {
     for entry in p["syscalls"].as_array().expect("syscalls") {
         let action = match entry["action"].as_str() {
             Some("SCMP_ACT_ALLOW") => "allow".to_owned(),
-            Some("SCMP_ACT_ERRNO") => entry["errnoRet"].as_u64().unwrap_or(default_errno).to_string(),
+            Some("SCMP_ACT_ERRNO") => entry["errnoRet"]
+                .as_u64()
+                .unwrap_or(default_errno)
+                .to_string(),
             other => panic!("unhandled seccomp action {other:?}"),
         };
         for cond in ["includes", "excludes"] {
             let c = &entry[cond];
-            assert!(c.is_null() || c.as_object().is_some_and(|o| o.is_empty()), "unhandled {cond}: {c}");
+            assert!(
+                c.is_null() || c.as_object().is_some_and(|o| o.is_empty()),
+                "unhandled {cond}: {c}"
+            );
         }
         let args: Vec<serde_json::Value> = entry["args"]
             .as_array()
@@ -96,10 +102,18 @@ pub fn compile_profile(profile_json: &str) -> Vec<BpfProgram> {
     }
     let mut programs = Vec::new();
     let allow = by_action.remove("allow").unwrap_or_default();
-    programs.push(compile(allow, serde_json::json!({ "errno": default_errno }), "allow".into()));
+    programs.push(compile(
+        allow,
+        serde_json::json!({ "errno": default_errno }),
+        "allow".into(),
+    ));
     for (errno, rules) in by_action {
         let errno: u64 = errno.parse().expect("errno");
-        programs.push(compile(rules, "allow".into(), serde_json::json!({ "errno": errno })));
+        programs.push(compile(
+            rules,
+            "allow".into(),
+            serde_json::json!({ "errno": errno }),
+        ));
     }
     programs
 }
@@ -149,8 +163,12 @@ mod tests {
     /// ARM/RISC-V variants) or newer than seccompiler's table: none that Ringside calls.
     #[test]
     fn only_foreign_or_new_names_are_skipped() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/ringside/seccomp/ringside-io-uring.json");
-        let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("profile")).expect("json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../charts/ringside/seccomp/ringside-io-uring.json"
+        );
+        let p: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("profile")).expect("json");
         let mut skipped = Vec::new();
         for e in p["syscalls"].as_array().expect("syscalls") {
             for n in e["names"].as_array().expect("names") {
@@ -160,9 +178,26 @@ mod tests {
                 }
             }
         }
-        for needed in ["read", "write", "epoll_wait", "io_uring_setup", "io_uring_enter", "clone", "clone3", "socket", "mmap", "futex"] {
-            assert!(!skipped.iter().any(|s| s == needed), "{needed} skipped: {skipped:?}");
+        for needed in [
+            "read",
+            "write",
+            "epoll_wait",
+            "io_uring_setup",
+            "io_uring_enter",
+            "clone",
+            "clone3",
+            "socket",
+            "mmap",
+            "futex",
+        ] {
+            assert!(
+                !skipped.iter().any(|s| s == needed),
+                "{needed} skipped: {skipped:?}"
+            );
         }
-        assert!(skipped.len() < 120, "suspiciously many names skipped: {skipped:?}");
+        assert!(
+            skipped.len() < 120,
+            "suspiciously many names skipped: {skipped:?}"
+        );
     }
 }

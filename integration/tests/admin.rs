@@ -247,7 +247,10 @@ fn access_lines(path: &std::path::Path, n: usize) -> Vec<String> {
         if text.lines().count() >= n {
             return text.lines().map(str::to_owned).collect();
         }
-        assert!(std::time::Instant::now() < deadline, "{n} access log lines not written: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} access log lines not written: {text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

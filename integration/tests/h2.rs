@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ringside_integration::h2raw::{frame, hpack, Frames, END_HEADERS, END_STREAM, HEADERS, STATUS_200};
+use ringside_integration::h2raw::{
+    frame, hpack, Frames, END_HEADERS, END_STREAM, HEADERS, STATUS_200,
+};
 use ringside_integration::metrics::sum_json;
 use ringside_integration::{
     both_runtimes, h2_client, http_config_proto, json_field, Conn, HeldUpstream, Origin, Ringside,
@@ -162,7 +164,10 @@ enum Outcome {
 
 fn send_raw_request(addr: SocketAddr, headers: &[(&str, &str)]) -> Outcome {
     // END_STREAM | END_HEADERS
-    let mut frames = Frames::open(addr, &frame(HEADERS, END_STREAM | END_HEADERS, 1, &hpack(headers)));
+    let mut frames = Frames::open(
+        addr,
+        &frame(HEADERS, END_STREAM | END_HEADERS, 1, &hpack(headers)),
+    );
     let end = Instant::now() + Duration::from_secs(5);
     loop {
         match frames.next(end) {
@@ -195,7 +200,8 @@ both_runtimes!(fn malformed_h2_requests_never_reach_the_origin(rt) {
     // uppercase name, which the h2 crate's HPACK decoder rejects for the whole connection:
     // GOAWAY PROTOCOL_ERROR (RFC 9113 §5.4.1 lets a stream error be a connection error).
     let reset = Outcome::Reset(PROTOCOL_ERROR);
-    let cases: Vec<(&str, Vec<(&str, &str)>, Outcome)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Outcome);
+    let cases: Vec<Case> = vec![
         ("space in :path", [&base[..], &[(":path", "/a b")]].concat(), reset),
         ("connection header", [&good[..], &[("connection", "keep-alive")]].concat(), reset),
         ("te other than trailers", [&good[..], &[("te", "gzip")]].concat(), reset),

@@ -104,12 +104,22 @@ both_runtimes!(fn trailers_cross_h1_and_h2_both_ways(rt) {
 /// What an h2 client sees on stream 1: the frames until the stream ends, as (type, flags,
 /// first payload byte or error code).
 fn h2_stream_outcome(proxy: &Ringside) -> Vec<(u8, u8, u32)> {
-    let req = [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/x")];
-    let mut conn = Frames::open(proxy.addr("inbound"), &frame(HEADERS, END_STREAM | END_HEADERS, 1, &hpack(&req)));
+    let req = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "t"),
+        (":path", "/x"),
+    ];
+    let mut conn = Frames::open(
+        proxy.addr("inbound"),
+        &frame(HEADERS, END_STREAM | END_HEADERS, 1, &hpack(&req)),
+    );
     let end = Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
     loop {
-        let f = conn.next(end).unwrap_or_else(|closed| panic!("stream 1 did not end (closed: {closed}): {seen:?}"));
+        let f = conn
+            .next(end)
+            .unwrap_or_else(|closed| panic!("stream 1 did not end (closed: {closed}): {seen:?}"));
         if f.stream != 1 {
             continue;
         }

@@ -195,7 +195,10 @@ Connection closed</error>
 </testsuites>"#;
     let cases = parse_junit(xml);
     let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["http2/3.5/1", "http2/3.5/2", "http2/3.5/3", "http2/4.1/1"]);
+    assert_eq!(
+        ids,
+        ["http2/3.5/1", "http2/3.5/2", "http2/3.5/3", "http2/4.1/1"]
+    );
     assert!(cases[0].error.is_none() && cases[3].error.is_none());
     assert!(cases[2].skipped && cases[2].error.is_none());
     assert!(!cases[0].skipped && !cases[1].skipped && !cases[3].skipped);

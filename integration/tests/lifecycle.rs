@@ -199,14 +199,24 @@ both_runtimes!(fn removed_listener_connections_close_after_the_drain_timeout(rt)
 
 /// [`routes_to_addr`] whose cluster speaks h2c to the upstream.
 fn routes_to_h2(upstream: std::net::SocketAddr, extra_listener: &str) -> String {
-    routes_to_addr(upstream, extra_listener).replace("{ name: app, endpoints", "{ name: app, protocol: http2, endpoints")
+    routes_to_addr(upstream, extra_listener).replace(
+        "{ name: app, endpoints",
+        "{ name: app, protocol: http2, endpoints",
+    )
 }
 
 /// Sends `GET path` on a fresh connection in a thread; joins to (status, body, Connection).
-fn request_in_thread(addr: std::net::SocketAddr, path: &'static str) -> std::thread::JoinHandle<(u16, String, Option<String>)> {
+fn request_in_thread(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+) -> std::thread::JoinHandle<(u16, String, Option<String>)> {
     std::thread::spawn(move || {
         let r = Conn::open(addr).get(path, "");
-        (r.status, r.text(), r.header("connection").map(str::to_owned))
+        (
+            r.status,
+            r.text(),
+            r.header("connection").map(str::to_owned),
+        )
     })
 }
 

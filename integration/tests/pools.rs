@@ -5,7 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use ringside_integration::h2raw::{frame, hpack, Frames, Script, ScriptedH2Upstream, END_HEADERS, END_STREAM, GOAWAY, HEADERS, NO_ERROR};
+use ringside_integration::h2raw::{
+    frame, hpack, Frames, Script, ScriptedH2Upstream, END_HEADERS, END_STREAM, GOAWAY, HEADERS,
+    NO_ERROR,
+};
 use ringside_integration::{both_runtimes, client, http_config_proto, HeldUpstream, Ringside};
 
 /// How long a test waits for an idle timeout of 500 ms to act: the sweep's period on top, and
@@ -20,7 +23,10 @@ fn with_cluster_idle(config: String, idle: &str) -> String {
 fn until_closed(open: impl Fn() -> usize, what: &str) -> Duration {
     let start = Instant::now();
     while open() > 0 {
-        assert!(start.elapsed() < WITHIN, "{what} still open after {WITHIN:?}");
+        assert!(
+            start.elapsed() < WITHIN,
+            "{what} still open after {WITHIN:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     start.elapsed()

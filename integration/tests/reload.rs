@@ -17,7 +17,9 @@ fn applied(proxy: &Ringside) -> f64 {
 /// Waits for the reload counter to pass `before`: bounded by what a loaded 2-core machine
 /// guarantees, not by the typical latency (printed instead).
 fn wait_applied(proxy: &Ringside, before: f64) {
-    metrics::wait_sample(proxy.addr("admin"), APPLIED, Duration::from_secs(5), |v| v > before);
+    metrics::wait_sample(proxy.addr("admin"), APPLIED, Duration::from_secs(5), |v| {
+        v > before
+    });
 }
 
 fn routes_to(cluster: &str, a: &Origin, b: &Origin) -> String {

@@ -131,7 +131,10 @@ fn chart_profile() -> String {
 
 #[test]
 fn the_charts_seccomp_profile_runs_forced_io_uring_and_serves() {
-    if !ringside_integration::require(Runtime::IoUring, "the_charts_seccomp_profile_runs_forced_io_uring_and_serves") {
+    if !ringside_integration::require(
+        Runtime::IoUring,
+        "the_charts_seccomp_profile_runs_forced_io_uring_and_serves",
+    ) {
         return;
     }
     let origin = Origin::start("app");
@@ -144,9 +147,18 @@ fn the_charts_seccomp_profile_runs_forced_io_uring_and_serves() {
         ..Options::default()
     };
     let proxy = Ringside::start_with(Runtime::IoUring, &http_config(&[origin.addr]), &opts);
-    assert!(proxy.log_text().contains("runtime selected runtime=io_uring"), "{}", proxy.log_text());
+    assert!(
+        proxy
+            .log_text()
+            .contains("runtime selected runtime=io_uring"),
+        "{}",
+        proxy.log_text()
+    );
     for _ in 0..4 {
-        assert_eq!(client::get(proxy.addr("inbound"), "/").text(), "hello from app\n");
+        assert_eq!(
+            client::get(proxy.addr("inbound"), "/").text(),
+            "hello from app\n"
+        );
     }
     let runtime = client::get(proxy.addr("admin"), "/runtime").text();
     assert!(runtime.contains("\"runtime\": \"io_uring\""), "{runtime}");
@@ -171,6 +183,10 @@ fn the_chart_profile_reader_really_filters() {
     let out = cmd.output().expect("probe under the edited profile");
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("io_uring_setup failed: EPERM"), "{}: {text}{err}", out.status);
+    assert!(
+        text.contains("io_uring_setup failed: EPERM"),
+        "{}: {text}{err}",
+        out.status
+    );
     assert!(text.contains("auto picks: epoll"), "{text}");
 }
