@@ -81,25 +81,40 @@ both_runtimes!(fn listeners_are_added_and_removed_by_reload_under_load(rt) {
     let proxy = Ringside::start(rt, &routes_to(&a, ""));
     let inbound = proxy.addr("inbound");
     // Keep-alive load on the unchanged listener for the whole test: nothing may fail.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let served = std::sync::Arc::new(AtomicU64::new(0));
     let load = {
-        let stop = stop.clone();
+        let (stop, served) = (stop.clone(), served.clone());
         std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u64, 0u64);
+            let mut failed = 0u64;
             let mut c = Conn::open(inbound);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
                 match c.read_response(false) {
-                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) if r.status == 200 => {
+                        served.fetch_add(1, Ordering::SeqCst);
+                    }
                     _ => {
                         failed += 1;
                         c = Conn::open(inbound);
                     }
                 }
             }
-            (ok, failed)
+            failed
         })
     };
+    // The load must overlap each change: wait until it has served `n` more requests (an
+    // event, so a slow machine only makes the test slower).
+    let load_runs = |n: u64| {
+        let from = served.load(Ordering::SeqCst);
+        let end = Instant::now() + Duration::from_secs(10);
+        while served.load(Ordering::SeqCst) < from + n {
+            assert!(Instant::now() < end, "the load stalled at {} requests", served.load(Ordering::SeqCst));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    load_runs(20);
     let extra = "  - name: second\n    address: 127.0.0.1:0\n    protocol: tcp\n    cluster: app\n";
     rewrite(&proxy, &routes_to(&a, extra));
     signal(&proxy, libc::SIGHUP);
@@ -109,6 +124,7 @@ both_runtimes!(fn listeners_are_added_and_removed_by_reload_under_load(rt) {
     // The TCP listener tunnels to the origin: HTTP through it works.
     assert_eq!(client::get(second, "/").status, 200);
 
+    load_runs(20);
     // Remove it again: it stops accepting.
     rewrite(&proxy, &routes_to(&a, ""));
     signal(&proxy, libc::SIGHUP);
@@ -118,10 +134,10 @@ both_runtimes!(fn listeners_are_added_and_removed_by_reload_under_load(rt) {
         assert!(Instant::now() < deadline, "removed listener still accepts");
         std::thread::sleep(Duration::from_millis(20));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = load.join().expect("load");
+    load_runs(20);
+    stop.store(true, Ordering::Relaxed);
+    let failed = load.join().expect("load");
     assert_eq!(failed, 0, "requests on the unchanged listener failed during the listener changes");
-    assert!(ok > 50, "load ran ({ok} requests)");
     // The inbound listener was never re-bound: same port, still serving.
     assert_eq!(client::get(inbound, "/").status, 200);
 });
@@ -260,9 +276,9 @@ both_runtimes!(fn removing_a_listener_lets_its_h2_upstream_streams_finish(rt) {
     signal(&proxy, libc::SIGHUP);
     assert!(proxy.wait_log("listener removed", Duration::from_secs(5)), "{}", proxy.log_text());
     up.release();
-    let (status, body, connection) = inflight.join().expect("request");
+    let (status, body, _) = inflight.join().expect("request");
+    // (Its `Connection: close` is removing_a_listener_closes_its_connections_after_in_flight_requests'.)
     assert_eq!((status, body.as_str()), (200, "held"), "the removed listener's stream must finish");
-    assert_eq!(connection.as_deref(), Some("close"), "its connection is told to go");
     // The inbound listener still serves through the same h2 cluster.
     assert_eq!(client::get(proxy.addr("inbound"), "/y").text(), "held");
 });

@@ -66,6 +66,16 @@ both_runtimes!(fn hundred_kubelet_swaps_under_load_drop_nothing(rt) {
     let mut rejected = 0;
     let mut current = "a";
     for i in 0..100 {
+        if i % 10 == 0 {
+            // The load must overlap the swaps: every ten swaps, wait until it has served ten
+            // more requests (an event: a slow machine makes this slower, not wrong).
+            let from = ok.load(Ordering::Relaxed);
+            let end = Instant::now() + Duration::from_secs(10);
+            while ok.load(Ordering::Relaxed) < from + 10 {
+                assert!(Instant::now() < end, "the load stalled at {from} requests");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         if i % 10 == 5 {
             // An invalid config in between: rejected, and traffic keeps its routes.
             let before = proxy.log_text().matches("config rejected").count();
@@ -101,7 +111,7 @@ both_runtimes!(fn hundred_kubelet_swaps_under_load_drop_nothing(rt) {
         latencies[latencies.len() - 1]
     );
     assert_eq!(failed, 0, "requests failed during reloads");
-    assert!(ok > 200, "the load kept running ({ok} requests)");
+    assert!(ok >= 100, "the load kept running ({ok} requests)");
 });
 
 both_runtimes!(fn endpoint_removed_under_load(rt) {
