@@ -100,6 +100,12 @@ def run_pass(names: list[str], env: Env, upstream: str, work: Path, results: lis
                 skipped.setdefault(s, {})[tname] = str(e)
             print(f"  {tname}: skipped ({e})", flush=True)
             continue
+        except targets.StartFailed as e:
+            # Installed and able to run here, yet it did not start: the run fails.
+            for s in names:
+                skipped.setdefault(s, {})[tname] = f"failed: {e}"
+            print(f"  {tname}: FAILED to start ({e})", flush=True)
+            continue
         try:
             scenarios.load.wrk(t.http, env.load_cpu, 1, conns=8)  # warm-up: pools, caches, JIT-free but fair
             for s in names:

@@ -14,7 +14,17 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Skipped(Exception):
-    """A target that cannot run here, with the reason."""
+    """A target that cannot run here (not installed, not built, no io_uring), with the reason."""
+
+
+class StartFailed(Exception):
+    """A target that can run here but did not start: a failure of the run, never a skip."""
+
+
+def io_uring_works(binary: Path) -> tuple[bool, str]:
+    """Whether this host runs Ringside's io_uring backend, asked of the binary itself."""
+    out = subprocess.run([str(binary), "probe"], capture_output=True, text=True, timeout=30)
+    return "auto picks: io-uring" in out.stdout, out.stdout.strip()
 
 
 @dataclass
@@ -82,7 +92,7 @@ def wait_port(addr: str, within: float = 10.0):
             return
         except OSError:
             time.sleep(0.02)
-    raise Skipped(f"nothing listening on {addr} after {within}s")
+    raise StartFailed(f"nothing listening on {addr} after {within}s")
 
 
 def pinned(cpu: int, argv: list[str]) -> list[str]:
@@ -124,6 +134,10 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
                    {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream, "ADMIN": admin})
         # `ringside-epoll-nometrics`: the same without request metrics, to measure their cost.
         runtime = name_rt.removeprefix("ringside-").removesuffix("-nometrics")
+        if runtime == "io-uring":
+            works, probe = io_uring_works(binary)
+            if not works:
+                raise Skipped(f"io_uring unavailable on this host ({probe.splitlines()[-1] if probe else 'no probe output'})")
         argv = [str(binary), "run", "-c", str(cfg), "--runtime", runtime, "--workers", "1", "--log-level", "warn"]
         if name.endswith("-nometrics"):
             argv.append("--no-metrics")
@@ -165,7 +179,9 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
         wait_port(t.http)
         if t.tcp:
             wait_port(t.tcp)
-    except Skipped:
+    except StartFailed as e:
         t.stop()
-        raise
+        logs = sorted(workdir.glob("*.log"))
+        tail = "; ".join(f"{p.name}: {p.read_text(errors='replace').strip()[-300:]}" for p in logs)
+        raise StartFailed(f"{e}; {tail}") from None
     return t

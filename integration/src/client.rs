@@ -5,11 +5,16 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// Header or trailer fields: lowercased names with their values, in order.
+pub type Fields = Vec<(String, String)>;
+
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Chunked trailer fields (lowercased names), in order.
+    pub trailers: Fields,
 }
 
 impl Response {
@@ -86,6 +91,7 @@ impl Conn {
                 status,
                 headers,
                 body: Vec::new(),
+                trailers: Vec::new(),
             };
             if head_request || status == 204 || status == 304 || status == 101 {
                 return Ok(r);
@@ -93,7 +99,7 @@ impl Conn {
             if r.header("transfer-encoding")
                 .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
             {
-                r.body = self.read_chunked()?;
+                (r.body, r.trailers) = self.read_chunked()?;
             } else if let Some(n) = r.header("content-length") {
                 let n: usize = n.parse().map_err(io::Error::other)?;
                 while self.buf.len() < n {
@@ -108,8 +114,9 @@ impl Conn {
         }
     }
 
-    fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
+    fn read_chunked(&mut self) -> io::Result<(Vec<u8>, Fields)> {
         let mut body = Vec::new();
+        let mut trailers = Vec::new();
         loop {
             let line_end = loop {
                 match find(&self.buf, b"\r\n") {
@@ -127,9 +134,13 @@ impl Conn {
                     match find(&self.buf, b"\r\n") {
                         Some(0) => {
                             self.buf.drain(..2);
-                            return Ok(body);
+                            return Ok((body, trailers));
                         }
                         Some(i) => {
+                            let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                            if let Some((n, v)) = line.split_once(':') {
+                                trailers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                            }
                             self.buf.drain(..i + 2);
                         }
                         None => self.fill()?,
@@ -157,14 +168,79 @@ impl Conn {
         Ok(())
     }
 
-    /// True when the server closed the connection (read returns EOF or reset).
-    pub fn is_closed(&mut self) -> bool {
+    /// Waits up to `within` for the server to close the connection, and says how it ended.
+    ///
+    /// `Ok` only for a close: EOF (`Ok(0)`) or a reset. Bytes the server sent instead, or
+    /// nothing at all by `within` (the read timing out), are an `Err` naming what happened,
+    /// so a test that expects a close fails when the connection merely stays open.
+    pub fn closed_within(&mut self, within: Duration) -> Result<Closed, String> {
         if !self.buf.is_empty() {
-            return false;
+            return Err(format!(
+                "{} unread bytes before any close: {:?}",
+                self.buf.len(),
+                String::from_utf8_lossy(&self.buf)
+            ));
         }
-        let mut b = [0u8; 1];
-        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+        wait_closed(&mut self.stream, within)
     }
+
+    /// Asserts the server closes the connection within [`CLOSE_BOUND`]; `what` names the case.
+    #[track_caller]
+    pub fn assert_closed(&mut self, what: &str) -> Closed {
+        match self.closed_within(CLOSE_BOUND) {
+            Ok(how) => how,
+            Err(e) => panic!("{what}: the connection was not closed: {e}"),
+        }
+    }
+}
+
+/// How long a test waits for a close the proxy does at once (after an error answer, a drain,
+/// a panic): generous for a loaded 2-core machine, and far below the client's 20 s read
+/// timeout, so a connection left open fails instead of passing slowly.
+pub const CLOSE_BOUND: Duration = Duration::from_secs(5);
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// A FIN: `read` returned 0.
+    Eof,
+    /// An RST: `read` failed with ECONNRESET (or EPIPE/ECONNABORTED).
+    Reset,
+}
+
+/// Reads from `stream` until it closes, at most `within`. See [`Conn::closed_within`].
+pub fn wait_closed(stream: &mut TcpStream, within: Duration) -> Result<Closed, String> {
+    let end = std::time::Instant::now() + within;
+    let old = stream.read_timeout().ok().flatten();
+    let result = loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break Err(format!("still open after {within:?}"));
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let mut b = [0u8; 512];
+        match stream.read(&mut b) {
+            Ok(0) => break Ok(Closed::Eof),
+            Ok(n) => {
+                break Err(format!(
+                    "got {n} bytes instead of a close: {:?}",
+                    String::from_utf8_lossy(&b[..n])
+                ))
+            }
+            Err(e) => match e.kind() {
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe => break Ok(Closed::Reset),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {}
+                io::ErrorKind::Interrupted => {}
+                _ => break Err(format!("read failed without a close: {e}")),
+            },
+        }
+    };
+    let _ = stream.set_read_timeout(old);
+    result
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

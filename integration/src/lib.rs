@@ -11,13 +11,17 @@
 
 pub mod client;
 pub mod exchange;
+pub mod h2raw;
+pub mod held;
 pub mod http10;
 pub mod kubelet;
+pub mod metrics;
 pub mod peers;
 pub mod procs;
 pub mod seccomp;
 
-pub use client::{Conn, Response};
+pub use client::{Closed, Conn, Response};
+pub use held::HeldUpstream;
 pub use peers::{grpc_client, h2_client, json_field, GrpcServer};
 pub use procs::{go_bin, ringside_bin, Options, Origin, Ringside};
 
@@ -72,13 +76,41 @@ pub fn require(rt: Runtime, test: &str) -> bool {
         return true;
     }
     if std::env::var("RINGSIDE_ALLOW_NO_IO_URING").as_deref() == Ok("1") {
+        // libtest captures stderr of passing tests, so the line alone is seen by no one: the
+        // skip is also recorded for `make test`'s summary (integration/skips.sh).
         eprintln!("!!! SKIPPED {test} on io_uring: io_uring unavailable (RINGSIDE_ALLOW_NO_IO_URING=1) !!!");
+        record_skip(test);
         return false;
     }
     panic!(
         "io_uring is unavailable, so {test} cannot run on it. Set RINGSIDE_ALLOW_NO_IO_URING=1 to \
          accept epoll-only coverage on this host."
     );
+}
+
+/// Where skipped io_uring tests are listed, one per line, for `make test`'s summary: the file
+/// `RINGSIDE_SKIP_FILE` names, else `target/io_uring-skipped.txt`.
+pub fn skip_file() -> std::path::PathBuf {
+    std::env::var_os("RINGSIDE_SKIP_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| procs::target_dir().join("io_uring-skipped.txt"))
+}
+
+fn record_skip(test: &str) {
+    use std::io::Write;
+    let path = skip_file();
+    // One short O_APPEND write per line: parallel test processes do not interleave.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{test}\n").as_bytes()));
+    if let Err(e) = written {
+        panic!(
+            "cannot record the skip of {test} in {}: {e}",
+            path.display()
+        );
+    }
 }
 
 /// Defines a test module with one `#[test]` per runtime.

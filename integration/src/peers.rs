@@ -18,7 +18,12 @@ pub struct GrpcServer {
 
 impl GrpcServer {
     pub fn start(name: &str) -> GrpcServer {
-        let (addr, proc, dir) = start_go_server("grpcserver", name, &[]);
+        Self::start_with(name, &[])
+    }
+
+    /// With more flags: `-ignore-deadline` serves without ever ending a call at its deadline.
+    pub fn start_with(name: &str, flags: &[&str]) -> GrpcServer {
+        let (addr, proc, dir) = start_go_server("grpcserver", name, flags);
         GrpcServer {
             addr,
             name: name.to_owned(),
@@ -29,8 +34,9 @@ impl GrpcServer {
 }
 
 /// Runs `grpcclient -addr ADDR -mode MODE EXTRA..` (modes: unary, error, server-stream,
-/// client-stream, bidi, big, deadline, cancel, load; extra flags: `-size N`, `-count N`,
-/// `-concurrency N`, `-timeout DUR`, `-authority X`, `-n N`). Returns whether the check
+/// client-stream, bidi, big, deadline, cancel, cancel-stream, raw, load; extra flags:
+/// `-size N`, `-count N`, `-concurrency N`, `-timeout DUR`, `-authority X`, `-n N`, and for
+/// raw `-md 'name: value'`, `-await-server-cancel`). Returns whether the check
 /// passed, and its JSON line (on failure: its stderr, then its stdout).
 pub fn grpc_client(addr: SocketAddr, mode: &str, extra_args: &[&str]) -> (bool, String) {
     run(

@@ -18,7 +18,8 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+/// The cargo target directory (`CARGO_TARGET_DIR`, else `target/` in the workspace).
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
@@ -223,6 +224,8 @@ pub struct Options {
     pub runtime_flag: Option<&'static str>,
     /// Start under a seccomp filter that fails the io_uring syscalls with this errno.
     pub block_io_uring: Option<i32>,
+    /// Start under this Docker-format seccomp profile (its JSON text).
+    pub seccomp_profile: Option<String>,
     /// More `ringside run` flags.
     pub extra_args: Vec<String>,
     /// Lay the config out like a mounted ConfigMap (see [`Ringside::kubelet_update`]).
@@ -240,6 +243,7 @@ impl Default for Options {
             log_level: "info,ringside=debug".into(),
             runtime_flag: None,
             block_io_uring: None,
+            seccomp_profile: None,
             extra_args: Vec::new(),
             kubelet_layout: false,
             netns: None,
@@ -303,6 +307,9 @@ impl Ringside {
             .stderr(Stdio::piped());
         if let Some(errno) = opts.block_io_uring {
             crate::seccomp::block_io_uring(&mut cmd, errno);
+        }
+        if let Some(profile) = &opts.seccomp_profile {
+            crate::seccomp::apply_profile(&mut cmd, profile);
         }
         let mut child = cmd.spawn().expect("start ringside");
         let stderr = child.stderr.take().expect("stderr piped");

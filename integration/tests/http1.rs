@@ -210,7 +210,7 @@ both_runtimes!(fn a_panicking_request_closes_only_its_connection(rt) {
     assert_eq!(other.get("/", "").status, 200);
     let mut c = Conn::open(proxy.addr("inbound"));
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\nx-ringside-test-panic: 1\r\n\r\n");
-    assert!(c.is_closed(), "the panicking connection is closed");
+    c.assert_closed("the panicking connection");
     assert!(proxy.alive());
     assert_eq!(other.get("/", "").status, 200, "other connections on the worker carry on");
     assert_eq!(client::get(proxy.addr("inbound"), "/").status, 200, "and new ones are served");
@@ -225,18 +225,20 @@ both_runtimes!(fn slow_headers_get_408(rt) {
     );
     let proxy = Ringside::start(rt, &cfg);
     let mut c = Conn::open(proxy.addr("inbound"));
+    let sent = std::time::Instant::now();
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\n");
-    std::thread::sleep(Duration::from_millis(600));
     let r = c.read_response(false).expect("408");
     assert_eq!(r.status, 408);
-    assert!(c.is_closed());
+    // Never before the timeout (a lower bound holds on any machine; no upper one is checked).
+    assert!(sent.elapsed() >= Duration::from_millis(250), "408 after {:?}", sent.elapsed());
+    c.assert_closed("after the 408");
 });
 
 both_runtimes!(fn idle_keep_alive_connection_holds_no_buffer(rt) {
-    // The real measurement is the benchmark's; this guards the mechanism: 2,000 idle
-    // keep-alive connections that each served a request must not cost a read buffer each
-    // (4 KiB head buffer, 16 KiB body buffer). Today's cost is ~2 KiB (epoll) and ~3.7 KiB
-    // (io_uring), mostly the task and its idle timer.
+    // The real measurement is the benchmark's (README: 1.84 KiB on epoll, 2.25 KiB on
+    // io_uring, at 10,000 connections); this guards it at 2,000 idle keep-alive connections
+    // that each served a request: ~2.05 KiB each on both runtimes here. A held read buffer
+    // (4 KiB head, 16 KiB body) would add at least 4 KiB; the bound leaves room for noise only.
     let origin = Origin::start("app");
     let proxy = Ringside::start_with(rt, &http_config(&[origin.addr]), &Options { log_level: "info".into(), ..Options::default() });
     let mut conns: Vec<Conn> = Vec::new();
@@ -251,10 +253,10 @@ both_runtimes!(fn idle_keep_alive_connection_holds_no_buffer(rt) {
         assert_eq!(c.get("/", "").status, 200);
         conns.push(c);
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // Every connection got its response: each is idle in the proxy now, no wait needed.
     let per_conn = (rss_kib(proxy.pid()).saturating_sub(base)) as f64 / 2000.0;
     eprintln!("idle keep-alive connection: {per_conn:.2} KiB RSS each");
-    assert!(per_conn < 6.0, "{per_conn:.2} KiB per idle connection: a buffer is being held");
+    assert!(per_conn < 2.6, "{per_conn:.2} KiB per idle connection: more than the README's 2.25 KiB allows");
 });
 
 both_runtimes!(fn idle_keep_alive_connections_close_at_the_idle_timeout(rt) {
@@ -267,11 +269,12 @@ both_runtimes!(fn idle_keep_alive_connections_close_at_the_idle_timeout(rt) {
     let mut c = Conn::open(proxy.addr("inbound"));
     assert_eq!(c.get("/", "").status, 200);
     let idle_since = std::time::Instant::now();
-    assert!(c.is_closed(), "the idle connection must be closed by the proxy");
+    // The worker's sweep runs every 250 ms: closed a tick or two after the timeout. The upper
+    // bound is what a loaded 2-core machine guarantees, and far below the client's 20 s.
+    let how = c.closed_within(Duration::from_secs(5));
     let after = idle_since.elapsed();
-    // The worker's sweep runs every 250 ms: closed between the timeout and a tick or two later.
+    assert!(how.is_ok(), "the idle connection must be closed by the proxy: {how:?}");
     assert!(after >= Duration::from_millis(550), "closed too early: {after:?}");
-    assert!(after < Duration::from_millis(1500), "closed too late: {after:?}");
     // A connection that keeps working is not closed by it.
     let mut busy = Conn::open(proxy.addr("inbound"));
     for _ in 0..8 {

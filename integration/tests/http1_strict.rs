@@ -6,7 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ringside_integration::{both_runtimes, http_config, Conn, Ringside};
+use std::time::{Duration, Instant};
+
+use ringside_integration::{both_runtimes, http_config, Conn, HeldUpstream, Origin, Ringside};
 
 /// An upstream that counts connections and answers every request 200: if a smuggled request
 /// reached it, the count says so.
@@ -70,7 +72,7 @@ both_runtimes!(fn smuggling_shapes_are_refused_and_never_forwarded(rt) {
         } else {
             assert!(r.status == 400 || r.status == 502, "{what}: {}", r.status);
         }
-        assert!(c.is_closed(), "{what}: connection must be closed");
+        c.assert_closed(what);
     }
 });
 
@@ -89,11 +91,51 @@ both_runtimes!(fn oversized_headers_get_431(rt) {
 });
 
 both_runtimes!(fn h2c_upgrade_is_not_forwarded(rt) {
-    let (up, _hits) = counting_upstream();
-    let proxy = Ringside::start(rt, &http_config(&[up]));
+    let up = HeldUpstream::start();
+    up.release();
+    let proxy = Ringside::start(rt, &http_config(&[up.addr]));
     let mut c = Conn::open(proxy.addr("inbound"));
-    let r = c.get("/", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n");
+    let r = c.get("/hold", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n");
     // The upstream answers 200; the client stays on HTTP/1.1.
     assert_eq!(r.status, 200);
     assert_eq!(c.get("/", "").status, 200);
+    // docs/http2.md: `Upgrade: h2c` is stripped, with HTTP2-Settings and the Connection tokens.
+    let head = up.wait_requests(1, Duration::from_secs(5))[0].to_ascii_lowercase();
+    for gone in ["upgrade", "http2-settings"] {
+        assert!(!head.lines().any(|l| l.starts_with(&format!("{gone}:"))), "{gone} reached the upstream:\n{head}");
+    }
+    assert!(!head.contains("connection: upgrade"), "{head}");
+});
+
+both_runtimes!(fn request_line_over_the_head_limit_gets_414(rt) {
+    let (up, hits) = counting_upstream();
+    let proxy = Ringside::start(rt, &http_config(&[up]));
+    let mut c = Conn::open(proxy.addr("inbound"));
+    // Longer than limits.max_header_bytes (64 KiB) before the line even ends.
+    let path = "p".repeat(70 * 1024);
+    c.send(format!("GET /{path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    let r = c.read_response(false).expect("414");
+    assert_eq!(r.status, 414);
+    c.assert_closed("after the 414");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the request reached the upstream");
+});
+
+both_runtimes!(fn a_stalled_request_body_ends_at_the_route_timeout(rt) {
+    // The client promises 100 bytes, sends 10, and stalls. The origin's /sink answers only
+    // after the whole body, so only the route's whole-request timeout (1 s) can end this, and
+    // it is the client that was too slow: 408 Request Timeout (RFC 9110 §15.5.9), not a 400
+    // "invalid request body" (nothing was invalid) nor a 504 (the upstream was waiting on us).
+    let origin = Origin::start("app");
+    let cfg = http_config(&[origin.addr]).replace("        backends: [ { cluster: app } ]\n", "        backends: [ { cluster: app } ]\n        timeout: 1s\n");
+    assert!(cfg.contains("timeout: 1s"), "{cfg}");
+    let proxy = Ringside::start(rt, &cfg);
+    let mut c = Conn::open(proxy.addr("inbound"));
+    let sent = Instant::now();
+    c.send(b"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789");
+    let r = c.read_response(false).expect("an answer, not a hang");
+    let took = sent.elapsed();
+    assert_eq!(r.status, 408, "after {took:?}: {:?} {}", r.headers, r.text());
+    assert!(took >= Duration::from_millis(900), "before the route timeout: {took:?}");
+    // The body was never completed: the connection cannot carry another request.
+    c.assert_closed("after a request whose body never ended");
 });

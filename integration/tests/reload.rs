@@ -4,7 +4,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringside_integration::{both_runtimes, client, Conn, Options, Origin, Ringside};
+use ringside_integration::{both_runtimes, client, metrics, Conn, Options, Origin, Ringside};
+
+const APPLIED: &str = "ringside_config_reloads_total{result=\"applied\"}";
+
+/// Reloads applied so far (the counter is stored after the new snapshot is, so every request
+/// that arrives after it rises routes on the new config).
+fn applied(proxy: &Ringside) -> f64 {
+    metrics::sample(&metrics::scrape(proxy.addr("admin")), APPLIED).unwrap_or(0.0)
+}
+
+/// Waits for the reload counter to pass `before`: bounded by what a loaded 2-core machine
+/// guarantees, not by the typical latency (printed instead).
+fn wait_applied(proxy: &Ringside, before: f64) {
+    metrics::wait_sample(proxy.addr("admin"), APPLIED, Duration::from_secs(5), |v| {
+        v > before
+    });
+}
 
 fn routes_to(cluster: &str, a: &Origin, b: &Origin) -> String {
     format!(
@@ -50,6 +66,16 @@ both_runtimes!(fn hundred_kubelet_swaps_under_load_drop_nothing(rt) {
     let mut rejected = 0;
     let mut current = "a";
     for i in 0..100 {
+        if i % 10 == 0 {
+            // The load must overlap the swaps: every ten swaps, wait until it has served ten
+            // more requests (an event: a slow machine makes this slower, not wrong).
+            let from = ok.load(Ordering::Relaxed);
+            let end = Instant::now() + Duration::from_secs(10);
+            while ok.load(Ordering::Relaxed) < from + 10 {
+                assert!(Instant::now() < end, "the load stalled at {from} requests");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         if i % 10 == 5 {
             // An invalid config in between: rejected, and traffic keeps its routes.
             let before = proxy.log_text().matches("config rejected").count();
@@ -63,19 +89,14 @@ both_runtimes!(fn hundred_kubelet_swaps_under_load_drop_nothing(rt) {
             assert_eq!(client::get(addr, "/").header("x-origin"), Some(current), "swap {i}: invalid config changed routing");
         }
         let want = if i % 2 == 0 { "b" } else { "a" };
+        let before = applied(&proxy);
         let renamed = proxy.kubelet_update(&routes_to(want, &a, &b));
-        loop {
-            // New connections must see the swap within a second of the rename.
-            let r = client::get(addr, "/");
-            assert_eq!(r.status, 200);
-            if r.header("x-origin") == Some(want) {
-                latencies.push(renamed.elapsed());
-                current = want;
-                break;
-            }
-            assert!(renamed.elapsed() < Duration::from_secs(1), "swap {i} not visible after 1 s");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_applied(&proxy, before);
+        latencies.push(renamed.elapsed());
+        // Once applied, the very next new connection routes on the new config.
+        let r = client::get(addr, "/");
+        assert_eq!((r.status, r.header("x-origin")), (200, Some(want)), "swap {i}: applied but not routed");
+        current = want;
     }
     stop.store(true, Ordering::Relaxed);
     for t in load {
@@ -90,7 +111,7 @@ both_runtimes!(fn hundred_kubelet_swaps_under_load_drop_nothing(rt) {
         latencies[latencies.len() - 1]
     );
     assert_eq!(failed, 0, "requests failed during reloads");
-    assert!(ok > 200, "the load kept running ({ok} requests)");
+    assert!(ok >= 100, "the load kept running ({ok} requests)");
 });
 
 both_runtimes!(fn endpoint_removed_under_load(rt) {
@@ -109,22 +130,21 @@ both_runtimes!(fn endpoint_removed_under_load(rt) {
     let seen: std::collections::HashSet<String> =
         (0..20).map(|_| c.get("/", "").header("x-origin").unwrap_or("-").to_owned()).collect();
     assert_eq!(seen.len(), 2, "round robin over both endpoints: {seen:?}");
+    let before = applied(&proxy);
     let renamed = proxy.kubelet_update(&cluster(&a.addr.to_string()));
-    // Keep sending on the same keep-alive connection: every request succeeds, and once the
-    // new config is in, only `a` answers.
+    // Keep sending on the same keep-alive connection until the reload is applied (an event,
+    // bounded at 5 s): every request succeeds, and afterwards only `a` answers.
     let mut failed = 0;
-    let mut last_b = renamed;
-    while renamed.elapsed() < Duration::from_millis(800) {
+    let mut sent = 0;
+    while applied(&proxy) <= before {
+        assert!(renamed.elapsed() < Duration::from_secs(5), "the reload was not applied within 5 s");
         let r = c.get("/", "");
+        sent += 1;
         if r.status != 200 {
             failed += 1;
         }
-        if r.header("x-origin") == Some("b") {
-            last_b = Instant::now();
-        }
     }
-    assert_eq!(failed, 0);
-    assert!(last_b.duration_since(renamed) < Duration::from_millis(500), "b kept serving after the reload");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed while the endpoint was removed");
     for _ in 0..20 {
         assert_eq!(c.get("/", "").header("x-origin"), Some("a"));
     }

@@ -92,7 +92,9 @@ both_runtimes!(fn dead_endpoint_is_502_and_slow_upstream_is_504(rt) {
     let started = std::time::Instant::now();
     let r = conn.get("/delay/3000", "");
     assert_eq!(r.status, 504);
-    assert!(started.elapsed() < std::time::Duration::from_secs(2), "504 must come at the route timeout");
+    // At the 300 ms route timeout, not when the origin answers at 3 s: the bound sits between
+    // the two, with room for a loaded machine.
+    assert!(started.elapsed() < std::time::Duration::from_millis(2900), "504 must come at the route timeout: {:?}", started.elapsed());
     assert_eq!(conn.get("/api/ok", "").status, 200);
 });
 

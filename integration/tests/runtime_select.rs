@@ -120,3 +120,73 @@ fn runtime_flag_reads_the_environment() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--runtime io-uring was requested"));
 }
+
+/// The chart's Localhost seccomp profile (`charts/ringside/seccomp/ringside-io-uring.json`),
+/// as the kubelet would install it for the container.
+fn chart_profile() -> String {
+    let path = ringside_integration::procs::workspace_root()
+        .join("charts/ringside/seccomp/ringside-io-uring.json");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_charts_seccomp_profile_runs_forced_io_uring_and_serves() {
+    if !ringside_integration::require(
+        Runtime::IoUring,
+        "the_charts_seccomp_profile_runs_forced_io_uring_and_serves",
+    ) {
+        return;
+    }
+    let origin = Origin::start("app");
+    let opts = Options {
+        seccomp_profile: Some(chart_profile()),
+        // The workers, the admin thread, the config watcher and the access log all start
+        // under the profile: every syscall they make must be in it.
+        workers: 2,
+        extra_args: vec!["--access-log".into(), "stderr".into()],
+        ..Options::default()
+    };
+    let proxy = Ringside::start_with(Runtime::IoUring, &http_config(&[origin.addr]), &opts);
+    assert!(
+        proxy
+            .log_text()
+            .contains("runtime selected runtime=io_uring"),
+        "{}",
+        proxy.log_text()
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            client::get(proxy.addr("inbound"), "/").text(),
+            "hello from app\n"
+        );
+    }
+    let runtime = client::get(proxy.addr("admin"), "/runtime").text();
+    assert!(runtime.contains("\"runtime\": \"io_uring\""), "{runtime}");
+}
+
+#[test]
+fn the_chart_profile_reader_really_filters() {
+    // The control: the same profile without its io_uring entry blocks io_uring (EPERM, the
+    // profile's default), so the test above passing means the profile allowed it.
+    let without: serde_json::Value = {
+        let mut p: serde_json::Value = serde_json::from_str(&chart_profile()).expect("json");
+        for entry in p["syscalls"].as_array_mut().expect("syscalls") {
+            if let Some(names) = entry["names"].as_array_mut() {
+                names.retain(|n| !n.as_str().is_some_and(|n| n.starts_with("io_uring")));
+            }
+        }
+        p
+    };
+    let mut cmd = Command::new(ringside_bin());
+    cmd.arg("probe");
+    ringside_integration::seccomp::apply_profile(&mut cmd, &without.to_string());
+    let out = cmd.output().expect("probe under the edited profile");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("io_uring_setup failed: EPERM"),
+        "{}: {text}{err}",
+        out.status
+    );
+    assert!(text.contains("auto picks: epoll"), "{text}");
+}

@@ -5,6 +5,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+use ringside_integration::client::{wait_closed, CLOSE_BOUND};
 use ringside_integration::{both_runtimes, Ringside};
 
 /// A TCP peer that echoes everything, and half-closes after its input ends.
@@ -108,10 +109,9 @@ both_runtimes!(fn unreachable_upstream_closes_the_client(rt) {
     // Port 9 (discard) is closed on loopback here: connect is refused.
     let proxy = Ringside::start(rt, &tcp_config("127.0.0.1:9".parse().expect("addr")));
     let mut s = TcpStream::connect(proxy.addr("tcp")).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let mut b = [0u8; 1];
-    let r = s.read(&mut b);
-    assert!(matches!(r, Ok(0) | Err(_)), "expected close, got {r:?}");
+    // A close (FIN or RST) within the bound; staying open, or sending bytes, fails.
+    let how = wait_closed(&mut s, CLOSE_BOUND);
+    assert!(how.is_ok(), "the client must be closed when the upstream refuses: {how:?}");
     assert!(
         proxy.wait_log("Connection refused", Duration::from_secs(5)),
         "the failure should be logged: {}",

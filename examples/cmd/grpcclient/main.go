@@ -3,8 +3,12 @@
 // and exits 0, or prints what differed to stderr and exits 1 (2 for bad flags).
 //
 //	grpcclient -addr HOST:PORT -mode MODE [-size N] [-count N] [-concurrency N] [-timeout DUR] [-authority X] [-n N]
+//	           [-md 'name: value'].. [-await-server-cancel]
 //
-// Modes: unary, error, server-stream, client-stream, bidi, big, deadline, cancel, load.
+// Modes: unary, error, server-stream, client-stream, bidi, big, deadline, cancel,
+// cancel-stream, raw, load. raw does not judge the answer: it reports the grpc-status (or
+// reset) that came back for a call with grpc-timeout and no client-side deadline, for the
+// caller to check.
 package main
 
 import (
@@ -28,12 +32,18 @@ func main() {
 	flag.IntVar(&cfg.Concurrency, "concurrency", 0, "load: calls in flight at once (0: 50)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 0, "deadline: the call's deadline (0: 300ms)")
 	authority := flag.String("authority", "", "override :authority")
+	flag.Func("md", "raw: an extra request header 'name: value' (repeatable)", func(v string) error {
+		cfg.Metadata = append(cfg.Metadata, v)
+		return nil
+	})
+	flag.BoolVar(&cfg.AwaitServerCancel, "await-server-cancel", false, "raw: also wait for the server's handler to see its call end")
 	repeat := flag.Int("n", 1, "run the check this many times on one connection")
 	flag.Parse()
 	if *addr == "" || flag.NArg() != 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
+	cfg.Addr = *addr
 	cc, err := grpcecho.Dial(*addr, *authority)
 	if err != nil {
 		fail(cfg.Mode, err)

@@ -1,5 +1,10 @@
 // Command grpcserver serves ringside.examples.Echo (see internal/grpcecho) over plaintext
 // HTTP/2 (h2c prior knowledge), the gRPC upstream behind Ringside in tests.
+//
+// With -ignore-deadline it serves through net/http's HTTP/2 server instead, after deleting
+// each request's grpc-timeout: the server then never ends a call at a deadline (no
+// RST_STREAM CANCEL, no DEADLINE_EXCEEDED of its own), so a deadline the client sees can only
+// have come from the proxy in between.
 package main
 
 import (
@@ -7,6 +12,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
 
 	"ringside.dev/examples/internal/grpcecho"
 	"ringside.dev/examples/internal/readyfile"
@@ -16,6 +22,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (port 0 picks one)")
 	name := flag.String("name", "grpc", "instance name, sent back as header metadata x-served-by")
 	ready := flag.String("ready-file", "", "write the bound address here once listening")
+	ignoreDeadline := flag.Bool("ignore-deadline", false, "drop grpc-timeout before the service sees it")
 	flag.Parse()
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -25,5 +32,18 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("grpcserver %s listening on %s\n", *name, l.Addr())
-	log.Fatal(grpcecho.NewGRPCServer(grpcecho.New(*name)).Serve(l))
+	g := grpcecho.NewGRPCServer(grpcecho.New(*name))
+	if !*ignoreDeadline {
+		log.Fatal(g.Serve(l))
+	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	s := &http.Server{
+		Protocols: &p,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Header.Del("grpc-timeout")
+			g.ServeHTTP(w, r)
+		}),
+	}
+	log.Fatal(s.Serve(l))
 }

@@ -28,7 +28,7 @@ func TestEveryModePassesAgainstTheServerDirectly(t *testing.T) {
 	defer cc.Close()
 	ctx := context.Background()
 	for _, mode := range Modes {
-		cfg := Config{Mode: mode}
+		cfg := Config{Mode: mode, Addr: addr, AwaitServerCancel: true}
 		if mode == "load" {
 			cfg.Count = 200
 		}
@@ -42,10 +42,13 @@ func TestEveryModePassesAgainstTheServerDirectly(t *testing.T) {
 		if mode == "unary" && res["served_by"] != "t" {
 			t.Fatalf("served_by %v", res["served_by"])
 		}
+		if mode == "raw" && res["grpc_status"] != 4 && res["reset"] == "" {
+			t.Fatalf("raw: neither DEADLINE_EXCEEDED nor a reset: %v", res)
+		}
 	}
-	// deadline and cancel each ended one handler early.
-	if n := s.Cancelled(); n != 2 {
-		t.Fatalf("cancelled = %d, want 2", n)
+	// deadline, cancel, cancel-stream and raw each ended one handler early.
+	if n := s.Cancelled(); n != 4 {
+		t.Fatalf("cancelled = %d, want 4", n)
 	}
 }
 

@@ -8,11 +8,17 @@
 //	                 detail "detail" (so grpc-status-details-bin must survive the proxy)
 //	x-sleep-ms: N    sleep N ms first, honouring the deadline and cancellation; a handler that
 //	                 sees its context end counts it, and Stats reports the count
+//	x-sleep-blind    sleep without watching the context: only the transport ends the call
+//	                 (grpc-go resets the stream with CANCEL at the deadline)
+//	x-send-header    send the response header at once, before sleeping (so the call's end,
+//	                 whatever it is, comes after the response head)
 //	x-echo-*         sent back as response header metadata and as trailer metadata
 //	x-trailers-only  set no header metadata (not even x-served-by), so an error answer is a
 //	                 Trailers-Only response
 //
-// ServerStream reads x-count and x-size. Every response carries header x-served-by: NAME.
+// ServerStream reads x-count, x-size and x-interval-ms (a pause before each message after the
+// first, honouring cancellation and counted like x-sleep-ms). Every response carries header
+// x-served-by: NAME.
 package grpcecho
 
 import (
@@ -126,7 +132,11 @@ func (s *Server) unary(ctx context.Context, in *wrapperspb.BytesValue) (*wrapper
 	// response: one HEADERS frame with END_STREAM carrying the status.
 	if len(md.Get("x-trailers-only")) == 0 {
 		header := metadata.Join(echo, metadata.Pairs("x-served-by", s.name))
-		if err := grpc.SetHeader(ctx, header); err != nil {
+		set := grpc.SetHeader
+		if len(md.Get("x-send-header")) > 0 {
+			set = grpc.SendHeader
+		}
+		if err := set(ctx, header); err != nil {
 			return nil, err
 		}
 	}
@@ -135,14 +145,11 @@ func (s *Server) unary(ctx context.Context, in *wrapperspb.BytesValue) (*wrapper
 	}
 	if ms, ok, err := mdInt(md, "x-sleep-ms"); err != nil {
 		return nil, err
+	} else if ok && len(md.Get("x-sleep-blind")) > 0 {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 	} else if ok {
-		t := time.NewTimer(time.Duration(ms) * time.Millisecond)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			s.cancelled.Add(1)
-			return nil, status.FromContextError(ctx.Err()).Err()
+		if err := s.sleep(ctx, ms); err != nil {
+			return nil, err
 		}
 	}
 	if code, ok, err := mdInt(md, "x-fail-code"); err != nil {
@@ -155,6 +162,20 @@ func (s *Server) unary(ctx context.Context, in *wrapperspb.BytesValue) (*wrapper
 		return nil, st.Err()
 	}
 	return &wrapperspb.BytesValue{Value: in.GetValue()}, nil
+}
+
+// sleep waits ms milliseconds unless ctx ends first; then it counts the cancellation and
+// returns the context's status.
+func (s *Server) sleep(ctx context.Context, ms int) error {
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		s.cancelled.Add(1)
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 func statsHandler(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
@@ -194,8 +215,17 @@ func serverStreamHandler(srv any, stream grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
+	interval, _, err := mdInt(md, "x-interval-ms")
+	if err != nil {
+		return err
+	}
 	buf := make([]byte, size)
 	for j := 0; j < count; j++ {
+		if j > 0 && interval > 0 {
+			if err := s.sleep(stream.Context(), interval); err != nil {
+				return err
+			}
+		}
 		for k := range buf {
 			buf[k] = Pattern(j, k)
 		}

@@ -70,6 +70,14 @@ thread_local! {
     /// completion, e.g. a readiness wait that timed out). monoio 0.2.4 exposes no ring
     /// statistics, so the backend counts its own.
     static OPS: std::cell::Cell<[u64; 3]> = const { std::cell::Cell::new([0; 3]) };
+    /// Connections converted to poll-io on this worker (see [`poll_io_connections`]).
+    static POLL_IO: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Connections this worker converted to monoio's poll-io (readiness) for HTTP/2: `/runtime`
+/// shows it, so which I/O path ran is visible (ARCHITECTURE.md, "Two ways to do I/O").
+pub fn poll_io_connections() -> u64 {
+    POLL_IO.with(|c| c.get())
 }
 
 /// `[submitted, completed, abandoned]` on this worker's ring.
@@ -169,7 +177,9 @@ impl Stream for UringStream {
     fn into_io(self) -> io::Result<Self::Io> {
         // The ring polls an inner epoll set for such streams (monoio `poll-io`): h2 needs
         // poll-style reads, whose dropped futures lose nothing.
-        self.0.try_into_poll_io().map_err(|(e, _)| e)
+        let io = self.0.try_into_poll_io().map_err(|(e, _)| e)?;
+        POLL_IO.with(|c| c.set(c.get() + 1));
+        Ok(io)
     }
 
     fn is_reusable(&self) -> bool {

@@ -62,6 +62,7 @@ pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
                         "ops_completed": completed,
                         "ops_abandoned": abandoned,
                         "ops_in_flight": submitted.saturating_sub(completed + abandoned),
+                        "poll_io_connections": super::io::poll_io_connections(),
                     });
                     let _ = reply.send(worker.figures(runtime));
                 }

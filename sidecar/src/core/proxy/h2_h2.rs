@@ -213,9 +213,22 @@ async fn response_side<R: Rt>(
             Ok(done)
         }
         Err(PumpError::Recv(e)) => {
-            // The upstream reset its stream: tell the client the same.
-            let reason = e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR);
-            down_send.send_reset(reason);
+            if x.deadline.grpc && x.deadline.passed() {
+                // The call's deadline passed: DEADLINE_EXCEEDED wins over whatever reset raced
+                // it (gRPC's PROTOCOL-HTTP2), so the client gets trailers, not the reset.
+                let mut t = HeaderMap::new();
+                t.insert("grpc-status", http::HeaderValue::from_static("4"));
+                t.insert(
+                    "grpc-message",
+                    http::HeaderValue::from_static("deadline exceeded"),
+                );
+                let _ = down_send.send_trailers(t);
+                done.grpc_status = Some("4".to_owned());
+            } else {
+                // The upstream reset its stream: tell the client the same.
+                let reason = e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR);
+                down_send.send_reset(reason);
+            }
             Err(Failure::After(done, stream_error(e, true)))
         }
         Err(PumpError::Send(_) | PumpError::Write(_)) => Err(Failure::Cancelled),
