@@ -69,6 +69,9 @@ pub enum ProxyError {
     DownstreamClosed,
     #[error("client sent an invalid request body: {0}")]
     DownstreamProtocol(String),
+    /// The client stopped sending its request body for longer than the route timeout.
+    #[error("request body stalled")]
+    DownstreamTimeout,
     /// The request cannot be carried to this cluster (e.g. an HTTP/1 upgrade to HTTP/2).
     #[error("request not supported: {0}")]
     Unsupported(&'static str),
@@ -81,6 +84,7 @@ impl ProxyError {
             Self::NoRoute => 404,
             Self::Timeout => 504,
             Self::Unsupported(_) => 501,
+            Self::DownstreamTimeout => 408,
             Self::DownstreamIo(_) | Self::DownstreamClosed | Self::DownstreamProtocol(_) => 400,
             _ => 502,
         }
@@ -90,9 +94,10 @@ impl ProxyError {
     pub fn side(&self) -> Side {
         match self {
             Self::NoRoute | Self::NoEndpoint | Self::Unsupported(_) => Side::Internal,
-            Self::DownstreamIo(_) | Self::DownstreamClosed | Self::DownstreamProtocol(_) => {
-                Side::Downstream
-            }
+            Self::DownstreamIo(_)
+            | Self::DownstreamClosed
+            | Self::DownstreamProtocol(_)
+            | Self::DownstreamTimeout => Side::Downstream,
             _ => Side::Upstream,
         }
     }
@@ -125,6 +130,7 @@ impl ProxyError {
             Self::Timeout => "upstream timeout",
             Self::DownstreamIo(_) | Self::DownstreamClosed => "client closed the connection",
             Self::DownstreamProtocol(_) => "invalid request body",
+            Self::DownstreamTimeout => "request body timeout",
             Self::Unsupported(what) => what,
         }
     }

@@ -102,6 +102,11 @@ impl<R: Rt> Worker<R> {
         self.config.load_full()
     }
 
+    /// Whether the current config still has `listener` (no snapshot clone: one atomic load).
+    pub fn has_listener(&self, listener: &str) -> bool {
+        self.config.load().listener(listener).is_some()
+    }
+
     /// This worker's figures; `runtime` comes from the backend. Resets the worst-lag window.
     pub fn figures(&self, runtime: serde_json::Value) -> Figures {
         Figures {
@@ -132,7 +137,8 @@ impl<R: Rt> Worker<R> {
     }
 
     /// Periodic housekeeping: closes pooled connections that idled out or were closed by the
-    /// upstream. Returns how many were closed.
+    /// upstream, and HTTP/2 connections to endpoints a reload removed. Returns how many were
+    /// closed.
     pub fn sweep(&self) -> usize {
         let snap = self.config.load();
         let idle_for = |addr: SocketAddr| {
@@ -144,6 +150,7 @@ impl<R: Rt> Worker<R> {
                 // An endpoint no cluster names any more was removed: close its connections.
                 .unwrap_or(Duration::ZERO)
         };
-        self.pool.sweep(idle_for)
+        let named = |addr: SocketAddr| snap.clusters.iter().any(|c| c.endpoints.contains(&addr));
+        self.pool.sweep(idle_for) + self.h2.retire(named)
     }
 }

@@ -39,7 +39,7 @@ impl RelayError {
             Self::Write(e) => ProxyError::UpstreamIo(e),
             Self::Truncated => ProxyError::DownstreamClosed,
             Self::Framing(m) => ProxyError::DownstreamProtocol(m),
-            Self::Stalled(_) => ProxyError::DownstreamProtocol("request body stalled".into()),
+            Self::Stalled(_) => ProxyError::DownstreamTimeout,
         }
     }
 

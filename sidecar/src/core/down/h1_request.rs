@@ -93,6 +93,7 @@ pub async fn handle<R: Rt>(
             grpc: false,
             stall: route.timeout,
         },
+        listener: &at.spec.name,
         closing: at.closing,
         extra: extra.as_slice(),
         endpoint: Default::default(),

@@ -115,6 +115,7 @@ pub async fn handle<R: Rt>(
             grpc: grpc_timeout.is_some_and(|g| g <= route.timeout),
             stall: limit,
         },
+        listener: ctx.listener,
         closing: false,
         extra: &[],
         endpoint: Default::default(),

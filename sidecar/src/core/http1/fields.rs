@@ -3,14 +3,14 @@
 
 use super::{Field, Span};
 
-/// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1), plus the framing
+/// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1; `Trailer` is
+/// end-to-end and travels, RFC 9110 §6.6.2), plus the framing
 /// fields we always re-derive and HTTP2-Settings (only meaningful with `Upgrade: h2c`).
-const HOP_BY_HOP: [&str; 9] = [
+const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
     "http2-settings",

@@ -316,7 +316,13 @@ fn parse_with<'b>(
         Err(e) => return Err(map_httparse(e)),
     };
     if len > limits.max_header_bytes {
-        return Err(RequestError::HeadersTooLarge);
+        // RFC 9112 §3: a request line longer than the limit on its own is 414, not 431.
+        let line = memchr::memchr(b'\n', buf).unwrap_or(len);
+        return Err(if line >= limits.max_header_bytes {
+            RequestError::UriTooLong
+        } else {
+            RequestError::HeadersTooLarge
+        });
     }
     if req.headers.len() > limits.max_headers {
         return Err(RequestError::TooManyHeaders);

@@ -27,6 +27,8 @@ pub struct Exchange<'a, R: Rt> {
     pub conn: &'a Conn,
     pub cluster: &'a ClusterSpec,
     pub deadline: Deadline,
+    /// The listener the request arrived on.
+    pub listener: &'a str,
     /// The downstream connection must close after this response (drain, listener removed).
     pub closing: bool,
     /// Fields added upstream (a trace context Ringside started).
@@ -45,6 +47,12 @@ impl<R: Rt> Exchange<'_, R> {
             tracing::debug!(cluster = %self.cluster.name, error = %e, attempt = self.attempts.get() + 1, "replaying request");
         }
         ok
+    }
+
+    /// Whether an HTTP/1 client must be told to close after this response: it was closing
+    /// when the request began, or since then a drain began or a reload removed its listener.
+    pub fn must_close(&self) -> bool {
+        self.closing || self.w.lifecycle.is_draining() || !self.w.has_listener(self.listener)
     }
 
     /// Marks the start of an attempt on `endpoint`.

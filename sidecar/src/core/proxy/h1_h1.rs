@@ -86,7 +86,7 @@ async fn relay_response<R: Rt>(
     early: bool,
 ) -> Result<(Done, bool), Failure> {
     // An early response leaves the rest of the request body unread on both connections.
-    let client_keeps = !early && head.keep_alive() && !x.closing && !x.w.lifecycle.is_draining();
+    let client_keeps = !early && head.keep_alive() && !x.must_close();
     let out_body = match (resp.body(), head.version()) {
         (BodyKind::Chunked, Version::Http10) => BodyKind::CloseDelimited,
         (k, _) => k,

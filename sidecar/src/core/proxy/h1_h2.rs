@@ -128,7 +128,7 @@ async fn relay_response<R: Rt>(
         (false, None, Version::Http10) => BodyKind::CloseDelimited,
         (false, None, _) => BodyKind::Chunked,
     };
-    let client_keeps = !early && head.keep_alive() && !x.closing && !x.w.lifecycle.is_draining();
+    let client_keeps = !early && head.keep_alive() && !x.must_close();
     let close = !client_keeps || framing == BodyKind::CloseDelimited;
     let keep_alive = !close && head.version() == Version::Http10;
     let kept_length = match (no_body && status != 204, declared) {

@@ -53,7 +53,7 @@ pub async fn proxy<R: Rt>(
         reused: false,
     };
     let mut fresh = false;
-    let (mut up, resp, mut ubuf, early) = loop {
+    let (mut up, resp, mut ubuf, early, sent) = loop {
         let trust_recent = replay.idempotent && replay.body_held;
         let lb = x.w.balancers.get(x.cluster);
         let mut up = acquire::<R>(&x.w.pool, lb, &x.w.stats, x.cluster, fresh, trust_recent)
@@ -61,7 +61,7 @@ pub async fn proxy<R: Rt>(
             .map_err(Failure::Before)?;
         x.attempt(up.addr);
         match attempt::<R>(x, &mut body, respond, &head, framing, is_head, &mut up).await {
-            Ok(Attempt::Answered(resp, ubuf, early)) => break (up, resp, ubuf, early),
+            Ok(Attempt::Answered(resp, ubuf, early, sent)) => break (up, resp, ubuf, early, sent),
             Ok(Attempt::ClientGone) => return Err(Failure::Cancelled),
             Err(e) => {
                 let facts = Replay {
@@ -86,6 +86,7 @@ pub async fn proxy<R: Rt>(
         .map_err(|e| Failure::Before(ProxyError::UpstreamProtocol(e.to_string())))?;
     let empty = resp.body().is_empty();
     let mut done = Done::status(status);
+    done.bytes_in = sent;
     done.grpc_status = grpc::grpc_status(h2resp.headers()).map(str::to_owned);
     let Ok(mut down_send) = respond.send_response(h2resp, empty) else {
         return Err(Failure::Cancelled);
@@ -127,7 +128,8 @@ pub async fn proxy<R: Rt>(
 enum Attempt {
     /// The final response head, the bytes read past it, and whether it came before the
     /// request body ended.
-    Answered(ResponseHead, BytesMut, bool),
+    /// Also the request body bytes relayed.
+    Answered(ResponseHead, BytesMut, bool, u64),
     /// The client reset its stream while its body was being sent.
     ClientGone,
 }
@@ -149,10 +151,11 @@ async fn attempt<R: Rt>(
         });
     }
     let mut early = false;
+    let mut sent = 0;
     if !framing.is_empty() {
         let mut sink = Watched(H1Sink::new(&mut up.stream, framing));
         match pump::h2_to_sink(body, &mut sink).await {
-            Ok((n, _)) => x.conn.add_in(n),
+            Ok((n, _)) => sent = n,
             Err(PumpError::Recv(_)) => return Ok(Attempt::ClientGone),
             // The upstream answered (or hung up) before taking the whole body.
             Err(PumpError::Write(_)) => early = true,
@@ -170,7 +173,7 @@ async fn attempt<R: Rt>(
     )
     .await
     {
-        Ok(r) => Ok(Attempt::Answered(r, ubuf, early)),
+        Ok(r) => Ok(Attempt::Answered(r, ubuf, early, sent)),
         Err(ProxyError::UpstreamClosed | ProxyError::UpstreamIo(_)) if early => {
             Err(ProxyError::UpstreamIo(std::io::Error::other(
                 "upstream closed while the request body was being sent",

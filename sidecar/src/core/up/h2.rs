@@ -109,6 +109,29 @@ impl H2Pool {
         Connecting { pool: self, addr }
     }
 
+    /// Closes the idle connections to endpoints that no cluster names any more (a reload
+    /// removed them); connections with streams in flight close once those end. Returns how
+    /// many were closed.
+    pub fn retire(&self, still_named: impl Fn(SocketAddr) -> bool) -> usize {
+        let mut closed = 0;
+        self.conns.borrow_mut().retain(|addr, list| {
+            if still_named(*addr) {
+                return true;
+            }
+            list.retain(|c| {
+                let idle = c.state.active.get() == 0;
+                if idle && !c.state.closed.get() {
+                    // The driver sees this at its next tick and drops the connection.
+                    c.state.closed.set(true);
+                    closed += 1;
+                }
+                !idle
+            });
+            !list.is_empty()
+        });
+        closed
+    }
+
     fn take_slot(&self, addr: SocketAddr) -> Option<(SendRequest<Bytes>, Rc<State>)> {
         let mut map = self.conns.borrow_mut();
         let list = map.get_mut(&addr)?;
@@ -319,7 +342,7 @@ async fn drive<R: Rt>(
             tick.as_mut().poll(cx).map(|()| false)
         })
         .await;
-        if ended {
+        if ended || (st.closed.get() && st.active.get() == 0) {
             return;
         }
         if st.active.get() == 0 && st.idle_since.get().elapsed() >= idle {
