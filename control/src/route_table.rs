@@ -1,0 +1,199 @@
+//! The routes of one HTTP listener, indexed so that finding a request's route costs the same
+//! with one route or ten thousand.
+//!
+//! The answer is defined as a linear scan would give it: the first route, in config order,
+//! whose conditions all hold. The index only narrows which routes are tried:
+//!
+//! - by host: routes with an exact `host` sit in a hash map under their lowercase host;
+//!   `*`-wildcards in a second map under their lowercase suffix, which a request's host is
+//!   looked up in once per distinct suffix length; routes without a host are tried for every
+//!   request;
+//! - within each host's group, by path: exact `path`s in a hash map, `path_prefix`es (and
+//!   routes without a path, as the empty prefix) in a radix tree walked once along the path;
+//! - every candidate is then checked in full (method, headers, and again host and path), in
+//!   config order, and the lowest-numbered match over all groups wins.
+//!
+//! So a lookup costs a few hash lookups and one tree walk, bounded by the lengths of the host
+//! and the path, plus the candidates that share the request's host and path but fail on
+//! method or headers.
+
+use crate::path_trie::PathTrie;
+use crate::route::{normalize_host, HostRule, PathRule, RequestView, RouteSpec};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Groups this small are scanned in order rather than indexed by path: a mesh config has
+/// one or a few routes per host, and a short scan is cheaper than building and walking an
+/// index, in time and memory.
+const SCAN_AT_MOST: usize = 8;
+
+/// Hosts up to this many bytes are lowercased on the stack (DNS names have at most 253).
+const HOST_BUF: usize = 256;
+
+/// Routes of one HTTP listener, in config order, with their host and path index.
+#[derive(Clone, Debug)]
+pub struct RouteTable {
+    routes: Vec<RouteSpec>,
+    /// Lowercase exact host → its routes.
+    exact_hosts: HashMap<Arc<str>, Group>,
+    /// Lowercase wildcard suffix (what followed `*`) → its routes.
+    suffixes: HashMap<Arc<str>, Group>,
+    /// The distinct lengths of the keys of `suffixes`, ascending.
+    suffix_lens: Box<[usize]>,
+    /// Routes without a host condition.
+    any_host: Group,
+}
+
+/// Routes that share a host condition, as indices into `RouteTable::routes`, ascending.
+#[derive(Clone, Debug)]
+enum Group {
+    Scan(Box<[u32]>),
+    Indexed {
+        exact: HashMap<Arc<str>, Box<[u32]>>,
+        prefixes: PathTrie,
+    },
+}
+
+impl RouteTable {
+    /// Indexes `routes`, which are in config order.
+    pub(crate) fn new(routes: Vec<RouteSpec>) -> Self {
+        let mut exact: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
+        let mut suffix: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
+        let mut any = Vec::new();
+        for (i, r) in routes.iter().enumerate() {
+            // More than u32::MAX routes cannot be read from a config file in memory.
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            match r.host_rule() {
+                HostRule::Any => any.push(i),
+                HostRule::Exact(h) => exact.entry(h.clone()).or_default().push(i),
+                HostRule::Suffix(s) => suffix.entry(s.clone()).or_default().push(i),
+            }
+        }
+        let mut suffix_lens: Vec<usize> = suffix.keys().map(|s| s.len()).collect();
+        suffix_lens.sort_unstable();
+        suffix_lens.dedup();
+        let build = |m: HashMap<Arc<str>, Vec<u32>>| {
+            m.into_iter()
+                .map(|(k, v)| (k, Group::new(v, &routes)))
+                .collect()
+        };
+        RouteTable {
+            exact_hosts: build(exact),
+            suffixes: build(suffix),
+            suffix_lens: suffix_lens.into(),
+            any_host: Group::new(any, &routes),
+            routes,
+        }
+    }
+
+    /// The first route, in config order, whose match holds for `req`.
+    pub fn find(&self, req: &impl RequestView) -> Option<&RouteSpec> {
+        let mut best = u32::MAX;
+        self.any_host.first_match(&self.routes, req, &mut best);
+        if let Some(host) = req.host() {
+            with_lowercase(normalize_host(host), |host| {
+                if let Some(g) = self.exact_hosts.get(host) {
+                    g.first_match(&self.routes, req, &mut best);
+                }
+                // A wildcard needs at least one byte before its suffix.
+                for &len in self.suffix_lens.iter().take_while(|&&l| l < host.len()) {
+                    let group = host
+                        .get(host.len() - len..)
+                        .and_then(|s| self.suffixes.get(s));
+                    if let Some(g) = group {
+                        g.first_match(&self.routes, req, &mut best);
+                    }
+                }
+            });
+        }
+        self.routes.get(best as usize)
+    }
+
+    /// The definition `find` keeps to: the first route whose match holds, by a linear scan.
+    #[cfg(test)]
+    pub(crate) fn find_by_scan(&self, req: &impl RequestView) -> Option<&RouteSpec> {
+        self.routes.iter().find(|r| r.matches(req))
+    }
+
+    /// All routes in config order.
+    pub fn routes(&self) -> &[RouteSpec] {
+        &self.routes
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the listener has no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+impl Group {
+    fn new(members: Vec<u32>, routes: &[RouteSpec]) -> Group {
+        if members.len() <= SCAN_AT_MOST {
+            return Group::Scan(members.into());
+        }
+        let mut exact: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
+        let mut prefixes = PathTrie::default();
+        for &i in &members {
+            let Some(route) = routes.get(i as usize) else {
+                continue;
+            };
+            match route.path_rule() {
+                PathRule::Any => prefixes.insert(b"", i),
+                PathRule::Prefix(p) => prefixes.insert(p.as_bytes(), i),
+                PathRule::Exact(p) => exact.entry(p.clone()).or_default().push(i),
+            }
+        }
+        Group::Indexed {
+            exact: exact.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            prefixes,
+        }
+    }
+
+    /// Lowers `best` to the first member whose match holds for `req`, if one comes before it.
+    fn first_match(&self, routes: &[RouteSpec], req: &impl RequestView, best: &mut u32) {
+        match self {
+            Group::Scan(members) => first_in(members, routes, req, best),
+            Group::Indexed { exact, prefixes } => {
+                if let Some(members) = exact.get(req.path()) {
+                    first_in(members, routes, req, best);
+                }
+                prefixes.prefixes_of(req.path().as_bytes(), |members| {
+                    first_in(members, routes, req, best);
+                });
+            }
+        }
+    }
+}
+
+/// `members` ascending: stops at the first that matches or at `best`, whichever is first.
+fn first_in(members: &[u32], routes: &[RouteSpec], req: &impl RequestView, best: &mut u32) {
+    for &i in members.iter().take_while(|&&i| i < *best) {
+        if routes.get(i as usize).is_some_and(|r| r.matches(req)) {
+            *best = i;
+            return;
+        }
+    }
+}
+
+/// Calls `f` with `host` ASCII-lowercased, on the stack unless it is unusually long.
+fn with_lowercase(host: &str, f: impl FnOnce(&str)) {
+    let mut buf = [0u8; HOST_BUF];
+    if let Some(dst) = buf.get_mut(..host.len()) {
+        dst.copy_from_slice(host.as_bytes());
+        dst.make_ascii_lowercase();
+        // ASCII lowercasing keeps UTF-8 valid, so this always succeeds.
+        if let Ok(lower) = std::str::from_utf8(dst) {
+            return f(lower);
+        }
+    }
+    f(&host.to_ascii_lowercase());
+}
+
+#[cfg(test)]
+#[path = "route_table_tests.rs"]
+mod tests;
