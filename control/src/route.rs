@@ -29,9 +29,9 @@ pub struct RouteSpec {
     pub timeout: Duration,
     matcher: Matcher,
     /// Never empty and with a positive total: validation guarantees both.
-    backends: Vec<(ClusterId, u32)>,
+    backends: Box<[(ClusterId, u32)]>,
     /// `cumulative[i]` = sum of weights of `backends[..=i]`.
-    cumulative: Vec<u64>,
+    cumulative: Box<[u64]>,
 }
 
 impl RouteSpec {
@@ -60,8 +60,8 @@ impl RouteSpec {
             name: route.name.clone(),
             timeout: route.timeout,
             matcher: Matcher::compile(&route.matcher, strings),
-            backends,
-            cumulative,
+            backends: backends.into(),
+            cumulative: cumulative.into(),
         })
     }
 

@@ -45,13 +45,22 @@ pub struct RouteTable {
 }
 
 /// Routes that share a host condition, as indices into `RouteTable::routes`, ascending.
+/// Kept small (16 bytes): a mesh config has one group per service.
 #[derive(Clone, Debug)]
 enum Group {
+    /// The common case: one route for the host, no allocation.
+    One(u32),
     Scan(Box<[u32]>),
-    Indexed {
-        exact: HashMap<Arc<str>, Box<[u32]>>,
-        prefixes: PathTrie,
-    },
+    Indexed(Box<PathIndex>),
+}
+
+/// The routes of a group too large to scan, by path.
+#[derive(Clone, Debug)]
+struct PathIndex {
+    /// Exact `path` → its routes, ascending.
+    exact: HashMap<Arc<str>, Box<[u32]>>,
+    /// `path_prefix`es, and routes without a path under the empty prefix.
+    prefixes: PathTrie,
 }
 
 impl RouteTable {
@@ -133,6 +142,9 @@ impl RouteTable {
 
 impl Group {
     fn new(members: Vec<u32>, routes: &[RouteSpec]) -> Group {
+        if let [one] = members[..] {
+            return Group::One(one);
+        }
         if members.len() <= SCAN_AT_MOST {
             return Group::Scan(members.into());
         }
@@ -148,23 +160,26 @@ impl Group {
                 PathRule::Exact(p) => exact.entry(p.clone()).or_default().push(i),
             }
         }
-        Group::Indexed {
+        Group::Indexed(Box::new(PathIndex {
             exact: exact.into_iter().map(|(k, v)| (k, v.into())).collect(),
             prefixes,
-        }
+        }))
     }
 
     /// Lowers `best` to the first member whose match holds for `req`, if one comes before it.
     fn first_match(&self, routes: &[RouteSpec], req: &impl RequestView, best: &mut u32) {
         match self {
+            Group::One(i) => first_in(&[*i], routes, req, best),
             Group::Scan(members) => first_in(members, routes, req, best),
-            Group::Indexed { exact, prefixes } => {
-                if let Some(members) = exact.get(req.path()) {
+            Group::Indexed(index) => {
+                if let Some(members) = index.exact.get(req.path()) {
                     first_in(members, routes, req, best);
                 }
-                prefixes.prefixes_of(req.path().as_bytes(), |members| {
-                    first_in(members, routes, req, best);
-                });
+                index
+                    .prefixes
+                    .prefixes_of(req.path().as_bytes(), |members| {
+                        first_in(members, routes, req, best);
+                    });
             }
         }
     }
