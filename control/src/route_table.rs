@@ -34,6 +34,9 @@ const HOST_BUF: usize = 256;
 #[derive(Clone, Debug)]
 pub struct RouteTable {
     routes: Vec<RouteSpec>,
+    /// Every group's route indices, one run per group, ascending within each run: one
+    /// allocation for the whole index rather than one per host.
+    members: Box<[u32]>,
     /// Lowercase exact host → its routes.
     exact_hosts: HashMap<Arc<str>, Group>,
     /// Lowercase wildcard suffix (what followed `*`) → its routes.
@@ -44,13 +47,12 @@ pub struct RouteTable {
     any_host: Group,
 }
 
-/// Routes that share a host condition, as indices into `RouteTable::routes`, ascending.
-/// Kept small (16 bytes): a mesh config has one group per service.
+/// Routes that share a host condition. 16 bytes: a mesh config has one group per service.
 #[derive(Clone, Debug)]
 enum Group {
-    /// The common case: one route for the host, no allocation.
-    One(u32),
-    Scan(Box<[u32]>),
+    /// `members[start..start + len]`, scanned in order.
+    Scan { start: u32, len: u32 },
+    /// Too many to scan: indexed by path.
     Indexed(Box<PathIndex>),
 }
 
@@ -63,46 +65,74 @@ struct PathIndex {
     prefixes: PathTrie,
 }
 
+/// Which host condition a route has, for grouping: 0 none, 1 exact, 2 wildcard suffix.
+fn host_key(route: &RouteSpec) -> (u8, Option<&Arc<str>>) {
+    match route.host_rule() {
+        HostRule::Any => (0, None),
+        HostRule::Exact(h) => (1, Some(h)),
+        HostRule::Suffix(s) => (2, Some(s)),
+    }
+}
+
 impl RouteTable {
     /// Indexes `routes`, which are in config order.
     pub(crate) fn new(routes: Vec<RouteSpec>) -> Self {
-        let mut exact: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
-        let mut suffix: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
-        let mut any = Vec::new();
-        for (i, r) in routes.iter().enumerate() {
-            // More than u32::MAX routes cannot be read from a config file in memory.
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            match r.host_rule() {
-                HostRule::Any => any.push(i),
-                HostRule::Exact(h) => exact.entry(h.clone()).or_default().push(i),
-                HostRule::Suffix(s) => suffix.entry(s.clone()).or_default().push(i),
+        // All indices, sorted by host condition; the sort is stable, so each run of one
+        // host stays in config order. Built without a small allocation per host, so that a
+        // reload leaves no scattered leftovers in the allocator's pages.
+        // More than u32::MAX routes cannot be read from a config file in memory.
+        let mut members: Vec<u32> = (0..routes.len())
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        let key = |i: &u32| routes.get(*i as usize).map(host_key);
+        members.sort_by(|a, b| key(a).cmp(&key(b)));
+        let runs: Vec<(usize, usize)> = runs(&members, |a, b| key(a) == key(b));
+        let (mut n_exact, mut n_suffix) = (0, 0);
+        for &(start, _) in &runs {
+            match key(&members[start]) {
+                Some((1, _)) => n_exact += 1,
+                Some((2, _)) => n_suffix += 1,
+                _ => {}
             }
         }
-        let mut suffix_lens: Vec<usize> = suffix.keys().map(|s| s.len()).collect();
-        suffix_lens.sort_unstable();
-        suffix_lens.dedup();
-        let build = |m: HashMap<Arc<str>, Vec<u32>>| {
-            m.into_iter()
-                .map(|(k, v)| (k, Group::new(v, &routes)))
-                .collect()
+        let mut table = RouteTable {
+            exact_hosts: HashMap::with_capacity(n_exact),
+            suffixes: HashMap::with_capacity(n_suffix),
+            suffix_lens: Box::default(),
+            any_host: Group::Scan { start: 0, len: 0 },
+            members: Box::default(),
+            routes: Vec::new(),
         };
-        RouteTable {
-            exact_hosts: build(exact),
-            suffixes: build(suffix),
-            suffix_lens: suffix_lens.into(),
-            any_host: Group::new(any, &routes),
-            routes,
+        for (start, end) in runs {
+            let group = Group::new(&members, start, end, &routes);
+            match key(&members[start]) {
+                Some((1, Some(h))) => {
+                    table.exact_hosts.insert(h.clone(), group);
+                }
+                Some((2, Some(s))) => {
+                    table.suffixes.insert(s.clone(), group);
+                }
+                _ => table.any_host = group,
+            }
         }
+        let mut lens: Vec<usize> = table.suffixes.keys().map(|s| s.len()).collect();
+        lens.sort_unstable();
+        lens.dedup();
+        table.suffix_lens = lens.into();
+        table.members = members.into();
+        table.routes = routes;
+        table
     }
 
     /// The first route, in config order, whose match holds for `req`.
     pub fn find(&self, req: &impl RequestView) -> Option<&RouteSpec> {
         let mut best = u32::MAX;
-        self.any_host.first_match(&self.routes, req, &mut best);
+        let groups = (&self.routes[..], &self.members[..]);
+        self.any_host.first_match(groups, req, &mut best);
         if let Some(host) = req.host() {
             with_lowercase(normalize_host(host), |host| {
                 if let Some(g) = self.exact_hosts.get(host) {
-                    g.first_match(&self.routes, req, &mut best);
+                    g.first_match(groups, req, &mut best);
                 }
                 // A wildcard needs at least one byte before its suffix.
                 for &len in self.suffix_lens.iter().take_while(|&&l| l < host.len()) {
@@ -110,7 +140,7 @@ impl RouteTable {
                         .get(host.len() - len..)
                         .and_then(|s| self.suffixes.get(s));
                     if let Some(g) = group {
-                        g.first_match(&self.routes, req, &mut best);
+                        g.first_match(groups, req, &mut best);
                     }
                 }
             });
@@ -140,17 +170,34 @@ impl RouteTable {
     }
 }
 
-impl Group {
-    fn new(members: Vec<u32>, routes: &[RouteSpec]) -> Group {
-        if let [one] = members[..] {
-            return Group::One(one);
+/// `[start, end)` of each run of neighbours that `same` holds for.
+fn runs(items: &[u32], same: impl Fn(&u32, &u32) -> bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=items.len() {
+        if i == items.len() || !same(&items[start], &items[i]) {
+            out.push((start, i));
+            start = i;
         }
-        if members.len() <= SCAN_AT_MOST {
-            return Group::Scan(members.into());
+    }
+    out
+}
+
+impl Group {
+    /// The group of `members[start..end]`.
+    fn new(members: &[u32], start: usize, end: usize, routes: &[RouteSpec]) -> Group {
+        let run = &members[start..end];
+        if run.len() <= SCAN_AT_MOST {
+            // Both fit: there are fewer than u32::MAX routes.
+            let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            return Group::Scan {
+                start: to_u32(start),
+                len: to_u32(run.len()),
+            };
         }
         let mut exact: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
         let mut prefixes = PathTrie::default();
-        for &i in &members {
+        for &i in run {
             let Some(route) = routes.get(i as usize) else {
                 continue;
             };
@@ -167,19 +214,25 @@ impl Group {
     }
 
     /// Lowers `best` to the first member whose match holds for `req`, if one comes before it.
-    fn first_match(&self, routes: &[RouteSpec], req: &impl RequestView, best: &mut u32) {
+    fn first_match(
+        &self,
+        (routes, members): (&[RouteSpec], &[u32]),
+        req: &impl RequestView,
+        best: &mut u32,
+    ) {
         match self {
-            Group::One(i) => first_in(&[*i], routes, req, best),
-            Group::Scan(members) => first_in(members, routes, req, best),
+            Group::Scan { start, len } => {
+                let (start, len) = (*start as usize, *len as usize);
+                let run = members.get(start..start + len).unwrap_or_default();
+                first_in(run, routes, req, best);
+            }
             Group::Indexed(index) => {
-                if let Some(members) = index.exact.get(req.path()) {
-                    first_in(members, routes, req, best);
+                if let Some(run) = index.exact.get(req.path()) {
+                    first_in(run, routes, req, best);
                 }
-                index
-                    .prefixes
-                    .prefixes_of(req.path().as_bytes(), |members| {
-                        first_in(members, routes, req, best);
-                    });
+                index.prefixes.prefixes_of(req.path().as_bytes(), |run| {
+                    first_in(run, routes, req, best);
+                });
             }
         }
     }
