@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: every call is forwarded unchanged to `System`; only a counter is added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        let live = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        PEAK.fetch_max(live + layout.size() as isize, Ordering::Relaxed);
         // SAFETY: the caller's contract for `alloc` is passed on as is.
         unsafe { System.alloc(layout) }
     }
@@ -45,21 +47,25 @@ fn config(n: usize) -> String {
     s
 }
 
-/// Live heap bytes held by the snapshot of `text`.
-fn held(text: &str) -> isize {
+/// Live heap bytes held by the snapshot of `text`, and the most the load had live at once.
+fn held(text: &str) -> (isize, isize) {
     let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
     let snap = control::load_str(text, "routes.yaml").unwrap_or_else(|p| panic!("{p}"));
     let after = LIVE.load(Ordering::Relaxed);
+    let peak = PEAK.load(Ordering::Relaxed);
     drop(snap);
-    after - before
+    (after - before, peak - before)
 }
 
 #[test]
 fn a_route_costs_under_a_kibibyte_of_snapshot() {
     let (small, large) = (config(1), config(10_001));
     // Both texts exist before counting; the tests in this file run one at a time.
-    let per_route = (held(&large) - held(&small)) / 10_000;
-    println!("snapshot heap per route: {per_route} bytes");
+    let ((large, large_peak), (small, small_peak)) = (held(&large), held(&small));
+    let per_route = (large - small) / 10_000;
+    let peak_per_route = (large_peak - small_peak) / 10_000;
+    println!("snapshot heap per route: {per_route} bytes; a load's peak per route: {peak_per_route} bytes");
     assert!(
         (100..1024).contains(&per_route),
         "{per_route} bytes per route"
