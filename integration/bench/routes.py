@@ -212,7 +212,10 @@ def soak(kind: str, n: int, reloads: int, env, upstream: str, work: Path) -> dic
 
 def run(env, upstream: str, work: Path, quick: bool, selected: list[str]) -> tuple[list[dict], dict]:
     """Every size against every selected Ringside runtime and nginx; returns rows and skips."""
+    global SETTLE_S
     sizes = [1, 1000] if quick else [1, 100, 1000, 10000]
+    if quick:
+        SETTLE_S = 1.0
     kinds = [k for k in ("ringside-epoll", "ringside-io-uring", "nginx") if k in selected]
     if quick:
         kinds = [k for k in kinds if k == "ringside-epoll"]
