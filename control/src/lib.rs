@@ -5,13 +5,16 @@
 //! never half-applies and the operator can fix everything in one pass.
 #![forbid(unsafe_code)]
 
+mod cluster_id;
 pub mod duration;
 pub mod model;
 mod node;
 mod parse;
+mod path_trie;
 pub mod problem;
 mod raw;
 pub mod route;
+mod route_table;
 mod rules;
 pub mod snapshot;
 mod to_model;
@@ -23,7 +26,8 @@ use sha2::{Digest, Sha256};
 use snapshot::Snapshot;
 use std::path::Path;
 
-pub use route::{RequestView, RouteSpec, RouteTable};
+pub use route::{RequestView, RouteSpec};
+pub use route_table::RouteTable;
 pub use snapshot::{ClusterId, ClusterSpec, ListenerKind, ListenerSpec};
 
 /// Reads and loads a config file. Problems name the file as `path` was given.

@@ -1,10 +1,13 @@
-//! Compiled HTTP routing: first-match route lookup and weighted backend choice.
+//! One compiled HTTP route: its match conditions and weighted backend choice.
 //!
 //! Everything that can be prepared at load time (lowercasing, wildcard
 //! suffixes, cumulative weights) is, so per-request work never allocates.
+//! [`crate::RouteTable`] indexes these routes by host and path; the
+//! conditions here stay the definition of what a route matches.
 
+use crate::cluster_id::ClusterId;
 use crate::model::{Route, RouteMatch};
-use crate::snapshot::ClusterId;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the router needs to know about a request.
@@ -19,36 +22,6 @@ pub trait RequestView {
     fn header(&self, lowercase_name: &str) -> Option<&[u8]>;
 }
 
-/// Routes of one HTTP listener, in config order.
-#[derive(Clone, Debug)]
-pub struct RouteTable {
-    routes: Vec<RouteSpec>,
-}
-
-impl RouteTable {
-    pub(crate) fn new(routes: Vec<RouteSpec>) -> Self {
-        RouteTable { routes }
-    }
-
-    /// The first route whose match holds for `req`.
-    pub fn find(&self, req: &impl RequestView) -> Option<&RouteSpec> {
-        self.routes.iter().find(|r| r.matcher.matches(req))
-    }
-
-    /// All routes in config order.
-    pub fn routes(&self) -> &[RouteSpec] {
-        &self.routes
-    }
-
-    pub fn len(&self) -> usize {
-        self.routes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
-}
-
 /// A compiled route.
 #[derive(Clone, Debug)]
 pub struct RouteSpec {
@@ -56,16 +29,18 @@ pub struct RouteSpec {
     pub timeout: Duration,
     matcher: Matcher,
     /// Never empty and with a positive total: validation guarantees both.
-    backends: Vec<(ClusterId, u32)>,
+    backends: Box<[(ClusterId, u32)]>,
     /// `cumulative[i]` = sum of weights of `backends[..=i]`.
-    cumulative: Vec<u64>,
+    cumulative: Box<[u64]>,
 }
 
 impl RouteSpec {
     /// `resolve` maps a backend's cluster name to its id; `None` if unknown.
+    /// `strings` shares equal hosts, paths, methods and header names between routes.
     pub(crate) fn compile(
         route: &Route,
         resolve: impl Fn(&str) -> Option<ClusterId>,
+        strings: &mut Interner,
     ) -> Result<Self, String> {
         let mut backends = Vec::with_capacity(route.backends.len());
         let mut cumulative = Vec::with_capacity(route.backends.len());
@@ -84,9 +59,9 @@ impl RouteSpec {
         Ok(RouteSpec {
             name: route.name.clone(),
             timeout: route.timeout,
-            matcher: Matcher::compile(&route.matcher),
-            backends,
-            cumulative,
+            matcher: Matcher::compile(&route.matcher, strings),
+            backends: backends.into(),
+            cumulative: cumulative.into(),
         })
     }
 
@@ -107,53 +82,119 @@ impl RouteSpec {
     pub fn backends(&self) -> &[(ClusterId, u32)] {
         &self.backends
     }
+
+    /// Whether every condition of this route holds for `req`.
+    pub(crate) fn matches(&self, req: &impl RequestView) -> bool {
+        self.matcher.matches(req)
+    }
+
+    /// The host condition, as the route table indexes it.
+    pub(crate) fn host_rule(&self) -> HostRule<'_> {
+        match &self.matcher.host {
+            None => HostRule::Any,
+            Some(HostMatch::Exact(h)) => HostRule::Exact(h),
+            Some(HostMatch::Subdomain(s)) => HostRule::Suffix(s),
+        }
+    }
+
+    /// The path condition, as the route table indexes it.
+    pub(crate) fn path_rule(&self) -> PathRule<'_> {
+        match &self.matcher.path {
+            None => PathRule::Any,
+            Some(PathMatch::Exact(p)) => PathRule::Exact(p),
+            Some(PathMatch::Prefix(p)) => PathRule::Prefix(p),
+        }
+    }
+}
+
+/// A route's host condition, for indexing. Strings are ASCII-lowercase.
+pub(crate) enum HostRule<'a> {
+    /// No condition: any host, or none.
+    Any,
+    /// The request's host (port and one trailing dot removed) equals this, ignoring ASCII case.
+    Exact(&'a Arc<str>),
+    /// The request's host ends with this (what followed `*` in the config) and is longer.
+    Suffix(&'a Arc<str>),
+}
+
+/// A route's path condition, for indexing. Byte-wise, case-sensitive.
+pub(crate) enum PathRule<'a> {
+    Any,
+    Exact(&'a Arc<str>),
+    Prefix(&'a Arc<str>),
+}
+
+/// Hands out one shared copy of each distinct string: a mesh config repeats the same
+/// hosts, paths, methods and header names across thousands of routes.
+#[derive(Default)]
+pub(crate) struct Interner {
+    seen: std::collections::HashSet<Arc<str>>,
+}
+
+impl Interner {
+    pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.seen.get(s) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(s);
+        self.seen.insert(shared.clone());
+        shared
+    }
 }
 
 #[derive(Clone, Debug)]
 enum PathMatch {
-    Prefix(String),
-    Exact(String),
+    Prefix(Arc<str>),
+    Exact(Arc<str>),
 }
 
 #[derive(Clone, Debug)]
 enum HostMatch {
     /// Lowercase host.
-    Exact(String),
+    Exact(Arc<str>),
     /// Lowercase suffix including the leading dot, e.g. `.example.com`.
-    Subdomain(String),
+    Subdomain(Arc<str>),
 }
+
+/// A header that must be present: lowercase name, exact value.
+type HeaderMatch = (Arc<str>, Box<[u8]>);
 
 #[derive(Clone, Debug)]
 struct Matcher {
     path: Option<PathMatch>,
     host: Option<HostMatch>,
-    method: Option<String>,
+    method: Option<Arc<str>>,
     /// Lowercase names, exact values.
-    headers: Vec<(String, Vec<u8>)>,
+    headers: Box<[HeaderMatch]>,
 }
 
 impl Matcher {
-    fn compile(m: &RouteMatch) -> Self {
+    fn compile(m: &RouteMatch, strings: &mut Interner) -> Self {
         let path = match (&m.path, &m.path_prefix) {
-            (Some(p), _) => Some(PathMatch::Exact(p.clone())),
-            (None, Some(p)) => Some(PathMatch::Prefix(p.clone())),
+            (Some(p), _) => Some(PathMatch::Exact(strings.get(p))),
+            (None, Some(p)) => Some(PathMatch::Prefix(strings.get(p))),
             (None, None) => None,
         };
         let host = m.host.as_ref().map(|h| {
             let h = h.to_ascii_lowercase();
             match h.strip_prefix('*') {
-                Some(suffix) => HostMatch::Subdomain(suffix.to_string()),
-                None => HostMatch::Exact(h),
+                Some(suffix) => HostMatch::Subdomain(strings.get(suffix)),
+                None => HostMatch::Exact(strings.get(&h)),
             }
         });
         Matcher {
             path,
             host,
-            method: m.method.clone(),
+            method: m.method.as_deref().map(|m| strings.get(m)),
             headers: m
                 .headers
                 .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
+                .map(|(k, v)| {
+                    (
+                        strings.get(&k.to_ascii_lowercase()),
+                        v.as_bytes().to_vec().into_boxed_slice(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -161,8 +202,8 @@ impl Matcher {
     fn matches(&self, req: &impl RequestView) -> bool {
         let path_ok = match &self.path {
             None => true,
-            Some(PathMatch::Prefix(p)) => req.path().starts_with(p.as_str()),
-            Some(PathMatch::Exact(p)) => req.path() == p,
+            Some(PathMatch::Prefix(p)) => req.path().starts_with(&**p),
+            Some(PathMatch::Exact(p)) => req.path() == &**p,
         };
         path_ok
             && self.method.as_deref().is_none_or(|m| req.method() == m)
@@ -173,16 +214,14 @@ impl Matcher {
             && self
                 .headers
                 .iter()
-                .all(|(name, value)| req.header(name) == Some(value.as_slice()))
+                .all(|(name, value)| req.header(name) == Some(&**value))
     }
 }
 
 fn host_matches(rule: &HostMatch, host: Option<&str>) -> bool {
-    let Some(host) = host.map(strip_port) else {
+    let Some(host) = host.map(normalize_host) else {
         return false;
     };
-    // A fully qualified `example.com.` names the same host.
-    let host = host.strip_suffix('.').unwrap_or(host);
     match rule {
         HostMatch::Exact(h) => host.eq_ignore_ascii_case(h),
         HostMatch::Subdomain(suffix) => {
@@ -191,6 +230,13 @@ fn host_matches(rule: &HostMatch, host: Option<&str>) -> bool {
                 && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
         }
     }
+}
+
+/// The host that host conditions compare: without its port, and a fully qualified
+/// `example.com.` names the same host as `example.com`. Case is left as it is.
+pub(crate) fn normalize_host(host: &str) -> &str {
+    let host = strip_port(host);
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 /// `example.com:8080` -> `example.com`, `[::1]:80` -> `[::1]`.

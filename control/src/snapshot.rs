@@ -3,16 +3,14 @@
 use crate::model::{
     self, Config, LbPolicy, ListenerProtocol, UpstreamProtocol, DEFAULT_HEADER_READ,
 };
-use crate::route::{RouteSpec, RouteTable};
+use crate::route::{Interner, RouteSpec};
+use crate::route_table::RouteTable;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::cluster_id::ClusterId;
 pub use crate::route::RequestView;
-
-/// Index into `Snapshot::clusters`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ClusterId(pub usize);
 
 /// A loaded config, built once and then shared read-only.
 #[derive(Debug)]
@@ -133,10 +131,11 @@ impl Snapshot {
             .map(|(i, c)| (c.name.as_str(), ClusterId(i)))
             .collect();
         let resolve = |name: &str| ids.get(name).copied();
+        let mut strings = Interner::default();
         let listeners = config
             .listeners
             .iter()
-            .map(|l| compile_listener(l, &resolve))
+            .map(|l| compile_listener(l, &resolve, &mut strings))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Snapshot {
             config,
@@ -193,13 +192,14 @@ impl Snapshot {
 fn compile_listener(
     l: &model::Listener,
     resolve: &impl Fn(&str) -> Option<ClusterId>,
+    strings: &mut Interner,
 ) -> Result<ListenerSpec, String> {
     let kind = match l.protocol {
         ListenerProtocol::Http => ListenerKind::Http {
             routes: RouteTable::new(
                 l.routes
                     .iter()
-                    .map(|r| RouteSpec::compile(r, resolve))
+                    .map(|r| RouteSpec::compile(r, resolve, strings))
                     .collect::<Result<_, _>>()?,
             ),
         },

@@ -4,7 +4,7 @@
 use crate::model::ListenerProtocol;
 use crate::node::{At, Pos, Sink};
 use crate::raw::{RawCluster, RawConfig, RawDestination, RawListener, RawRoute};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 pub(crate) fn check(config: &RawConfig, sink: &mut Sink) {
@@ -19,7 +19,10 @@ pub(crate) fn check(config: &RawConfig, sink: &mut Sink) {
 /// Cluster names for reference checks. When some cluster's name could not be
 /// read, a reference might point at it, so "unknown cluster" is not reported.
 struct KnownClusters<'a> {
+    /// In config order, for the message.
     names: Vec<&'a str>,
+    /// The same, for lookups: a mesh config has thousands of routes over a thousand clusters.
+    set: HashSet<&'a str>,
     complete: bool,
 }
 
@@ -28,6 +31,7 @@ impl<'a> KnownClusters<'a> {
         let Some(clusters) = clusters else {
             return KnownClusters {
                 names: Vec::new(),
+                set: HashSet::new(),
                 complete: false,
             };
         };
@@ -37,12 +41,13 @@ impl<'a> KnownClusters<'a> {
             .collect();
         KnownClusters {
             complete: names.len() == clusters.len(),
+            set: names.iter().copied().collect(),
             names,
         }
     }
 
     fn check(&self, name: &At<String>, sink: &mut Sink) {
-        if !self.complete || self.names.contains(&name.value.as_str()) {
+        if !self.complete || self.set.contains(name.value.as_str()) {
             return;
         }
         let defined = if self.names.is_empty() {

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
+import routes  # noqa: E402
 import scenarios  # noqa: E402
 import targets  # noqa: E402
 
@@ -32,6 +33,8 @@ TARGETS = ["direct", "ringside-io-uring", "ringside-epoll", "go-baseline", "ngin
 # idle first: it measures memory growth, which earlier load would hide in allocator caches.
 PASS1 = ["idle", "steady", "h2", "h2h2", "churn", "tcp"]
 PASS2 = ["mixcap", "mix", "cost"]
+# Scenarios that start their own targets per configuration (routes.py: 1 to 10,000 routes).
+OWN = ["routes"]
 
 
 @dataclass
@@ -141,7 +144,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: short, one repetition, no mix/cost/charts")
     ap.add_argument("--targets", default=",".join(TARGETS))
-    ap.add_argument("--scenarios", default=",".join(PASS1 + PASS2))
+    ap.add_argument("--scenarios", default=",".join(PASS1 + PASS2 + OWN))
     ap.add_argument("--out", default=str(targets.ROOT / "target/bench"))
     ap.add_argument("--mix-rate", type=int, default=0, help="open-loop rate for mix (default: measured)")
     args = ap.parse_args()
@@ -163,7 +166,7 @@ def main():
     (out / "machine.json").write_text(json.dumps(info, indent=2) + "\n")
     print("== machine: " + ", ".join(f"{k}={v}" for k, v in info.items() if v), flush=True)
 
-    results, skipped = [], {}
+    results, skipped, route_rows = [], {}, []
     with tempfile.TemporaryDirectory(prefix="ringside-bench-") as d:
         work = Path(d)
         origin, upstream = start_origin(env, work)
@@ -187,6 +190,9 @@ def main():
                 print(f"== pass 3: {', '.join(p3)} (mix open loop at {env.mix_rate} req/s = 70% of the lowest "
                       "mix capacity)", flush=True)
                 run_pass(p3, env, upstream, work, results, skipped)
+            if "routes" in chosen:
+                print("== routes: 1 to 10,000 routes, one per host (local 404, proxied, start, reload)", flush=True)
+                route_rows, skipped["routes"] = routes.run(env, upstream, work, args.quick, TARGETS_SELECTED)
         finally:
             origin.terminate()
 
@@ -195,14 +201,17 @@ def main():
         rows = [r for r in results if r["scenario"] == s]
         if rows or s in skipped:
             print(report.table(s, rows, skipped.get(s, {})))
+    if "routes" in chosen:
+        print(routes.table(route_rows, skipped["routes"]))
+        (out / "routes.json").write_text(json.dumps(route_rows, indent=2) + "\n")
     report.write_json(out / "results.json", results)
     print(f"results: {out / 'results.json'}, machine: {out / 'machine.json'}")
     # Charts describe a complete run only: a subset would overwrite them with partial data.
-    complete = args.targets == ",".join(TARGETS) and args.scenarios == ",".join(PASS1 + PASS2)
+    complete = args.targets == ",".join(TARGETS) and args.scenarios == ",".join(PASS1 + PASS2 + OWN)
     if not args.quick and complete:
         report.charts(results, targets.ROOT / "docs/bench", out / "venv")
     failed = [f"{s}/{t}" for s, ts in skipped.items() for t, why in ts.items() if why.startswith("failed")]
-    if failed or not any(r["target"].startswith("ringside") for r in results):
+    if failed or not any(r["target"].startswith("ringside") for r in results + route_rows):
         sys.exit(f"benchmark runs failed: {', '.join(failed) or 'no Ringside results'}")
 
 
