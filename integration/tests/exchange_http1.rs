@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ringside_integration::exchange::origin_seen;
+use ringside_integration::exchange::{h1_and_h2_clusters_config, origin_seen};
 use ringside_integration::http10::{ab_keep_alive, http10_keep_alive};
 use ringside_integration::{both_runtimes, http_config, Conn, Origin, Ringside};
 
@@ -29,14 +29,18 @@ both_runtimes!(fn ab_keep_alive_completes(rt) {
 // Fault 7: OPTIONS in absolute form with an empty path goes upstream as `OPTIONS *`, and
 // `OPTIONS *` itself passes through (the origin echoes its request target in x-origin-uri).
 both_runtimes!(fn options_asterisk_and_absolute_form(rt) {
-    let origin = Origin::start("o");
-    let proxy = Ringside::start(rt, &http_config(&[origin.addr]));
+    // The same origin behind an HTTP/1 cluster and, speaking h2c, behind an http2 cluster:
+    // `:path` `*` too (RFC 9113 §8.3.1).
+    let origin = Origin::start_h2c("o");
+    let proxy = Ringside::start(rt, &h1_and_h2_clusters_config(&[origin.addr]));
     let mut wrong = Vec::new();
-    for req in ["OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"] {
-        let r = Conn::open(proxy.addr("inbound")).send(req.as_bytes()).read_response(false);
-        let got = r.as_ref().map(|r| (r.status, r.header("x-origin-uri")));
-        if !matches!(got, Ok((200, Some("*")))) {
-            wrong.push(format!("{req:?}: got {:?}", r.map(|r| (r.status, r.headers))));
+    for listener in ["to_h1", "to_h2"] {
+        for req in ["OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"] {
+            let r = Conn::open(proxy.addr(listener)).send(req.as_bytes()).read_response(false);
+            let got = r.as_ref().map(|r| (r.status, r.header("x-origin-uri")));
+            if !matches!(got, Ok((200, Some("*")))) {
+                wrong.push(format!("{req:?} via {listener}: got {:?}", r.map(|r| (r.status, r.headers))));
+            }
         }
     }
     assert!(

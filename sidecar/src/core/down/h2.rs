@@ -42,7 +42,9 @@ pub async fn serve<R: Rt>(
         let Some(spec) = snap.listener(&listener) else {
             return;
         };
-        let max = u32::try_from(spec.max_header_bytes).unwrap_or(u32::MAX);
+        // The listener's limits are checked per request (`limits::check_h2`), counted as
+        // HTTP/1.1 counts them; the transport limit only bounds memory.
+        let max = super::limits::h2_transport_limit(spec.max_header_bytes, spec.max_headers);
         (spec.header_read_timeout, spec.idle_timeout, max)
     };
     let io = match down.into_io() {

@@ -13,6 +13,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderValue, Request, Response};
 
+use super::limits;
 use crate::core::conns::Conn;
 use crate::core::error::{grpc_code_for_http, ProxyError};
 use crate::core::h2::grpc;
@@ -82,15 +83,17 @@ pub async fn handle<R: Rt>(
         started,
         trace: trace.as_deref(),
     };
-    if let Err(reason) = normalized {
-        let status = local(&mut respond, 400, reason, is_grpc);
-        rec.record(
-            NONE,
-            NONE,
-            None,
-            &Done::status(status),
-            is_grpc.then_some("13"),
-        );
+    // The same checks an HTTP/1.1 request passes, on the same counts.
+    let limits = limits::check_h2(&parts, spec.max_header_bytes, spec.max_headers);
+    let refused = match (normalized, limits) {
+        (Err(label), _) => Some((400, label)),
+        (Ok(()), Err(r)) => Some((r.status, r.label)),
+        (Ok(()), Ok(())) => None,
+    };
+    if let Some((status, label)) = refused {
+        let code = is_grpc.then(|| grpc_code_for_http(status).to_string());
+        let sent = local(&mut respond, status, label, is_grpc);
+        rec.record(NONE, NONE, None, &Done::status(sent), code.as_deref());
         return;
     }
     let Some(route) = routes.find(&View(&parts)) else {
@@ -282,7 +285,11 @@ impl RequestView for View<'_> {
         }
     }
     fn path(&self) -> &str {
-        self.0.uri.path()
+        // An asterisk-form OPTIONS is about the server as a whole: the catch-all route's.
+        match self.0.uri.path() {
+            "*" => "/",
+            p => p,
+        }
     }
     fn header(&self, lowercase_name: &str) -> Option<&[u8]> {
         self.0.headers.get(lowercase_name).map(|v| v.as_bytes())

@@ -8,4 +8,5 @@ mod h1_request;
 pub mod h2;
 mod h2_stream;
 pub mod idle;
+mod limits;
 mod local;

@@ -110,10 +110,15 @@ impl RequestHead {
         out.put_u8(b' ');
         out.put_slice(self.target().as_bytes());
         out.put_slice(b" HTTP/1.1\r\n");
-        if let Some(host) = self.p.host {
-            out.put_slice(b"host: ");
-            out.put_slice(host.get(&self.buf));
-            out.put_slice(b"\r\n");
+        match self.p.host {
+            Some(host) => {
+                out.put_slice(b"host: ");
+                out.put_slice(host.get(&self.buf));
+                out.put_slice(b"\r\n");
+            }
+            // An HTTP/1.0 request may come without one, but what goes upstream is HTTP/1.1,
+            // which needs the field: empty when the target has no authority (RFC 9112 §3.2).
+            None => out.put_slice(b"host: \r\n"),
         }
         let mut xff: Option<Span> = None;
         let mut has_proto = false;

@@ -284,3 +284,10 @@ fn a_line_with_no_http_version_is_not_answered_as_http1() {
     }
     assert!(RequestError::Bad("x").answerable());
 }
+
+#[test]
+fn an_http10_request_without_host_goes_upstream_with_an_empty_host() {
+    let h = ok(b"GET /x HTTP/1.0\r\n\r\n");
+    let up = upstream(&h);
+    assert!(up.starts_with("GET /x HTTP/1.1\r\nhost: \r\n"), "{up}");
+}

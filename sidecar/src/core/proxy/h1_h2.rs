@@ -171,16 +171,11 @@ fn translate(
     let authority = head
         .host()
         .ok_or_else(|| bad("an HTTP/2 upstream needs a Host".into()))?;
-    let target = match head.target() {
-        // RFC 9113 §8.3.1: a server-wide OPTIONS has `:path` `*`... which `http::Uri` cannot
-        // carry with an authority; `/` is what h2 clients send for it in practice.
-        "*" => "/",
-        t => t,
-    };
+    // RFC 9113 §8.3.1: a server-wide OPTIONS keeps `:path` `*`.
     let uri = http::Uri::builder()
         .scheme("http")
         .authority(authority)
-        .path_and_query(target)
+        .path_and_query(head.target())
         .build()
         .map_err(|e| bad(format!("request target: {e}")))?;
     let mut req = Request::new(());
