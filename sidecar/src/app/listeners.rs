@@ -43,6 +43,15 @@ impl Listeners {
                 plan.remove.push(name.clone());
             }
         }
+        // Our own listeners' addresses are shared on purpose (a listener renamed or moved
+        // within one reload); any other holder of a port is refused.
+        let ours: Vec<SocketAddr> = self.bound.values().copied().collect();
+        for (name, addr, _) in &plan.add {
+            if !ours.iter().any(|a| same_address(*a, *addr)) {
+                backend::check_unused(*addr)
+                    .map_err(|e| anyhow::anyhow!("listener {name}: cannot bind {addr}: {e}"))?;
+            }
+        }
         for (name, addr, sockets) in &mut plan.add {
             *sockets = backend::bind_reuseport(*addr, workers)
                 .map_err(|e| anyhow::anyhow!("listener {name}: cannot bind {addr}: {e}"))?;

@@ -118,6 +118,28 @@ pub fn bind_reuseport(
     Ok(out)
 }
 
+/// Fails if some other socket already listens on `addr`. `SO_REUSEPORT` would otherwise let a
+/// second Ringside (or anything else of the same user) share the port silently, and the kernel
+/// would split connections between two configs. A probe socket without `SO_REUSEPORT` cannot
+/// bind next to a listener; `SO_REUSEADDR` keeps connections in TIME_WAIT from counting.
+///
+/// # Errors
+/// `AddrInUse` with a message that says so, or whatever `bind` returned.
+pub fn check_unused(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => std::io::Error::new(
+            e.kind(),
+            "another process already listens there (SO_REUSEPORT would share the port with it)",
+        ),
+        _ => e,
+    })
+}
+
 /// Runs one worker thread's event loop. It returns only if the runtime cannot be built; the
 /// process exits from the control thread.
 pub fn run_worker(selected: Selected, setup: WorkerSetup) -> std::io::Result<()> {
