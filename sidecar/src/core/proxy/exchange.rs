@@ -12,6 +12,8 @@ use crate::core::access_log::Entry;
 use crate::core::conns::Conn;
 use crate::core::error::{ProxyError, Retry};
 use crate::core::rt::Rt;
+use crate::core::up;
+use crate::core::up::h1::Upstream;
 use crate::core::worker::Worker;
 
 /// Attempts per request, the first included: a replay is only ever of a request the rule below
@@ -53,6 +55,29 @@ impl<R: Rt> Exchange<'_, R> {
     /// when the request began, or since then a drain began or a reload removed its listener.
     pub fn must_close(&self) -> bool {
         self.closing || self.w.lifecycle.is_draining() || !self.w.has_listener(self.listener)
+    }
+
+    /// An HTTP/1 connection for the next attempt (a fresh one after a replay), counted as an
+    /// attempt. A recently pooled connection is trusted without a liveness peek only when a
+    /// failure on it could be replayed.
+    pub async fn acquire_h1(
+        &self,
+        req: Replay,
+        fresh: bool,
+    ) -> Result<Upstream<R::Stream>, ProxyError> {
+        let trust_recent = req.idempotent && req.body_held;
+        let lb = self.w.balancers.get(self.cluster);
+        let up = up::h1::acquire::<R>(
+            &self.w.pool,
+            lb,
+            &self.w.stats,
+            self.cluster,
+            fresh,
+            trust_recent,
+        )
+        .await?;
+        self.attempt(up.addr);
+        Ok(up)
     }
 
     /// Marks the start of an attempt on `endpoint`.

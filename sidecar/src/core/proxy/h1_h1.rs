@@ -12,7 +12,7 @@ use crate::core::http1::{
     BodyKind, DownstreamOpts, RequestHead, ResponseHead, UpstreamOpts, Version, CONTINUE,
 };
 use crate::core::rt::{Rt, WriteHalf};
-use crate::core::up::h1::{acquire, read_response_head, Upstream};
+use crate::core::up::h1::{read_response_head, send_head, Upstream};
 
 /// Proxies one request whose head was read from `down` (`buf` holds what followed it).
 pub async fn proxy<R: Rt>(
@@ -42,12 +42,7 @@ pub async fn proxy<R: Rt>(
     };
     let mut fresh = false;
     let (mut up, resp, mut ubuf, early) = loop {
-        let trust_recent = replay.idempotent && replay.body_held;
-        let lb = x.w.balancers.get(x.cluster);
-        let mut up = acquire::<R>(&x.w.pool, lb, &x.w.stats, x.cluster, fresh, trust_recent)
-            .await
-            .map_err(Before)?;
-        x.attempt(up.addr);
+        let mut up = x.acquire_h1(replay, fresh).await.map_err(Before)?;
         match attempt::<R>(x, down, buf, head, &encoded, &mut up).await {
             Ok((resp, ubuf, early)) => break (up, resp, ubuf, early),
             Err(e) => {
@@ -140,13 +135,7 @@ async fn attempt<R: Rt>(
     encoded: &Bytes,
     up: &mut Upstream<R::Stream>,
 ) -> Result<(ResponseHead, BytesMut, bool), ProxyError> {
-    if let Err(e) = up.stream.write_all(encoded.clone()).await {
-        return Err(if up.reused {
-            ProxyError::StaleConnection(e)
-        } else {
-            ProxyError::UpstreamIo(e)
-        });
-    }
+    send_head(up, encoded.clone()).await?;
     let mut early = false;
     if !head.body().is_empty() {
         if head.expect_continue() {

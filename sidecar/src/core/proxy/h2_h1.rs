@@ -15,8 +15,8 @@ use crate::core::bridge::relay::{relay, H1Sink, RelayError, Watched};
 use crate::core::error::ProxyError;
 use crate::core::h2::grpc;
 use crate::core::http1::{BodyKind, ResponseHead};
-use crate::core::rt::{Rt, WriteHalf};
-use crate::core::up::h1::{acquire, read_response_head, Upstream};
+use crate::core::rt::Rt;
+use crate::core::up::h1::{read_response_head, send_head, Upstream};
 use crate::core::up::h2::stream_error;
 
 pub async fn proxy<R: Rt>(
@@ -54,12 +54,7 @@ pub async fn proxy<R: Rt>(
     };
     let mut fresh = false;
     let (mut up, resp, mut ubuf, early, sent) = loop {
-        let trust_recent = replay.idempotent && replay.body_held;
-        let lb = x.w.balancers.get(x.cluster);
-        let mut up = acquire::<R>(&x.w.pool, lb, &x.w.stats, x.cluster, fresh, trust_recent)
-            .await
-            .map_err(Failure::Before)?;
-        x.attempt(up.addr);
+        let mut up = x.acquire_h1(replay, fresh).await.map_err(Failure::Before)?;
         match attempt::<R>(x, &mut body, respond, &head, framing, is_head, &mut up).await {
             Ok(Attempt::Answered(resp, ubuf, early, sent)) => break (up, resp, ubuf, early, sent),
             Ok(Attempt::ClientGone) => return Err(Failure::Cancelled),
@@ -143,13 +138,7 @@ async fn attempt<R: Rt>(
     is_head: bool,
     up: &mut Upstream<R::Stream>,
 ) -> Result<Attempt, ProxyError> {
-    if let Err(e) = up.stream.write_all(head.clone()).await {
-        return Err(if up.reused {
-            ProxyError::StaleConnection(e)
-        } else {
-            ProxyError::UpstreamIo(e)
-        });
-    }
+    send_head(up, head.clone()).await?;
     let mut early = false;
     let mut sent = 0;
     if !framing.is_empty() {

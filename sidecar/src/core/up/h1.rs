@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use control::snapshot::ClusterSpec;
 
 use super::balance::{ClusterState, InFlight};
@@ -14,7 +14,7 @@ use super::pool::Pool;
 use crate::core::bridge::interim::Interim;
 use crate::core::error::ProxyError;
 use crate::core::http1::{self, Limits, ResponseHead};
-use crate::core::rt::{read_by, ReadError, Rt};
+use crate::core::rt::{read_by, ReadError, Rt, WriteHalf};
 use crate::core::stats::Stats;
 
 /// First read for a response head; it grows on demand to the limit.
@@ -85,6 +85,21 @@ pub async fn acquire<R: Rt>(
         addr: d.addr,
         reused: false,
         _in_flight: d.in_flight,
+    })
+}
+
+/// Writes the request head on `up`. A reused connection that fails here was closed by the
+/// upstream before it could read the whole head, so the request was never processed.
+///
+/// # Errors
+/// [`ProxyError::StaleConnection`] on a reused connection, else [`ProxyError::UpstreamIo`].
+pub async fn send_head<S: WriteHalf>(up: &mut Upstream<S>, head: Bytes) -> Result<(), ProxyError> {
+    up.stream.write_all(head).await.map_err(|e| {
+        if up.reused {
+            ProxyError::StaleConnection(e)
+        } else {
+            ProxyError::UpstreamIo(e)
+        }
     })
 }
 
