@@ -17,6 +17,7 @@ pub mod route;
 mod route_table;
 mod rules;
 pub mod snapshot;
+pub mod tls;
 mod to_model;
 mod validate;
 pub mod watch;

@@ -18,6 +18,9 @@ pub struct Config {
     pub admin: Admin,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
+    /// Where `identity: spiffe` certificates come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::tls::Identity>,
 }
 
 /// Admin API endpoint.
@@ -83,6 +86,12 @@ pub struct Listener {
     /// `None` for TCP listeners, which have no request paths.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_normalization: Option<PathNormalization>,
+    /// TLS termination (`None`: plaintext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::ListenerTls>,
+    /// Peers allowed on every route (or connection, for tcp).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authz: Option<crate::tls::Authz>,
 }
 
 /// An original destination (`IP:port` exactly) and the cluster its connections go to.
@@ -183,6 +192,9 @@ pub struct Route {
     pub backends: Vec<Backend>,
     #[serde(with = "crate::duration::serde_str", default = "default_route_timeout")]
     pub timeout: Duration,
+    /// Peers allowed on this route, on top of the listener's `authz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authz: Option<crate::tls::Authz>,
 }
 
 /// Default whole-request timeout of a route.
@@ -277,6 +289,9 @@ pub struct Cluster {
     pub idle_timeout: Duration,
     #[serde(default = "default_max_idle")]
     pub max_idle_per_endpoint: usize,
+    /// TLS origination (`None`: plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::ClusterTls>,
 }
 
 /// Default upstream connect timeout.
@@ -321,6 +336,10 @@ struct ListenerRepr {
     limits: Option<Limits>,
     #[serde(default)]
     path_normalization: Option<PathNormalization>,
+    #[serde(default)]
+    tls: Option<crate::tls::ListenerTls>,
+    #[serde(default)]
+    authz: Option<crate::tls::Authz>,
 }
 
 #[derive(Default, Deserialize)]
@@ -372,6 +391,8 @@ impl From<ListenerRepr> for Listener {
             timeouts: Timeouts::with_defaults(r.protocol, r.timeouts.header_read, r.timeouts.idle),
             limits,
             path_normalization,
+            tls: r.tls,
+            authz: r.authz,
         }
     }
 }

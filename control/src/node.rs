@@ -94,6 +94,11 @@ impl<'f> Sink<'f> {
             .push(Problem::new(self.file, pos.line, pos.col, reason));
     }
 
+    /// The file being read, as given to the loader.
+    pub(crate) fn file(&self) -> &str {
+        self.file
+    }
+
     pub(crate) fn into_problems(self) -> Vec<Problem> {
         self.problems
     }

@@ -17,6 +17,7 @@ pub(crate) struct RawConfig {
     pub admin_address: Option<At<SocketAddr>>,
     pub listeners: Option<Vec<RawListener>>,
     pub clusters: Option<Vec<RawCluster>>,
+    pub identity: Option<At<crate::tls::Identity>>,
 }
 
 pub(crate) struct RawListener {
@@ -32,6 +33,8 @@ pub(crate) struct RawListener {
     pub idle: Option<At<Duration>>,
     pub limits: Option<At<RawLimits>>,
     pub path_normalization: Option<At<RawPathNormalization>>,
+    pub tls: Option<At<crate::tls::ListenerTls>>,
+    pub authz: Option<At<crate::tls::Authz>>,
     /// `routes`/`cluster` were written, even if unreadable: keeps
     /// "needs `routes`" from piling onto a type error.
     pub routes_written: bool,
@@ -60,6 +63,7 @@ pub(crate) struct RawRoute {
     pub matcher: RawMatch,
     pub backends: Option<At<Vec<RawBackend>>>,
     pub timeout: Option<At<Duration>>,
+    pub authz: Option<At<crate::tls::Authz>>,
 }
 
 #[derive(Default)]
@@ -86,16 +90,26 @@ pub(crate) struct RawCluster {
     pub connect_timeout: Option<At<Duration>>,
     pub idle_timeout: Option<At<Duration>>,
     pub max_idle_per_endpoint: Option<At<usize>>,
+    pub tls: Option<At<crate::tls::ClusterTls>>,
 }
 
 pub(crate) fn decode(root: &Node, sink: &mut Sink) -> RawConfig {
-    let Some(f) = sink.mapping(root, "the config", &["admin", "listeners", "clusters"]) else {
+    let Some(f) = sink.mapping(
+        root,
+        "the config",
+        &["admin", "listeners", "clusters", "identity"],
+    ) else {
         return RawConfig {
             admin_address: None,
             listeners: None,
             clusters: None,
+            identity: None,
         };
     };
+    let identity_node = f.get("identity");
+    let identity = identity_node.and_then(|n| crate::tls::raw::identity(n, sink));
+    // Written but unreadable still counts: `identity: spiffe` below is not an error on top.
+    let has_identity = identity_node.is_some();
     let admin_address = f
         .get("admin")
         .and_then(|n| sink.mapping(n, "admin", &["address"]))
@@ -104,15 +118,26 @@ pub(crate) fn decode(root: &Node, sink: &mut Sink) -> RawConfig {
     let listeners = f
         .required(sink, "listeners", "the config")
         .and_then(|n| sink.list(n, "listeners"))
-        .map(|items| items.iter().map(|n| listener(n, sink)).collect());
+        .map(|items| {
+            items
+                .iter()
+                .map(|n| listener(n, has_identity, sink))
+                .collect()
+        });
     let clusters = f
         .required(sink, "clusters", "the config")
         .and_then(|n| sink.list(n, "clusters"))
-        .map(|items| items.iter().map(|n| cluster(n, sink)).collect());
+        .map(|items| {
+            items
+                .iter()
+                .map(|n| cluster(n, has_identity, sink))
+                .collect()
+        });
     RawConfig {
         admin_address,
         listeners,
         clusters,
+        identity,
     }
 }
 
@@ -127,9 +152,11 @@ const LISTENER_FIELDS: &[&str] = &[
     "timeouts",
     "limits",
     "path_normalization",
+    "tls",
+    "authz",
 ];
 
-fn listener(node: &Node, sink: &mut Sink) -> RawListener {
+fn listener(node: &Node, has_identity: bool, sink: &mut Sink) -> RawListener {
     let mut out = RawListener {
         pos: crate::node::pos_of(node),
         name: None,
@@ -143,6 +170,8 @@ fn listener(node: &Node, sink: &mut Sink) -> RawListener {
         idle: None,
         limits: None,
         path_normalization: None,
+        tls: None,
+        authz: None,
         routes_written: false,
         cluster_written: false,
         original_dst_written: false,
@@ -226,6 +255,21 @@ fn listener(node: &Node, sink: &mut Sink) -> RawListener {
         };
         Some(At { value, pos: p.pos })
     });
+    out.tls = f.get("tls").and_then(|n| {
+        let protocol = out.protocol.as_ref().map(|p| p.value);
+        crate::tls::raw::listener_tls(n, protocol, has_identity, sink)
+    });
+    out.authz = f.get("authz").and_then(|n| crate::tls::raw::authz(n, sink));
+    if f.get("tls").is_none() || out.tls.is_some() {
+        // An unreadable `tls` was reported already; "needs mutual TLS" would pile on.
+        let route_authz = out
+            .routes
+            .iter()
+            .flat_map(|r| r.value.iter())
+            .filter_map(|r| r.authz.as_ref().map(|a| a.pos));
+        let positions = out.authz.iter().map(|a| a.pos).chain(route_authz);
+        crate::tls::raw::check_authz_needs_mtls(out.tls.as_ref(), positions, sink);
+    }
     out
 }
 
@@ -252,8 +296,13 @@ fn route(node: &Node, sink: &mut Sink) -> RawRoute {
         matcher: RawMatch::default(),
         backends: None,
         timeout: None,
+        authz: None,
     };
-    let Some(f) = sink.mapping(node, "route", &["name", "match", "backends", "timeout"]) else {
+    let Some(f) = sink.mapping(
+        node,
+        "route",
+        &["name", "match", "backends", "timeout", "authz"],
+    ) else {
         return out;
     };
     out.name = f
@@ -272,6 +321,7 @@ fn route(node: &Node, sink: &mut Sink) -> RawRoute {
     out.timeout = f
         .get("timeout")
         .and_then(|n| sink.duration(n, "route timeout"));
+    out.authz = f.get("authz").and_then(|n| crate::tls::raw::authz(n, sink));
     out
 }
 
@@ -381,9 +431,10 @@ const CLUSTER_FIELDS: &[&str] = &[
     "connect_timeout",
     "idle_timeout",
     "max_idle_per_endpoint",
+    "tls",
 ];
 
-fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
+fn cluster(node: &Node, has_identity: bool, sink: &mut Sink) -> RawCluster {
     let mut out = RawCluster {
         name: None,
         endpoints: None,
@@ -392,6 +443,7 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
         connect_timeout: None,
         idle_timeout: None,
         max_idle_per_endpoint: None,
+        tls: None,
     };
     let Some(f) = sink.mapping(node, "cluster", CLUSTER_FIELDS) else {
         return out;
@@ -434,5 +486,9 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
                 None
             }
         });
+    out.tls = f.get("tls").and_then(|n| {
+        let protocol = out.protocol.as_ref().map(|p| p.value);
+        crate::tls::raw::cluster_tls(n, protocol, has_identity, sink)
+    });
     out
 }

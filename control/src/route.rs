@@ -32,6 +32,9 @@ pub struct RouteSpec {
     backends: Box<[(ClusterId, u32)]>,
     /// `cumulative[i]` = sum of weights of `backends[..=i]`.
     cumulative: Box<[u64]>,
+    /// Peers allowed on this route, checked after the listener's; `None`: anyone the
+    /// listener admits.
+    pub authz: Option<std::sync::Arc<crate::tls::AllowList>>,
 }
 
 impl RouteSpec {
@@ -62,6 +65,7 @@ impl RouteSpec {
             matcher: Matcher::compile(&route.matcher, strings),
             backends: backends.into(),
             cumulative: cumulative.into(),
+            authz: route.authz.as_ref().and_then(|a| a.compiled.0.clone()),
         })
     }
 

@@ -111,6 +111,7 @@ fn route(rng: &mut Rng, i: usize, hosts: &[String]) -> Route {
             weight: 1,
         }],
         timeout: DEFAULT_ROUTE_TIMEOUT,
+        authz: None,
     }
 }
 
@@ -256,6 +257,7 @@ fn fuzzed_hosts_and_paths_agree_with_the_scan() {
                         weight: 1,
                     }],
                     timeout: DEFAULT_ROUTE_TIMEOUT,
+                    authz: None,
                 }
             })
             .collect();

@@ -5,8 +5,10 @@ use crate::model::{
 };
 use crate::route::{Interner, RouteSpec};
 use crate::route_table::RouteTable;
+use crate::tls::AllowList;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::cluster_id::ClusterId;
@@ -39,6 +41,30 @@ pub struct ListenerSpec {
     pub max_headers: usize,
     /// HTTP only; TCP listeners carry the HTTP default, unused.
     pub path_normalization: crate::model::PathNormalization,
+    /// TLS termination; `None`: plaintext only.
+    pub tls: Option<ListenerTlsSpec>,
+    /// Peers allowed on every request (http) or connection (tcp); `None`: anyone.
+    pub authz: Option<Arc<AllowList>>,
+}
+
+/// What the data plane needs of a listener's TLS.
+#[derive(Debug, Clone)]
+pub struct ListenerTlsSpec {
+    pub mode: crate::tls::TlsMode,
+    pub config: Arc<rustls::ServerConfig>,
+    /// Clients must present a certificate (a verified identity for every TLS connection).
+    pub mutual: bool,
+    /// Our own SPIFFE ID for XFCC's `By=` (files source); the SVID's is used with SPIFFE.
+    pub own_id: Option<String>,
+    pub spiffe: bool,
+}
+
+/// What the data plane needs of a cluster's TLS.
+#[derive(Debug, Clone)]
+pub struct ClusterTlsSpec {
+    pub config: Arc<rustls::ClientConfig>,
+    /// SNI and name to check: `server_name`, else the endpoint's IP.
+    pub server_name: Option<rustls_pki_types::ServerName<'static>>,
 }
 
 #[derive(Debug)]
@@ -105,6 +131,8 @@ pub struct ClusterSpec {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_endpoint: usize,
+    /// TLS origination; `None`: plaintext.
+    pub tls: Option<ClusterTlsSpec>,
 }
 
 impl Snapshot {
@@ -122,6 +150,14 @@ impl Snapshot {
                 connect_timeout: c.connect_timeout,
                 idle_timeout: c.idle_timeout,
                 max_idle_per_endpoint: c.max_idle_per_endpoint,
+                tls: c.tls.as_ref().and_then(|t| {
+                    Some(ClusterTlsSpec {
+                        config: t.built.0.clone()?,
+                        server_name: t.server_name.as_deref().and_then(|n| {
+                            rustls_pki_types::ServerName::try_from(n.to_string()).ok()
+                        }),
+                    })
+                }),
             })
             .collect();
         let ids: HashMap<&str, ClusterId> = config
@@ -239,5 +275,20 @@ fn compile_listener(
         max_header_bytes: limits.max_header_bytes,
         max_headers: limits.max_headers,
         path_normalization: l.path_normalization.unwrap_or_default(),
+        tls: match &l.tls {
+            Some(t) => Some(ListenerTlsSpec {
+                mode: t.mode,
+                config: t
+                    .built
+                    .0
+                    .clone()
+                    .ok_or_else(|| format!("listener `{}`: tls was not loaded", l.name))?,
+                mutual: t.mutual(),
+                own_id: t.own_id.clone(),
+                spiffe: t.identity == crate::tls::IdentitySource::Spiffe,
+            }),
+            None => None,
+        },
+        authz: l.authz.as_ref().and_then(|a| a.compiled.0.clone()),
     })
 }

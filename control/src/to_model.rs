@@ -23,6 +23,7 @@ pub(crate) fn config(raw: RawConfig) -> Option<Config> {
         None => Admin::default(),
     };
     Some(Config {
+        identity: value(raw.identity),
         admin,
         listeners: raw
             .listeners?
@@ -92,6 +93,8 @@ fn listener(raw: RawListener) -> Option<Listener> {
             }
             ListenerProtocol::Tcp => None,
         },
+        tls: value(raw.tls),
+        authz: value(raw.authz),
     })
 }
 
@@ -120,6 +123,7 @@ fn route(raw: RawRoute) -> Option<Route> {
             .map(backend)
             .collect::<Option<_>>()?,
         timeout: value(raw.timeout).unwrap_or(DEFAULT_ROUTE_TIMEOUT),
+        authz: value(raw.authz),
     })
 }
 
@@ -140,5 +144,6 @@ fn cluster(raw: RawCluster) -> Option<Cluster> {
         idle_timeout: value(raw.idle_timeout).unwrap_or(DEFAULT_POOL_IDLE),
         max_idle_per_endpoint: value(raw.max_idle_per_endpoint)
             .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT),
+        tls: value(raw.tls),
     })
 }

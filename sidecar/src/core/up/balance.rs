@@ -132,6 +132,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30),
             max_idle_per_endpoint: 8,
+            tls: None,
         }
     }
 
