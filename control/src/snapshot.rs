@@ -198,6 +198,27 @@ impl Snapshot {
             .map(ClusterId)
     }
 
+    /// The certificate, key and CA files this config loaded, in config order: the watcher
+    /// follows them so that a rotated certificate reloads the config.
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for l in &self.config.listeners {
+            if let Some(t) = &l.tls {
+                out.extend(t.cert.iter().chain(&t.key).chain(&t.client_ca).cloned());
+                for s in &t.sni {
+                    out.push(s.cert.clone());
+                    out.push(s.key.clone());
+                }
+            }
+        }
+        for c in &self.config.clusters {
+            if let Some(t) = &c.tls {
+                out.extend(t.ca.iter().chain(&t.cert).chain(&t.key).cloned());
+            }
+        }
+        out
+    }
+
     /// One line for logs, e.g. `2 listeners, 3 clusters, 2 routes, sha256 1a2b3c4d`.
     pub fn summary(&self) -> String {
         let routes: usize = self

@@ -8,6 +8,11 @@
 //! *directory* (non-recursively), debounce, re-read through the stable path, skip content whose
 //! hash has not changed, and re-read on a slow timer in case an event was missed.
 //!
+//! Certificate and key files the config names (`tls.cert`, `client_ca`, ...) are followed the
+//! same way: their directories are watched too (a Secret or a csi-driver-spiffe volume is
+//! swapped like a ConfigMap), and the hash that decides "changed" covers their bytes, so a
+//! rotated certificate reloads the config and reaches the next handshakes.
+//!
 //! The watcher runs on its own thread and never logs: it reports [`Outcome`]s to a callback
 //! and the caller decides what to log and apply.
 
@@ -111,11 +116,13 @@ fn after(d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// Starts watching `path`. `initial_sha256` is the hash of the content already applied, so
-/// the first event does not re-apply it.
+/// Starts watching `path`. `initial_sha256` is the hash of the content already applied and
+/// `files` the certificate files it loaded ([`Snapshot::files`]), so the first event does not
+/// re-apply it.
 pub fn watch(
     path: &Path,
     initial_sha256: &str,
+    files: Vec<PathBuf>,
     opts: WatchOptions,
     on_outcome: impl FnMut(Outcome) + Send + 'static,
 ) -> std::io::Result<WatchHandle> {
@@ -139,15 +146,18 @@ pub fn watch(
     };
     let mut state = State {
         path: path.to_path_buf(),
-        last_sha: initial_sha256.to_owned(),
+        last_sha: String::new(),
         last_error: None,
         on_outcome: Box::new(on_outcome),
+        files: Vec::new(),
+        watcher,
+        watched: [dir].into_iter().collect(),
     };
+    state.follow(files);
+    state.last_sha = state.fingerprint(initial_sha256);
     let thread = std::thread::Builder::new()
         .name("ringside-watch".into())
         .spawn(move || {
-            // Owned here so events stop when the thread ends.
-            let _watcher = watcher;
             let mut pending: Option<Instant> = None;
             let mut next_poll = after(opts.poll_interval);
             loop {
@@ -184,6 +194,11 @@ struct State {
     last_sha: String,
     last_error: Option<String>,
     on_outcome: Box<dyn FnMut(Outcome) + Send>,
+    /// Certificate files the current config loaded.
+    files: Vec<PathBuf>,
+    /// Owned here so events stop when the thread ends.
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: std::collections::HashSet<PathBuf>,
 }
 
 impl State {
@@ -200,7 +215,7 @@ impl State {
             }
         };
         self.last_error = None;
-        let sha = hex::encode(Sha256::digest(&bytes));
+        let sha = self.fingerprint(&hex::encode(Sha256::digest(&bytes)));
         if sha == self.last_sha && trigger != Trigger::Forced {
             return;
         }
@@ -208,10 +223,17 @@ impl State {
         let file = self.path.display().to_string();
         let outcome = match std::str::from_utf8(&bytes) {
             Ok(text) => match crate::load_str(text, &file) {
-                Ok(snapshot) => Outcome::Applied {
-                    snapshot: Arc::new(snapshot),
-                    trigger,
-                },
+                Ok(snapshot) => {
+                    let files = snapshot.files();
+                    if files != self.files {
+                        self.follow(files);
+                        self.last_sha = self.fingerprint(&snapshot.sha256);
+                    }
+                    Outcome::Applied {
+                        snapshot: Arc::new(snapshot),
+                        trigger,
+                    }
+                }
                 Err(problems) => Outcome::Rejected { problems, trigger },
             },
             // Reported from the bytes already hashed: a second read could see newer content.
@@ -229,5 +251,38 @@ impl State {
             }
         };
         (self.on_outcome)(outcome);
+    }
+
+    /// The config's hash combined with the bytes of every certificate file it loaded (a
+    /// missing file hashes as missing: it will be reported by the load).
+    fn fingerprint(&self, config_sha: &str) -> String {
+        if self.files.is_empty() {
+            return config_sha.to_owned();
+        }
+        let mut h = Sha256::new();
+        h.update(config_sha.as_bytes());
+        for f in &self.files {
+            h.update(f.as_os_str().as_encoded_bytes());
+            match std::fs::read(f) {
+                Ok(b) => h.update(Sha256::digest(&b)),
+                Err(_) => h.update(b"missing"),
+            }
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// Follows `files`: their directories are watched from now on (never unwatched: a
+    /// directory a config stopped naming costs one inotify watch until the process ends).
+    fn follow(&mut self, files: Vec<PathBuf>) {
+        if let Some(w) = &mut self.watcher {
+            for f in &files {
+                let Some(dir) = f.parent() else { continue };
+                if self.watched.insert(dir.to_path_buf()) {
+                    // A directory that does not exist yet is left to the slow poll.
+                    let _ = notify::Watcher::watch(w, dir, notify::RecursiveMode::NonRecursive);
+                }
+            }
+        }
+        self.files = files;
     }
 }

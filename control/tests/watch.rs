@@ -63,7 +63,7 @@ fn start(
     let sha = control::load_str(initial, "x")
         .map(|s| s.sha256)
         .unwrap_or_default();
-    let h = watch(path, &sha, opts, move |o| {
+    let h = watch(path, &sha, Vec::new(), opts, move |o| {
         let _ = tx.send((o, Instant::now()));
     })
     .expect("watch");

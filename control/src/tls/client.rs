@@ -71,18 +71,6 @@ pub fn build(parts: ClientParts) -> Result<ClientConfig, String> {
     Ok(config)
 }
 
-/// A verifier of the chain alone, for the SPIFFE bundle (names are checked by the caller).
-///
-/// # Errors
-/// Never today; kept fallible for bundles rustls may refuse in the future.
-pub fn chain_verifier(roots: Arc<RootCertStore>) -> Result<Arc<dyn ServerCertVerifier>, String> {
-    Ok(Arc::new(IdentityVerifier {
-        anchors: Anchors::Files(roots),
-        expected: None,
-        algs: pem::provider().signature_verification_algorithms,
-    }))
-}
-
 #[derive(Debug)]
 enum Anchors {
     Files(Arc<RootCertStore>),

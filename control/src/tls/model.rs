@@ -119,6 +119,9 @@ pub struct ListenerTls {
     /// Our own SPIFFE ID (the default certificate's), for XFCC's `By=`.
     #[serde(skip)]
     pub own_id: Option<String>,
+    /// The earliest notAfter of the certificates served, seconds since the Unix epoch.
+    #[serde(skip)]
+    pub expiry: Option<i64>,
 }
 
 impl ListenerTls {
@@ -154,6 +157,9 @@ pub struct ClusterTls {
     pub alpn: Vec<String>,
     #[serde(skip)]
     pub built: Built<rustls::ClientConfig>,
+    /// The client certificate's notAfter, seconds since the Unix epoch.
+    #[serde(skip)]
+    pub expiry: Option<i64>,
 }
 
 /// `listeners[].authz` and `routes[].authz`.

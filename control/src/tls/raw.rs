@@ -125,6 +125,12 @@ pub(crate) fn listener_tls(
             }
         }
     }
+    let expiry = parts
+        .default
+        .iter()
+        .chain(parts.sni.iter().map(|(_, ck)| ck))
+        .filter_map(|ck| ck.cert.first().and_then(|c| pem::not_after(c)))
+        .min();
     let own_id = parts
         .default
         .as_ref()
@@ -142,6 +148,7 @@ pub(crate) fn listener_tls(
             sni,
             built: Built(Some(Arc::new(built))),
             own_id,
+            expiry,
         },
         pos,
     })
@@ -274,6 +281,10 @@ pub(crate) fn cluster_tls(
             }
         }
     }
+    let expiry = parts
+        .client_key
+        .as_ref()
+        .and_then(|ck| ck.cert.first().and_then(|c| pem::not_after(c)));
     let built = at(pos, client::build(parts), sink)?;
     Some(At {
         value: ClusterTls {
@@ -285,6 +296,7 @@ pub(crate) fn cluster_tls(
             server_identity,
             alpn,
             built: Built(Some(Arc::new(built))),
+            expiry,
         },
         pos,
     })

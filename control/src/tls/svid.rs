@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
-use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
@@ -25,8 +24,6 @@ pub struct Svid {
     pub bundle: Arc<RootCertStore>,
     /// Client-certificate verifier over `bundle`, built once per update.
     pub client_verifier: Arc<dyn ClientCertVerifier>,
-    /// Server-certificate chain verifier over `bundle` (names are checked by the caller).
-    pub server_verifier: Arc<dyn ServerCertVerifier>,
     /// The leaf's notAfter, seconds since the Unix epoch.
     pub not_after: i64,
 }
@@ -49,13 +46,11 @@ impl Svid {
             WebPkiClientVerifier::builder_with_provider(bundle.clone(), pem::provider())
                 .build()
                 .map_err(|e| format!("trust bundle: {e}"))?;
-        let server_verifier = super::client::chain_verifier(bundle.clone())?;
         Ok(Svid {
             key,
             spiffe_id,
             bundle,
             client_verifier,
-            server_verifier,
             not_after,
         })
     }

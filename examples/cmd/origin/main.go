@@ -18,6 +18,9 @@ func main() {
 	ready := flag.String("ready-file", "", "write the bound address here once listening")
 	h2c := flag.Bool("h2c", false, "also accept HTTP/2 with prior knowledge (h2c) on the same port")
 	maxStreams := flag.Int("h2-max-streams", 0, "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (0: Go's default)")
+	tlsCert := flag.String("tls-cert", "", "serve TLS with this certificate (PEM) instead of plaintext")
+	tlsKey := flag.String("tls-key", "", "the private key of -tls-cert")
+	tlsClientCA := flag.String("tls-client-ca", "", "with -tls-cert: require client certificates signed by this CA")
 	flag.Parse()
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -33,6 +36,14 @@ func main() {
 	}
 	if *maxStreams > 0 {
 		srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: *maxStreams}
+	}
+	if *tlsCert != "" {
+		cfg, err := origin.TLSConfig(*tlsCert, *tlsKey, *tlsClientCA)
+		if err != nil {
+			log.Fatal(err)
+		}
+		srv.TLSConfig = cfg
+		log.Fatal(srv.ServeTLS(l, "", ""))
 	}
 	log.Fatal(srv.Serve(l))
 }

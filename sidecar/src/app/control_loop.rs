@@ -50,15 +50,20 @@ impl Control<'_> {
                 workers_tx: self.senders.clone(),
             });
             record_applied(&self.config.load().sha256, None);
+            record_expiry(&self.config.load());
             admin.set_nonblocking(true)?;
             let admin = tokio::net::TcpListener::from_std(admin)?;
             tracing::info!(address = %admin.local_addr()?, "admin listening");
             tokio::spawn(admin::serve(admin, state.clone()));
             let (outcome_tx, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
-            let initial = self.config.load().sha256.clone();
+            let (initial, files) = {
+                let snap = self.config.load();
+                (snap.sha256.clone(), snap.files())
+            };
             let watcher = control::watch::watch(
                 &self.args.config,
                 &initial,
+                files,
                 control::watch::WatchOptions::default(),
                 move |o| {
                     let _ = outcome_tx.send(o);
@@ -142,6 +147,7 @@ impl Control<'_> {
         self.lifecycle.config_changed();
         metrics::counter!("ringside_config_reloads_total", "result" => "applied").increment(1);
         record_applied(&sha, Some(&previous));
+        record_expiry(&self.config.load());
         tracing::info!(sha256 = %sha, "config applied");
         Some(sha)
     }
@@ -167,6 +173,24 @@ impl Control<'_> {
         } else {
             tracing::info!(drained_ms = started.elapsed().as_millis() as u64, "drained");
         }
+    }
+}
+
+/// `ringside_tls_certificate_expiry_timestamp_seconds{source}` for every certificate the
+/// config serves or presents (`listener:NAME`, `cluster:NAME`), so an alert can fire before
+/// one expires. The SPIFFE SVID's is set by the Workload API client (`source="spiffe"`).
+fn record_expiry(snap: &control::snapshot::Snapshot) {
+    let listeners = snap.config.listeners.iter().filter_map(|l| {
+        let t = l.tls.as_ref()?;
+        Some((format!("listener:{}", l.name), t.expiry?))
+    });
+    let clusters = snap.config.clusters.iter().filter_map(|c| {
+        let t = c.tls.as_ref()?;
+        Some((format!("cluster:{}", c.name), t.expiry?))
+    });
+    for (source, at) in listeners.chain(clusters) {
+        metrics::gauge!("ringside_tls_certificate_expiry_timestamp_seconds", "source" => source)
+            .set(at as f64);
     }
 }
 

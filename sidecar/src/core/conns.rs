@@ -51,6 +51,8 @@ pub struct Conn {
     /// wakes the connection then, so an idle connection holds no timer of its own.
     idle_until: Cell<Option<Instant>>,
     kicked: Cell<bool>,
+    /// Set once the TLS handshake completes; empty on plaintext connections.
+    pub tls: std::cell::OnceCell<Box<crate::core::tls::TlsInfo>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -63,6 +65,20 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
+    /// `https` on a TLS connection, else `http` (for `x-forwarded-proto`).
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.get().is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The verified client certificate's identity, if the client presented one.
+    pub fn peer_identity(&self) -> Option<&control::tls::PeerIdentity> {
+        self.tls.get().and_then(|t| t.peer.as_ref())
+    }
+
     /// Wakes the connection's task to re-check its idle deadline, the drain and its listener.
     pub fn kick(&self) {
         self.kicked.set(true);
@@ -112,6 +128,9 @@ pub struct ConnView {
     pub bytes_out: u64,
     pub requests: u64,
     pub in_flight: bool,
+    /// TLS version, ALPN and peer identity; absent on plaintext connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::core::tls::TlsView>,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +163,7 @@ impl Registry {
             span,
             idle_until: Cell::new(None),
             kicked: Cell::new(false),
+            tls: std::cell::OnceCell::new(),
         });
         self.live.borrow_mut().insert(id, conn.clone());
         Registered {
@@ -205,6 +225,7 @@ impl Registry {
                 bytes_out: c.bytes_out.get(),
                 requests: c.requests.get(),
                 in_flight: c.in_flight.get(),
+                tls: c.tls.get().map(|t| t.view()),
             })
             .collect();
         (views, live.len())

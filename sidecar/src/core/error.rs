@@ -44,6 +44,12 @@ pub enum ProxyError {
     Connect { addr: SocketAddr, source: io::Error },
     #[error("connect to {0} timed out")]
     ConnectTimeout(SocketAddr),
+    /// The TLS handshake with the upstream failed: nothing of the request was sent.
+    #[error("TLS to {addr} failed: {source}")]
+    UpstreamTls {
+        addr: SocketAddr,
+        source: crate::core::tls::HandshakeError,
+    },
     /// The upstream refused the stream before processing it (REFUSED_STREAM, or the stream was
     /// above a GOAWAY's last_stream_id, or the connection was gone before the stream opened).
     #[error("upstream refused the stream: {0}")]
@@ -107,6 +113,7 @@ impl ProxyError {
         match self {
             Self::Connect { .. }
             | Self::ConnectTimeout(_)
+            | Self::UpstreamTls { .. }
             | Self::Refused(_)
             | Self::StaleConnection(_) => Retry::Always,
             Self::UpstreamClosed | Self::UpstreamIo(_) => Retry::IfIdempotent,
@@ -121,6 +128,7 @@ impl ProxyError {
             Self::NoRoute => "no route",
             Self::NoEndpoint => "no endpoint",
             Self::Connect { .. } | Self::ConnectTimeout(_) => "upstream connect failed",
+            Self::UpstreamTls { .. } => "upstream TLS handshake failed",
             Self::Refused(_) => "upstream refused the stream",
             Self::StaleConnection(_) | Self::UpstreamClosed | Self::UpstreamIo(_) => {
                 "upstream reset"

@@ -7,6 +7,7 @@
 //! (`http1`, `h2`). `tcp` and `tunnel` carry opaque connections; the rest are shared leaves.
 
 pub mod access_log;
+pub mod authz;
 pub mod bridge;
 pub mod conns;
 pub mod detect;
@@ -21,7 +22,9 @@ pub mod rt;
 pub mod serve;
 pub mod stats;
 pub mod tcp;
+pub mod tls;
 pub mod trace;
 pub mod tunnel;
 pub mod up;
+pub mod wire;
 pub mod worker;

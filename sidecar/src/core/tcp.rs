@@ -1,6 +1,8 @@
 //! Opaque TCP listeners: pick where the connection goes (a cluster, or for an intercepting
 //! listener the client's original destination), connect, tunnel.
 
+use crate::core::wire::Wire;
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -28,7 +30,8 @@ pub enum TcpError {
 /// Serves one connection on a TCP listener.
 pub async fn serve<R: Rt>(
     w: &Worker<R>,
-    down: R::Stream,
+    down: Wire<R::Stream>,
+    first: Bytes,
     peer: SocketAddr,
     snap: &Snapshot,
     spec: &ListenerSpec,
@@ -45,14 +48,32 @@ pub async fn serve<R: Rt>(
         let Some(TcpTarget::Cluster(id)) = spec.kind.tcp_target(None) else {
             return Err(ProxyError::NoEndpoint.into());
         };
-        return Ok(proxy::<R>(w, down, peer, snap.cluster(id), spec.idle_timeout, conn).await?);
+        return Ok(proxy::<R>(
+            w,
+            down,
+            first,
+            peer,
+            snap.cluster(id),
+            spec.idle_timeout,
+            conn,
+        )
+        .await?);
     }
     let original = redirected_from(&down);
     match spec.kind.tcp_target(original) {
         Some(TcpTarget::Cluster(id)) => {
             w.stats.original_dst(&spec.name, "cluster");
             tracing::debug!(%peer, original_dst = ?original, "intercepted: to cluster");
-            Ok(proxy::<R>(w, down, peer, snap.cluster(id), spec.idle_timeout, conn).await?)
+            Ok(proxy::<R>(
+                w,
+                down,
+                first,
+                peer,
+                snap.cluster(id),
+                spec.idle_timeout,
+                conn,
+            )
+            .await?)
         }
         Some(TcpTarget::Passthrough(addr)) => {
             w.stats.original_dst(&spec.name, "passthrough");
@@ -60,7 +81,7 @@ pub async fn serve<R: Rt>(
             // --proxy-uid`), so this reaches the real destination instead of coming back.
             let up = dial::connect::<R>(addr, DEFAULT_CONNECT_TIMEOUT).await?;
             tracing::debug!(%peer, upstream = %addr, "intercepted: passthrough tunnel open");
-            Ok(tunnel_to::<R>(down, up, spec.idle_timeout, conn).await?)
+            Ok(tunnel_to::<R>(down, up, first, spec.idle_timeout, conn).await?)
         }
         None => {
             w.stats.original_dst(&spec.name, "refused");
@@ -82,7 +103,8 @@ fn redirected_from<S: Stream>(s: &S) -> Option<SocketAddr> {
 
 pub async fn proxy<R: Rt>(
     w: &Worker<R>,
-    down: R::Stream,
+    down: Wire<R::Stream>,
+    first: Bytes,
     peer: SocketAddr,
     cluster: &ClusterSpec,
     idle: Duration,
@@ -90,23 +112,17 @@ pub async fn proxy<R: Rt>(
 ) -> Result<tunnel::Moved, ProxyError> {
     let d = dial::any::<R>(&w.balancers.get(cluster), cluster, &w.stats).await?;
     tracing::debug!(%peer, upstream = %d.addr, "tcp tunnel open");
-    tunnel_to::<R>(down, d.conn, idle, conn).await
+    tunnel_to::<R>(down, d.conn, first, idle, conn).await
 }
 
 async fn tunnel_to<R: Rt>(
-    down: R::Stream,
-    up: R::Stream,
+    down: Wire<R::Stream>,
+    up: Wire<R::Stream>,
+    first: Bytes,
     idle: Duration,
     conn: &Conn,
 ) -> Result<tunnel::Moved, ProxyError> {
-    tunnel::run::<R, _, _>(
-        down,
-        up,
-        bytes::Bytes::new(),
-        bytes::Bytes::new(),
-        idle,
-        conn,
-    )
-    .await
-    .map_err(ProxyError::UpstreamIo)
+    tunnel::run::<R, _, _>(down, up, first, bytes::Bytes::new(), idle, conn)
+        .await
+        .map_err(ProxyError::UpstreamIo)
 }

@@ -54,7 +54,7 @@ pub fn extend_from_h1<'a>(
 
 /// Appends the client (its IP, formatted once per connection) to `x-forwarded-for` and sets
 /// `x-forwarded-proto` if absent.
-pub fn add_forwarded(map: &mut HeaderMap, client: &str) {
+pub fn add_forwarded(map: &mut HeaderMap, client: &str, proto: &'static str) {
     let xff = HeaderName::from_static("x-forwarded-for");
     let value = match joined_xff(map, client) {
         Some(v) => HeaderValue::from_bytes(&v),
@@ -63,9 +63,22 @@ pub fn add_forwarded(map: &mut HeaderMap, client: &str) {
     if let Ok(v) = value {
         map.insert(xff, v);
     }
-    let proto = HeaderName::from_static("x-forwarded-proto");
-    if !map.contains_key(&proto) {
-        map.insert(proto, HeaderValue::from_static("http"));
+    let proto_name = HeaderName::from_static("x-forwarded-proto");
+    if !map.contains_key(&proto_name) {
+        map.insert(proto_name, HeaderValue::from_static(proto));
+    }
+}
+
+/// Sets Ringside's own fields (`traceparent`, `x-forwarded-client-cert`), replacing any the
+/// client sent.
+pub fn insert_extra(map: &mut HeaderMap, extra: &[(&str, &[u8])]) {
+    for (name, value) in extra {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.insert(n, v);
+        }
     }
 }
 
@@ -90,6 +103,7 @@ pub fn h1_request_head(
     parts: &http::request::Parts,
     body: BodyKind,
     client: &str,
+    proto: &str,
     extra: &[(&str, &[u8])],
 ) -> Result<BytesMut, Malformed> {
     if parts.method == http::Method::CONNECT {
@@ -132,7 +146,7 @@ pub fn h1_request_head(
         None => put_field(&mut out, b"x-forwarded-for", client.as_bytes()),
     }
     if !headers.contains_key("x-forwarded-proto") {
-        put_field(&mut out, b"x-forwarded-proto", b"http");
+        put_field(&mut out, b"x-forwarded-proto", proto.as_bytes());
     }
     if !cookies.is_empty() {
         put_field(&mut out, b"cookie", &cookies.join(&b"; "[..]));
@@ -277,6 +291,7 @@ mod tests {
             &parts,
             BodyKind::Chunked,
             "127.0.0.9",
+            "http",
             &[("traceparent", b"00-x")],
         )
         .expect("head");
@@ -307,7 +322,7 @@ mod tests {
             .into_parts();
         let ip = "127.0.0.1";
         assert!(matches!(
-            h1_request_head(&parts, BodyKind::Empty, ip, &[]),
+            h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]),
             Err(Malformed::Connect)
         ));
         let (parts, ()) = http::Request::builder()
@@ -316,7 +331,7 @@ mod tests {
             .expect("request")
             .into_parts();
         assert!(matches!(
-            h1_request_head(&parts, BodyKind::Empty, ip, &[]),
+            h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]),
             Err(Malformed::NoAuthority)
         ));
     }

@@ -6,6 +6,7 @@
 //! Between requests the connection holds no buffer: it waits for readability first (see
 //! `core::rt`), which is what keeps an idle keep-alive connection well under a KiB.
 
+use crate::core::wire::Wire;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -37,12 +38,12 @@ pub struct Upgraded<S> {
 /// stream, so an idle connection's future holds it once.
 pub async fn serve<R: Rt>(
     w: &Worker<R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     mut buf: BytesMut,
     peer: SocketAddr,
     listener: &str,
     conn: &Conn,
-) -> Option<Upgraded<R::Stream>> {
+) -> Option<Upgraded<Wire<R::Stream>>> {
     loop {
         // Readiness was just confirmed when the buffer was empty (a kept-alive connection);
         // pipelined bytes may already be buffered.
@@ -77,13 +78,13 @@ pub async fn serve<R: Rt>(
 /// One request, from its first byte to the end of its response.
 async fn request<R: Rt>(
     w: &Worker<R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     buf: &mut BytesMut,
     peer: SocketAddr,
     listener: &str,
     conn: &Conn,
     ready: bool,
-) -> Next<R::Stream> {
+) -> Next<Wire<R::Stream>> {
     let waiting = w.snapshot();
     let Some(spec) = waiting.listener(listener) else {
         return Next::Close;
@@ -126,7 +127,7 @@ async fn request<R: Rt>(
 /// Reads until a complete head is parsed, within the header-read timeout from the first byte.
 /// `Ok(None)`: the client left mid-head (nothing to answer). `Err`: answer and close.
 async fn read_head<R: Rt>(
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     buf: &mut BytesMut,
     spec: &ListenerSpec,
     conn: &Conn,

@@ -1,6 +1,7 @@
 //! One HTTP/1.1 request: check what is in hand, normalise its path, route it, proxy it to the
 //! cluster's protocol (or answer it locally), and record it.
 
+use crate::core::wire::Wire;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +12,7 @@ use control::snapshot::{ListenerKind, ListenerSpec, Snapshot};
 use control::RequestView;
 
 use super::local::{self, Conn as LocalConn};
+use crate::core::authz;
 use crate::core::conns::Conn;
 use crate::core::http1::{self, BodyKind, RequestHead, Version};
 use crate::core::path;
@@ -35,10 +37,10 @@ pub struct At<'a, R: Rt> {
 /// Handles one request whose head was just read; `buf` holds the bytes that followed it.
 pub async fn handle<R: Rt>(
     at: &At<'_, R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     buf: &mut BytesMut,
     mut head: RequestHead,
-) -> Next<R::Stream> {
+) -> Next<Wire<R::Stream>> {
     #[cfg(feature = "test-hooks")]
     if head.header("x-ringside-test-panic").is_some() {
         panic!("test hook: x-ringside-test-panic");
@@ -75,8 +77,16 @@ pub async fn handle<R: Rt>(
         rec.record(&head, NONE, NONE, None, 404, trace.as_deref());
         return next;
     };
+    if !authz::admits_request(at.spec, route, at.conn) {
+        let next = answer(down, at.conn, 403, "forbidden by authz", keep).await;
+        rec.record(&head, &route.name, NONE, None, 403, trace.as_deref());
+        return next;
+    }
     let cluster = at.snap.cluster(route.pick_cluster(fastrand::u32(..)));
-    let extra = trace::started_field(&head, trace.as_deref());
+    let mut extra = trace::started_field(&head, trace.as_deref());
+    if let Some(xfcc) = at.conn.tls.get().and_then(|t| t.xfcc.as_deref()) {
+        extra.push((http1::XFCC, xfcc.as_bytes()));
+    }
     // Only the translation to HTTP/2 needs the client's address as text.
     let client_ip = match cluster.protocol {
         UpstreamProtocol::Http2 => at.peer.ip().to_string(),

@@ -5,6 +5,7 @@
 //! sweep kicks it when its idle deadline passes, a drain begins or the config changes, and it
 //! answers with GOAWAY (graceful: streams in flight finish).
 
+use crate::core::wire::Wire;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -30,7 +31,7 @@ enum Event<T> {
 
 pub async fn serve<R: Rt>(
     w: &Worker<R>,
-    down: R::Stream,
+    down: Wire<R::Stream>,
     preface: BytesMut,
     peer: SocketAddr,
     listener: Rc<str>,

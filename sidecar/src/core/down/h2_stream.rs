@@ -14,9 +14,11 @@ use h2::RecvStream;
 use http::{HeaderValue, Request, Response};
 
 use super::limits;
+use crate::core::authz;
 use crate::core::conns::Conn;
 use crate::core::error::{grpc_code_for_http, ProxyError};
 use crate::core::h2::grpc;
+use crate::core::http1::XFCC;
 use crate::core::path;
 use crate::core::proxy::exchange::{self, Deadline, Done, Exchange, Failure, Record, RequestInfo};
 use crate::core::proxy::{h2_h1, h2_h2};
@@ -57,6 +59,8 @@ pub async fn handle<R: Rt>(
         panic!("test hook: x-ringside-test-panic");
     }
     let is_grpc = grpc::is_grpc(&parts.headers);
+    // Only Ringside vouches for a client certificate (Envoy's SANITIZE_SET).
+    parts.headers.remove(XFCC);
     let trace = trace::context_from(
         parts.headers.get("traceparent").map(|v| v.as_bytes()),
         w.opts.start_traces,
@@ -102,6 +106,23 @@ pub async fn handle<R: Rt>(
         rec.record(NONE, NONE, None, &Done::status(status), code.as_deref());
         return;
     };
+    if !authz::admits_request(spec, route, ctx.conn) {
+        let status = local(&mut respond, 403, "forbidden by authz", is_grpc);
+        let code = is_grpc.then(|| grpc_code_for_http(403).to_string());
+        rec.record(
+            &route.name,
+            NONE,
+            None,
+            &Done::status(status),
+            code.as_deref(),
+        );
+        return;
+    }
+    let xfcc = ctx.conn.tls.get().and_then(|t| t.xfcc.as_deref());
+    let extra: &[(&str, &[u8])] = match &xfcc {
+        Some(v) => &[(XFCC, v.as_bytes())],
+        None => &[],
+    };
     let cluster = snap.cluster(route.pick_cluster(fastrand::u32(..)));
     let grpc_timeout = is_grpc
         .then(|| grpc::grpc_timeout(&parts.headers))
@@ -120,7 +141,7 @@ pub async fn handle<R: Rt>(
         },
         listener: ctx.listener,
         closing: false,
-        extra: &[],
+        extra,
         endpoint: Default::default(),
         attempts: Default::default(),
     };

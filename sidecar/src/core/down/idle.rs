@@ -2,6 +2,7 @@
 //! housekeeping tick kicks the connection when its idle deadline passes (within a tick,
 //! 250 ms), when a drain begins or when the config changes.
 
+use crate::core::wire::Wire;
 use std::time::Instant;
 
 use futures_util::future::{select, Either};
@@ -14,7 +15,7 @@ use crate::core::worker::Worker;
 /// listener was removed). A plain wait on readiness, safe to drop on both runtimes.
 pub async fn wait<R: Rt>(
     w: &Worker<R>,
-    down: &R::Stream,
+    down: &Wire<R::Stream>,
     deadline: Instant,
     listener: &str,
     conn: &Conn,

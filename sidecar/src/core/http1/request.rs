@@ -178,6 +178,8 @@ impl RequestHead {
     fn is_end_to_end(&self, name: &[u8], forward_expect: bool) -> bool {
         !(fields::is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"host")
+            // Only Ringside vouches for a client certificate (Envoy's SANITIZE_SET).
+            || name.eq_ignore_ascii_case(XFCC.as_bytes())
             || fields::listed_in_connection(name, &self.buf, &self.p.connection)
             || (name.eq_ignore_ascii_case(b"expect") && !forward_expect))
     }
@@ -191,6 +193,9 @@ impl RequestHead {
             .filter(|(n, _)| self.is_end_to_end(n, false))
     }
 }
+
+/// `x-forwarded-client-cert`: the verified client certificate, as Envoy sends it upstream.
+pub const XFCC: &str = "x-forwarded-client-cert";
 
 fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);

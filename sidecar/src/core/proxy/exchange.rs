@@ -1,6 +1,7 @@
 //! What every protocol pair shares: the exchange's context, how it ends, the one retry rule,
 //! and the one place an exchange is recorded (metrics and access log).
 
+use crate::core::wire::Wire;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -64,7 +65,7 @@ impl<R: Rt> Exchange<'_, R> {
         &self,
         req: Replay,
         fresh: bool,
-    ) -> Result<Upstream<R::Stream>, ProxyError> {
+    ) -> Result<Upstream<Wire<R::Stream>>, ProxyError> {
         let trust_recent = req.idempotent && req.body_held;
         let lb = self.w.balancers.get(self.cluster);
         let up = up::h1::acquire::<R>(

@@ -2,6 +2,7 @@
 //! connection, the body relayed while watching for an early response, the response relayed
 //! back, and the connection pooled when both sides allow it.
 
+use crate::core::wire::Wire;
 use bytes::{Bytes, BytesMut};
 
 use super::exchange::{idempotent, Done, Exchange, Failure, Next, Replay};
@@ -17,10 +18,10 @@ use crate::core::up::h1::{read_response_head, send_head, Upstream};
 /// Proxies one request whose head was read from `down` (`buf` holds what followed it).
 pub async fn proxy<R: Rt>(
     x: &Exchange<'_, R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     buf: &mut BytesMut,
     head: &RequestHead,
-) -> Result<(Done, Next<R::Stream>), Failure> {
+) -> Result<(Done, Next<Wire<R::Stream>>), Failure> {
     use Failure::Before;
     let upgrade = head.upgrade().is_some();
     let mut out = BytesMut::with_capacity(1024);
@@ -30,7 +31,7 @@ pub async fn proxy<R: Rt>(
             client_ip: x.peer.ip(),
             forward_expect: false,
             keep_upgrade: upgrade,
-            proto: "http",
+            proto: x.conn.scheme(),
             extra: x.extra,
         },
     );
@@ -73,10 +74,10 @@ pub async fn proxy<R: Rt>(
 /// of the body, with framing re-derived for this client; whether the client must be closed.
 async fn relay_response<R: Rt>(
     x: &Exchange<'_, R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     head: &RequestHead,
     resp: &ResponseHead,
-    up: &mut Upstream<R::Stream>,
+    up: &mut Upstream<Wire<R::Stream>>,
     ubuf: &mut BytesMut,
     early: bool,
 ) -> Result<(Done, bool), Failure> {
@@ -129,11 +130,11 @@ async fn relay_response<R: Rt>(
 /// response head. Returns the head, the bytes read past it, and whether it came early.
 async fn attempt<R: Rt>(
     x: &Exchange<'_, R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     buf: &mut BytesMut,
     head: &RequestHead,
     encoded: &Bytes,
-    up: &mut Upstream<R::Stream>,
+    up: &mut Upstream<Wire<R::Stream>>,
 ) -> Result<(ResponseHead, BytesMut, bool), ProxyError> {
     send_head(up, encoded.clone()).await?;
     let mut early = false;
@@ -189,13 +190,13 @@ async fn attempt<R: Rt>(
 /// The upstream's 101: both connections become one opaque tunnel.
 async fn tunnel<R: Rt>(
     x: &Exchange<'_, R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     buf: &mut BytesMut,
-    up: Upstream<R::Stream>,
+    up: Upstream<Wire<R::Stream>>,
     resp: &ResponseHead,
     mut ubuf: BytesMut,
     asked: bool,
-) -> Result<(Done, Next<R::Stream>), Failure> {
+) -> Result<(Done, Next<Wire<R::Stream>>), Failure> {
     if !asked {
         return Err(Failure::Before(ProxyError::UpstreamProtocol(
             "101 to a request that did not ask to upgrade".into(),

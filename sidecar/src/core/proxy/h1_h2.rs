@@ -3,6 +3,7 @@
 //! re-derived (Content-Length when the upstream declared one, else chunked, with HTTP/2
 //! trailers as chunked trailers).
 
+use crate::core::wire::Wire;
 use std::pin::pin;
 
 use bytes::{Bytes, BytesMut};
@@ -22,17 +23,17 @@ use crate::core::up::h2::{final_response, stream_error};
 
 pub async fn proxy<R: Rt>(
     x: &Exchange<'_, R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     buf: &mut BytesMut,
     head: &RequestHead,
-) -> Result<(Done, Next<R::Stream>), Failure> {
+) -> Result<(Done, Next<Wire<R::Stream>>), Failure> {
     use Failure::Before;
     if head.upgrade().is_some() {
         return Err(Before(ProxyError::Unsupported(
             "upgrade not supported to an HTTP/2 cluster",
         )));
     }
-    let req = translate(head, x.client_ip, x.extra).map_err(Before)?;
+    let req = translate(head, x.client_ip, x.conn.scheme(), x.extra).map_err(Before)?;
     let end = head.body().is_empty();
     let replay = Replay {
         idempotent: idempotent(head.method()),
@@ -107,7 +108,7 @@ pub async fn proxy<R: Rt>(
 /// client connection must close after it.
 async fn relay_response<R: Rt>(
     x: &Exchange<'_, R>,
-    down: &mut R::Stream,
+    down: &mut Wire<R::Stream>,
     head: &RequestHead,
     resp: http::Response<h2::RecvStream>,
     early: bool,
@@ -165,6 +166,7 @@ async fn relay_response<R: Rt>(
 fn translate(
     head: &RequestHead,
     client: &str,
+    proto: &'static str,
     extra: &[(&str, &[u8])],
 ) -> Result<Request<()>, ProxyError> {
     let bad = |m: String| ProxyError::DownstreamProtocol(m);
@@ -184,15 +186,8 @@ fn translate(
     *req.uri_mut() = uri;
     let h = req.headers_mut();
     headers::extend_from_h1(h, head.end_to_end_fields()).map_err(|e| bad(e.to_string()))?;
-    headers::add_forwarded(h, client);
-    for (name, value) in extra {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            h.insert(n, v);
-        }
-    }
+    headers::add_forwarded(h, client, proto);
+    headers::insert_extra(h, extra);
     if let BodyKind::Length(n) = head.body() {
         h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
     }

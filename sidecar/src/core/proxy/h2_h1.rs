@@ -3,6 +3,7 @@
 //! chunked), `:authority` as Host, 1xx responses forwarded as informational HEADERS, and
 //! chunked trailers back as HTTP/2 trailers.
 
+use crate::core::wire::Wire;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::RecvStream;
@@ -38,7 +39,7 @@ pub async fn proxy<R: Rt>(
             None => BodyKind::Chunked,
         }
     };
-    let head = headers::h1_request_head(&parts, framing, x.client_ip, x.extra)
+    let head = headers::h1_request_head(&parts, framing, x.client_ip, x.conn.scheme(), x.extra)
         .map_err(|e| {
             Failure::Before(match e {
                 headers::Malformed::Connect => ProxyError::Unsupported("method not supported"),
@@ -136,7 +137,7 @@ async fn attempt<R: Rt>(
     head: &Bytes,
     framing: BodyKind,
     is_head: bool,
-    up: &mut Upstream<R::Stream>,
+    up: &mut Upstream<Wire<R::Stream>>,
 ) -> Result<Attempt, ProxyError> {
     send_head(up, head.clone()).await?;
     let mut early = false;

@@ -35,7 +35,8 @@ pub async fn proxy<R: Rt>(
     body: RecvStream,
     respond: &mut SendResponse<Bytes>,
 ) -> Result<Done, Failure> {
-    headers::add_forwarded(&mut parts.headers, x.client_ip);
+    headers::add_forwarded(&mut parts.headers, x.client_ip, x.conn.scheme());
+    headers::insert_extra(&mut parts.headers, x.extra);
     let idem = idempotent(parts.method.as_str());
     let req = Request::from_parts(parts, ());
     let mut src = Source {

@@ -1,6 +1,7 @@
 //! Getting a connection to a cluster's endpoint: the balancer's pick first, then each other
 //! endpoint once if connects fail. Written once, for HTTP/1, HTTP/2 and TCP upstreams.
 
+use crate::core::wire::Wire;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -63,24 +64,49 @@ pub async fn any<R: Rt>(
     lb: &Rc<ClusterState>,
     cluster: &ClusterSpec,
     stats: &Stats,
-) -> Result<Dialed<R::Stream>, ProxyError> {
+) -> Result<Dialed<Wire<R::Stream>>, ProxyError> {
     if lb.is_empty() {
         return Err(ProxyError::NoEndpoint);
     }
-    let within = cluster.connect_timeout;
     walk(lb, lb.pick(), cluster, stats, |addr| {
-        connect::<R>(addr, within)
+        open::<R>(addr, cluster)
     })
     .await
+}
+
+/// One connection to `addr` as the cluster wants it: TCP within `connect_timeout`, then TLS
+/// (within as long again) if the cluster originates TLS.
+///
+/// # Errors
+/// As [`connect`], or [`ProxyError::UpstreamTls`].
+pub async fn open<R: Rt>(
+    addr: SocketAddr,
+    cluster: &ClusterSpec,
+) -> Result<Wire<R::Stream>, ProxyError> {
+    let within = cluster.connect_timeout;
+    let Some(tls) = &cluster.tls else {
+        return connect::<R>(addr, within).await;
+    };
+    let stream = match R::connect(addr, within).await {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            return Err(ProxyError::ConnectTimeout(addr))
+        }
+        Err(source) => return Err(ProxyError::Connect { addr, source }),
+    };
+    crate::core::tls::connect::connect::<R>(stream, tls, addr, &cluster.name, within).await
 }
 
 /// One TCP connect within `within`.
 ///
 /// # Errors
 /// [`ProxyError::ConnectTimeout`] or [`ProxyError::Connect`].
-pub async fn connect<R: Rt>(addr: SocketAddr, within: Duration) -> Result<R::Stream, ProxyError> {
+pub async fn connect<R: Rt>(
+    addr: SocketAddr,
+    within: Duration,
+) -> Result<Wire<R::Stream>, ProxyError> {
     match R::connect(addr, within).await {
-        Ok(s) => Ok(s),
+        Ok(s) => Ok(Wire::Plain(s)),
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(ProxyError::ConnectTimeout(addr)),
         Err(source) => Err(ProxyError::Connect { addr, source }),
     }

@@ -1,6 +1,7 @@
 //! The upstream half of an HTTP/1 exchange: a connection from the pool or a fresh one, and the
 //! response head read back (1xx responses forwarded as they arrive).
 
+use crate::core::wire::Wire;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ pub async fn acquire<R: Rt>(
     cluster: &ClusterSpec,
     fresh: bool,
     replayable: bool,
-) -> Result<Upstream<R::Stream>, ProxyError> {
+) -> Result<Upstream<Wire<R::Stream>>, ProxyError> {
     if lb.is_empty() {
         return Err(ProxyError::NoEndpoint);
     }
@@ -75,11 +76,7 @@ pub async fn acquire<R: Rt>(
             });
         }
     }
-    let within = cluster.connect_timeout;
-    let d = dial::walk(&lb, first, cluster, stats, |a| {
-        dial::connect::<R>(a, within)
-    })
-    .await?;
+    let d = dial::walk(&lb, first, cluster, stats, |a| dial::open::<R>(a, cluster)).await?;
     Ok(Upstream {
         stream: d.conn,
         addr: d.addr,
@@ -111,7 +108,7 @@ pub async fn send_head<S: WriteHalf>(up: &mut Upstream<S>, head: Bytes) -> Resul
 /// `UpstreamIo`, `UpstreamProtocol` for a head the strict codec refuses, `DownstreamIo` when
 /// forwarding a 1xx failed.
 pub async fn read_response_head<R: Rt, I: Interim>(
-    up: &mut R::Stream,
+    up: &mut Wire<R::Stream>,
     ubuf: &mut BytesMut,
     is_head: bool,
     deadline: Instant,

@@ -6,6 +6,7 @@
 //! polled for any stream on it to progress); the task ends when the peer closes, or when the
 //! connection has carried no stream for the cluster's idle timeout.
 
+use crate::core::wire::Wire;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -261,7 +262,7 @@ async fn connect<R: Rt>(
     cluster: &ClusterSpec,
 ) -> Result<(SendRequest<Bytes>, Rc<State>), ProxyError> {
     let _connecting = pool.start_connect(addr);
-    let stream = dial::connect::<R>(addr, cluster.connect_timeout).await?;
+    let stream = dial::open::<R>(addr, cluster).await?;
     let io = stream
         .into_io()
         .map_err(|source| ProxyError::Connect { addr, source })?;
@@ -324,7 +325,7 @@ impl Drop for Connecting<'_> {
 
 /// Polls the connection until it ends, or until it has idled past `idle` with no stream.
 async fn drive<R: Rt>(
-    conn: &mut h2::client::Connection<<R::Stream as Stream>::Io, Bytes>,
+    conn: &mut h2::client::Connection<<Wire<R::Stream> as Stream>::Io, Bytes>,
     st: &State,
     idle: Duration,
 ) {

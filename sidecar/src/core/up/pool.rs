@@ -5,6 +5,7 @@
 //! request is rarely written into a dead socket; when it is, the HTTP path retries bodiless
 //! requests once on a fresh connection.
 
+use crate::core::wire::Wire;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,8 +18,11 @@ struct Idle<S> {
     since: Instant,
 }
 
+/// Idle connections per endpoint, most recently used last.
+type ByEndpoint<S> = HashMap<SocketAddr, Vec<Idle<S>>>;
+
 pub struct Pool<R: Rt> {
-    idle: RefCell<HashMap<SocketAddr, Vec<Idle<R::Stream>>>>,
+    idle: RefCell<ByEndpoint<Wire<R::Stream>>>,
 }
 
 impl<R: Rt> Default for Pool<R> {
@@ -38,7 +42,7 @@ impl<R: Rt> Pool<R> {
         addr: SocketAddr,
         max_idle: Duration,
         verify_after: Duration,
-    ) -> Option<R::Stream> {
+    ) -> Option<Wire<R::Stream>> {
         let mut map = self.idle.borrow_mut();
         let list = map.get_mut(&addr)?;
         let now = Instant::now();
@@ -53,7 +57,7 @@ impl<R: Rt> Pool<R> {
 
     /// Returns a connection after a complete exchange. Beyond `cap` idle connections the
     /// oldest is closed.
-    pub fn checkin(&self, addr: SocketAddr, stream: R::Stream, cap: usize) {
+    pub fn checkin(&self, addr: SocketAddr, stream: Wire<R::Stream>, cap: usize) {
         if cap == 0 {
             return;
         }
