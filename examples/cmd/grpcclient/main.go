@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"ringside.dev/examples/internal/grpcecho"
 )
 
@@ -38,13 +39,24 @@ func main() {
 	})
 	flag.BoolVar(&cfg.AwaitServerCancel, "await-server-cancel", false, "raw: also wait for the server's handler to see its call end")
 	repeat := flag.Int("n", 1, "run the check this many times on one connection")
+	var tlsFiles grpcecho.TLSFiles
+	flag.StringVar(&tlsFiles.CA, "tls-ca", "", "connect over TLS, trusting this CA bundle (PEM)")
+	flag.StringVar(&tlsFiles.Cert, "tls-cert", "", "with -tls-ca: client certificate (mutual TLS)")
+	flag.StringVar(&tlsFiles.Key, "tls-key", "", "the private key of -tls-cert")
+	flag.StringVar(&tlsFiles.ServerName, "tls-server-name", "", "server name to send and verify")
 	flag.Parse()
 	if *addr == "" || flag.NArg() != 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
 	cfg.Addr = *addr
-	cc, err := grpcecho.Dial(*addr, *authority)
+	var cc *grpc.ClientConn
+	var err error
+	if tlsFiles.CA != "" {
+		cc, err = grpcecho.DialTLS(*addr, *authority, tlsFiles)
+	} else {
+		cc, err = grpcecho.Dial(*addr, *authority)
+	}
 	if err != nil {
 		fail(cfg.Mode, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 
+	"google.golang.org/grpc"
 	"ringside.dev/examples/internal/grpcecho"
 	"ringside.dev/examples/internal/readyfile"
 )
@@ -23,6 +24,10 @@ func main() {
 	name := flag.String("name", "grpc", "instance name, sent back as header metadata x-served-by")
 	ready := flag.String("ready-file", "", "write the bound address here once listening")
 	ignoreDeadline := flag.Bool("ignore-deadline", false, "drop grpc-timeout before the service sees it")
+	var tlsFiles grpcecho.TLSFiles
+	flag.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve over TLS with this certificate (PEM)")
+	flag.StringVar(&tlsFiles.Key, "tls-key", "", "the private key of -tls-cert")
+	flag.StringVar(&tlsFiles.CA, "tls-client-ca", "", "with -tls-cert: require client certificates from this CA")
 	flag.Parse()
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -32,7 +37,15 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("grpcserver %s listening on %s\n", *name, l.Addr())
-	g := grpcecho.NewGRPCServer(grpcecho.New(*name))
+	var opts []grpc.ServerOption
+	if tlsFiles.Cert != "" {
+		creds, err := grpcecho.ServerTLS(tlsFiles)
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts = append(opts, creds)
+	}
+	g := grpcecho.NewGRPCServer(grpcecho.New(*name), opts...)
 	if !*ignoreDeadline {
 		log.Fatal(g.Serve(l))
 	}
