@@ -31,7 +31,7 @@ import targets  # noqa: E402
 
 TARGETS = ["direct", "ringside-io-uring", "ringside-epoll", "go-baseline", "nginx", "haproxy"]
 # idle first: it measures memory growth, which earlier load would hide in allocator caches.
-PASS1 = ["idle", "steady", "h2", "h2h2", "churn", "tcp"]
+PASS1 = ["idle", "steady", "h2", "h2h2", "churn", "tcp", "tls", "tlsnew", "plainhop", "mtlshop"]
 PASS2 = ["mixcap", "mix", "cost"]
 # Scenarios that start their own targets per configuration (routes.py: 1 to 10,000 routes).
 OWN = ["routes"]
@@ -169,6 +169,7 @@ def main():
     results, skipped, route_rows = [], {}, []
     with tempfile.TemporaryDirectory(prefix="ringside-bench-") as d:
         work = Path(d)
+        targets.CERTS = targets.make_certs(work / "certs")
         origin, upstream = start_origin(env, work)
         try:
             p1 = [s for s in PASS1 if s in chosen]

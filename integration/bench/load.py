@@ -20,7 +20,7 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
 
 
 def wrk(addr: str, cpu: int, seconds: float, conns: int, path: str = "/", churn: bool = False,
-        script: str | None = None) -> dict:
+        script: str | None = None, scheme: str = "http") -> dict:
     """Closed-loop HTTP/1.1 load. `churn`: `Connection: close` on every request. `script`: a
     request script in this directory (e.g. `mix.lua`, the mix's weighted paths). The report
     function (wrk_report.lua) is appended to whichever script runs."""
@@ -30,7 +30,7 @@ def wrk(addr: str, cpu: int, seconds: float, conns: int, path: str = "/", churn:
         f.write("\n".join(p.read_text() for p in [*parts, HERE / "wrk_report.lua"]))
         lua = f.name
     argv = pinned(cpu, ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", lua,
-                        f"http://{addr}{path}"])
+                        f"{scheme}://{addr}{path}"])
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
     finally:

@@ -50,6 +50,36 @@ def h2h2(t, env):
     return measured(t, lambda: load.h2load(t.h2c_h2, env.load_cpu, env.seconds))
 
 
+def tls(t, env):
+    """TLS 1.3 termination, keep-alive HTTP/1.1 (wrk over https) to the HTTP/1.1 upstream."""
+    if not t.tls:
+        raise load_skip("no TLS listener")
+    return measured(t, lambda: load.wrk(t.tls, env.load_cpu, env.seconds, conns=32, scheme="https"))
+
+
+def tlsnew(t, env):
+    """TLS handshake-heavy: a new connection and full handshake per request (wrk, Connection:
+    close): req/s is handshakes/s."""
+    if not t.tls:
+        raise load_skip("no TLS listener")
+    return measured(t, lambda: load.wrk(t.tls, env.load_cpu, env.seconds, conns=16, churn=True, scheme="https"))
+
+
+def mtlshop(t, env):
+    """client → sidecar → mutual TLS (client certificate, SPIFFE ID checked both ways) → sidecar
+    → app, both sidecars in the target's one process; compare with plainhop for what mTLS adds."""
+    if not t.hop:
+        raise load_skip("no sidecar hop configured (Ringside only)")
+    return measured(t, lambda: load.wrk(t.hop, env.load_cpu, env.seconds, conns=32))
+
+
+def plainhop(t, env):
+    """The same two-sidecar hop as mtlshop, in plaintext."""
+    if not t.plain_hop:
+        raise load_skip("no sidecar hop configured (Ringside only)")
+    return measured(t, lambda: load.wrk(t.plain_hop, env.load_cpu, env.seconds, conns=32))
+
+
 # The production mix: response sizes 100 B to 1 MiB, 2% upstream 5xx.
 MIX = ["/bytes/100"] * 40 + ["/bytes/1000"] * 25 + ["/bytes/10000"] * 20 + ["/bytes/100000"] * 10 + \
       ["/bytes/1048576"] * 3 + ["/status/500", "/status/503"]
@@ -157,4 +187,4 @@ class load_skip(Exception):
 
 
 ALL = {"steady": steady, "h2": h2, "h2h2": h2h2, "churn": churn, "tcp": tcp, "idle": idle, "mixcap": mixcap, "mix": mix,
-       "cost": cost}
+       "cost": cost, "tls": tls, "tlsnew": tlsnew, "mtlshop": mtlshop, "plainhop": plainhop}

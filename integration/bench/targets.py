@@ -34,6 +34,9 @@ class Target:
     tcp: str | None = None  # host:port of an opaque TCP listener to the same upstream
     h2c: str | None = None  # host:port speaking h2c with prior knowledge (to an HTTP/1.1 upstream)
     h2c_h2: str | None = None  # host:port speaking h2c, proxying to the upstream over h2c
+    tls: str | None = None  # host:port terminating TLS (ALPN h2, http/1.1) to the HTTP/1.1 upstream
+    hop: str | None = None  # plaintext in, a mutual-TLS sidecar hop inside the target, then the app
+    plain_hop: str | None = None  # the same hop in plaintext
     pid: int | None = None  # the process whose CPU and memory are the proxy's
     procs: list = field(default_factory=list)
     tcp_pid: int | None = None  # when TCP proxying is a separate process (Go baseline)
@@ -112,9 +115,35 @@ def spawn(argv, workdir: Path, name: str, env=None):
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
+# Where bench.py wrote the TLS certificates (make_certs): CA, server, client, server.pem.
+CERTS: Path | None = None
+
+
+def make_certs(out: Path) -> Path:
+    """An ECDSA P-256 CA, a server certificate (localhost, 127.0.0.1, spiffe://bench.test/server)
+    and a client certificate (spiffe://bench.test/client), with openssl."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    def run(*argv):
+        subprocess.run(argv, check=True, capture_output=True, cwd=out)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
+        "-subj", "/CN=bench CA")
+    for who, san in (("server", "DNS:localhost,IP:127.0.0.1,URI:spiffe://bench.test/server"),
+                     ("client", "URI:spiffe://bench.test/client")):
+        run("openssl", "req", *ec, "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={who}")
+        (out / f"{who}.ext").write_text(f"subjectAltName={san}\n")
+        run("openssl", "x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{who}.crt", "-days", "30", "-extfile", f"{who}.ext")
+    (out / "server.pem").write_text((out / "server.crt").read_text() + (out / "server.key").read_text())
+    return out
+
+
 def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Target:
-    """Starts target `name` on ports port..port+3, proxying to `upstream`."""
-    http, tcp, h2, admin = (f"127.0.0.1:{port + i}" for i in range(4))
+    """Starts target `name` on ports port..port+8, proxying to `upstream`."""
+    http, tcp, h2, admin, tls, hop, hop_in, plain_hop, plain_hop_in = (f"127.0.0.1:{port + i}" for i in range(9))
+    certs = str(CERTS or "")
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "direct":
         # The Go origin speaks h2c itself (-h2c), so direct has an h2 row too.
@@ -131,7 +160,9 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
         if not binary.is_file():
             raise Skipped(f"{binary} not built (before-*: set RINGSIDE_BEFORE_BIN)")
         cfg = fill(PEERS / "ringside.yaml", workdir / "ringside.yaml",
-                   {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream, "ADMIN": admin})
+                   {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream, "ADMIN": admin,
+                    "LISTEN_TLS": tls, "LISTEN_HOP": hop, "LISTEN_HOP_IN": hop_in, "CERTS": certs,
+                    "LISTEN_PLAIN_HOP": plain_hop, "LISTEN_PLAIN_HOP_IN": plain_hop_in})
         # `ringside-epoll-nometrics`: the same without request metrics, to measure their cost.
         runtime = name_rt.removeprefix("ringside-").removesuffix("-nometrics")
         if runtime == "io-uring":
@@ -143,7 +174,8 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
             argv.append("--no-metrics")
         p = spawn(pinned(cpu, argv), workdir, name)
         # One port serves HTTP/1.1 and h2c: the listener detects the HTTP/2 preface.
-        t = Target(name, http=http, tcp=tcp, h2c=http, h2c_h2=h2, pid=p.pid, procs=[p])
+        t = Target(name, http=http, tcp=tcp, h2c=http, h2c_h2=h2, tls=tls, hop=hop, plain_hop=plain_hop,
+                   pid=p.pid, procs=[p])
     elif name == "go-baseline":
         binary = ROOT / "target/go/baselineproxy"
         if not binary.exists():
@@ -163,22 +195,23 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
         load = f"load_module {stream};" if stream.exists() else ""
         cfg = fill(PEERS / "nginx.conf", workdir / "nginx.conf",
                    {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream, "DIR": str(workdir),
-                    "LOAD_STREAM": load})
+                    "LOAD_STREAM": load, "LISTEN_TLS": tls, "CERTS": certs})
         p = spawn(pinned(cpu, ["nginx", "-c", str(cfg), "-p", str(workdir)]), workdir, name)
-        t = Target(name, http=http, tcp=tcp, h2c=h2, pid=p.pid, procs=[p])
+        t = Target(name, http=http, tcp=tcp, h2c=h2, tls=tls, pid=p.pid, procs=[p])
     elif name == "haproxy":
         if not shutil.which("haproxy"):
             raise Skipped("haproxy not installed (apt-get install haproxy)")
         cfg = fill(PEERS / "haproxy.cfg", workdir / "haproxy.cfg",
-                   {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream})
+                   {"LISTEN": http, "LISTEN_TCP": tcp, "LISTEN_H2": h2, "UPSTREAM": upstream,
+                    "LISTEN_TLS": tls, "CERTS": certs})
         p = spawn(pinned(cpu, ["haproxy", "-db", "-f", str(cfg)]), workdir, name)
-        t = Target(name, http=http, tcp=tcp, h2c=h2, pid=p.pid, procs=[p])
+        t = Target(name, http=http, tcp=tcp, h2c=h2, tls=tls, pid=p.pid, procs=[p])
     else:
         raise Skipped(f"unknown target {name}")
     try:
-        wait_port(t.http)
-        if t.tcp:
-            wait_port(t.tcp)
+        for addr in (t.http, t.tcp, t.tls, t.hop, t.plain_hop):
+            if addr:
+                wait_port(addr)
     except StartFailed as e:
         t.stop()
         logs = sorted(workdir.glob("*.log"))
