@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ringside_integration::metrics::{scrape, wait_sample};
 use ringside_integration::pki::{p, tls_client, LeafSpec, Pki};
-use ringside_integration::{both_runtimes, json_field, Origin, Ringside};
+use ringside_integration::{both_runtimes, json_field, Options, Origin, Ringside};
 
 const SERVER_ID: &str = "spiffe://td.test/ns/shop/sa/server";
 const CLIENT_ID: &str = "spiffe://td.test/ns/shop/sa/frontend";
@@ -120,7 +120,10 @@ both_runtimes!(
         let stranger = Pki::new();
         let (_, sc, sk) = stranger.client("stranger", CLIENT_ID);
         let tls = format!("cert: {}, key: {}, client_ca: {}", p(&c), p(&k), p(&pki.ca_path));
-        let proxy = Ringside::start(rt, &config(&origin, &tls, "", ""));
+        let log_dir = tempfile::tempdir().expect("log dir");
+        let log_path = log_dir.path().join("access.log");
+        let opts = Options { extra_args: vec!["--access-log".into(), log_path.display().to_string()], ..Options::default() };
+        let proxy = Ringside::start_with(rt, &config(&origin, &tls, "", ""), &opts);
         let ca = p(&pki.ca_path);
         let admin = proxy.addr("admin");
         // A client certificate from the CA: the request reaches the app with the identity in
@@ -134,6 +137,14 @@ both_runtimes!(
         assert!(body.contains(&format!("By={SERVER_ID};Hash=")), "{body}");
         assert!(body.contains(&format!(";URI={CLIENT_ID}")), "{body}");
         assert!(!body.contains("forged") && !body.contains("sa/admin"), "client XFCC forwarded: {body}");
+        // The access log names the client.
+        let logged = format!("\"peer_identity\":\"{CLIENT_ID}\"");
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&log_path).unwrap_or_default().contains(&logged) {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(std::time::Instant::now() < end, "no access log line with {logged}:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         // The same over HTTP/1.1 (curl), where headers are rewritten in the HTTP/1 encoder.
         let (ok, out) = curl(&["--cacert", &ca, "--cert", &p(&cc), "--key", &p(&ck), "--http1.1", "-H", "x-forwarded-client-cert: forged", &url(&proxy, "/headers")]);
         assert!(ok && out.contains(&format!(";URI={CLIENT_ID}")) && !out.contains("forged"), "{out}");

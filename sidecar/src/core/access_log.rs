@@ -34,6 +34,9 @@ pub struct Entry<'a> {
     /// gRPC calls only: the call's `grpc-status`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_status: Option<&'a str>,
+    /// Mutual TLS only: the client certificate's SPIFFE ID (else its first DNS SAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_identity: Option<&'a str>,
 }
 
 /// Seconds since the Unix epoch, for `ts_unix`.
@@ -115,6 +118,7 @@ mod tests {
             bytes_out: 2,
             traceparent: None,
             grpc_status: None,
+            peer_identity: None,
         };
         for _ in 0..QUEUE + 10 {
             log.record(&e);

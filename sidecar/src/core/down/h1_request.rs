@@ -167,6 +167,7 @@ impl<R: Rt> Finish<'_, '_, R> {
             method: head.method(),
             path: head.path(),
             host: head.host(),
+            peer_identity: conn.peer_identity().map(|p| p.display()),
         };
         let r = Record {
             listener: &self.at.spec.name,

@@ -238,6 +238,7 @@ impl<R: Rt> Finish<'_, R> {
             method: &l.method,
             path: &l.path,
             host: l.host.as_deref(),
+            peer_identity: self.ctx.conn.peer_identity().map(|p| p.display()),
         });
         let r = Record {
             listener: self.ctx.listener,

@@ -197,6 +197,8 @@ pub struct RequestInfo<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub host: Option<&'a str>,
+    /// The client certificate's identity (SPIFFE ID, else first DNS SAN) on mutual TLS.
+    pub peer_identity: Option<&'a str>,
 }
 
 /// Everything recorded about one finished request.
@@ -251,6 +253,7 @@ pub fn record<R: Rt>(
         bytes_out: r.bytes.1,
         traceparent: r.trace,
         grpc_status: r.grpc_status,
+        peer_identity: req.peer_identity,
     });
 }
 
