@@ -7,6 +7,7 @@
 
 mod cluster_id;
 pub mod duration;
+pub mod endpoint;
 pub mod model;
 mod node;
 mod parse;

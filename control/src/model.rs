@@ -263,7 +263,8 @@ impl LbPolicy {
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     pub name: String,
-    pub endpoints: Vec<SocketAddr>,
+    /// `IP:port` literals and DNS `host:port` names (see [`crate::endpoint`]).
+    pub endpoints: Vec<crate::endpoint::Endpoint>,
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     #[serde(default)]

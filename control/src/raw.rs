@@ -80,7 +80,7 @@ pub(crate) struct RawBackend {
 
 pub(crate) struct RawCluster {
     pub name: Option<At<String>>,
-    pub endpoints: Option<At<Vec<At<SocketAddr>>>>,
+    pub endpoints: Option<At<Vec<At<crate::endpoint::Endpoint>>>>,
     pub protocol: Option<At<UpstreamProtocol>>,
     pub lb: Option<At<LbPolicy>>,
     pub connect_timeout: Option<At<Duration>>,
@@ -403,7 +403,7 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
         let items = sink.list(n, "endpoints")?;
         let addrs: Vec<_> = items
             .iter()
-            .filter_map(|e| sink.socket_addr(e, "endpoint"))
+            .filter_map(|e| crate::endpoint::decode(sink, e))
             .collect();
         // A partly bad list is not "empty": keep `None` so validation does
         // not add "no endpoints" on top of the address problems.

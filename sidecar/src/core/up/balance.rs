@@ -10,8 +10,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use std::sync::Arc;
+
 use control::model::LbPolicy;
 use control::snapshot::ClusterSpec;
+
+use crate::discovery::{Live, Resolved};
 
 /// Per-cluster state on one worker. Rebuilt when the cluster's endpoints change.
 #[derive(Debug)]
@@ -20,15 +24,22 @@ pub struct ClusterState {
     lb: LbPolicy,
     next: Cell<usize>,
     in_flight: Vec<Cell<u32>>,
+    /// The DNS answer `endpoints` came from (`None`: the config's literals).
+    source: Option<Arc<Resolved>>,
 }
 
 impl ClusterState {
-    fn new(spec: &ClusterSpec) -> Self {
+    fn new(spec: &ClusterSpec, source: Option<Arc<Resolved>>) -> Self {
+        let endpoints = match &source {
+            Some(r) => r.addrs.clone(),
+            None => spec.endpoints.clone(),
+        };
         Self {
-            endpoints: spec.endpoints.clone(),
+            next: Cell::new(fastrand::usize(..endpoints.len().max(1))),
+            in_flight: endpoints.iter().map(|_| Cell::new(0)).collect(),
+            endpoints,
             lb: spec.lb,
-            next: Cell::new(fastrand::usize(..spec.endpoints.len().max(1))),
-            in_flight: spec.endpoints.iter().map(|_| Cell::new(0)).collect(),
+            source,
         }
     }
 
@@ -96,21 +107,48 @@ impl Drop for InFlight {
 }
 
 /// All clusters' state on one worker, keyed by cluster name so it survives config reloads
-/// that leave a cluster's endpoints alone.
+/// that leave a cluster's endpoints alone, and DNS answers that did not change.
 #[derive(Debug, Default)]
 pub struct Balancers {
     clusters: RefCell<HashMap<String, Rc<ClusterState>>>,
+    live: Arc<Live>,
 }
 
 impl Balancers {
+    /// Balancers that take the endpoints of clusters with DNS names from `live`.
+    pub fn new(live: Arc<Live>) -> Self {
+        Self {
+            clusters: RefCell::default(),
+            live,
+        }
+    }
+
+    /// The shared DNS table these balancers read.
+    pub fn live(&self) -> &Live {
+        &self.live
+    }
+
+    /// The cluster's state for a new request: its live endpoints (the literals, plus what its
+    /// names resolve to). A request keeps the state it got, so a DNS change or a reload never
+    /// changes the endpoints under an exchange in progress.
     pub fn get(&self, spec: &ClusterSpec) -> Rc<ClusterState> {
+        let source = if spec.names.is_empty() {
+            None
+        } else {
+            self.live.for_spec(spec)
+        };
         let mut map = self.clusters.borrow_mut();
         if let Some(s) = map.get(&spec.name) {
-            if s.endpoints == spec.endpoints && s.lb == spec.lb {
+            let same = match (&source, &s.source) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => s.endpoints == spec.endpoints,
+                _ => false,
+            };
+            if same && s.lb == spec.lb {
                 return s.clone();
             }
         }
-        let s = Rc::new(ClusterState::new(spec));
+        let s = Rc::new(ClusterState::new(spec, source));
         map.insert(spec.name.clone(), s.clone());
         s
     }
@@ -127,6 +165,7 @@ mod tests {
             endpoints: (0..n)
                 .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)))
                 .collect(),
+            names: vec![],
             protocol: control::model::UpstreamProtocol::Http1,
             lb,
             connect_timeout: Duration::from_secs(1),

@@ -1,0 +1,65 @@
+//! `GET /clusters`: each cluster's live endpoints, where they came from and their state.
+//! The same addresses appear in `/config` under `live_endpoints`.
+
+use control::snapshot::{ClusterSpec, Snapshot};
+use serde_json::{json, Value};
+
+use super::http::Response;
+use super::state::State;
+
+/// The endpoints a new request to `c` chooses from now: the literals, plus what its DNS
+/// names last resolved to.
+fn live(s: &State, c: &ClusterSpec) -> Vec<std::net::SocketAddr> {
+    if c.names.is_empty() {
+        return c.endpoints.clone();
+    }
+    s.discovery
+        .for_spec(c)
+        .map_or_else(|| c.endpoints.clone(), |r| r.addrs.clone())
+}
+
+/// Cluster name → its live `IP:port` list, for `/config`.
+pub fn live_endpoints(s: &State, snap: &Snapshot) -> Value {
+    snap.clusters
+        .iter()
+        .map(|c| {
+            let addrs: Vec<String> = live(s, c).iter().map(|a| a.to_string()).collect();
+            (c.name.clone(), json!(addrs))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+pub fn clusters(s: &State) -> Response {
+    let snap = s.config.load();
+    let out: Vec<Value> = snap
+        .clusters
+        .iter()
+        .map(|c| {
+            let resolved = if c.names.is_empty() {
+                None
+            } else {
+                s.discovery.for_spec(c)
+            };
+            let endpoints: Vec<Value> = live(s, c)
+                .iter()
+                .map(|a| {
+                    let source = resolved
+                        .as_ref()
+                        .and_then(|r| r.per_name.iter().find(|n| n.addresses.contains(a)))
+                        .map_or_else(|| "static".to_string(), |n| format!("dns {}", n.name));
+                    json!({ "address": a.to_string(), "source": source, "state": "active" })
+                })
+                .collect();
+            json!({
+                "name": c.name,
+                "lb": c.lb,
+                "protocol": c.protocol,
+                "endpoints": endpoints,
+                "dns": resolved.as_ref().map(|r| &r.per_name),
+            })
+        })
+        .collect();
+    let body = json!({ "clusters": out });
+    Response::json(200, format!("{body:#}\n"))
+}
