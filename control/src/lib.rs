@@ -14,6 +14,7 @@ mod parse;
 mod path_trie;
 pub mod problem;
 mod raw;
+pub mod resilience;
 pub mod route;
 mod route_table;
 mod rules;

@@ -278,6 +278,9 @@ pub struct Cluster {
     pub idle_timeout: Duration,
     #[serde(default = "default_max_idle")]
     pub max_idle_per_endpoint: usize,
+    // Resilience (control/src/resilience.rs).
+    #[serde(default)]
+    pub outlier: crate::resilience::Outlier,
 }
 
 /// Default upstream connect timeout.

@@ -86,6 +86,8 @@ pub(crate) struct RawCluster {
     pub connect_timeout: Option<At<Duration>>,
     pub idle_timeout: Option<At<Duration>>,
     pub max_idle_per_endpoint: Option<At<usize>>,
+    // Resilience (control/src/resilience.rs).
+    pub outlier: Option<At<crate::resilience::Outlier>>,
 }
 
 pub(crate) fn decode(root: &Node, sink: &mut Sink) -> RawConfig {
@@ -381,6 +383,8 @@ const CLUSTER_FIELDS: &[&str] = &[
     "connect_timeout",
     "idle_timeout",
     "max_idle_per_endpoint",
+    // Resilience (control/src/resilience.rs).
+    "outlier",
 ];
 
 fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
@@ -392,6 +396,7 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
         connect_timeout: None,
         idle_timeout: None,
         max_idle_per_endpoint: None,
+        outlier: None,
     };
     let Some(f) = sink.mapping(node, "cluster", CLUSTER_FIELDS) else {
         return out;
@@ -434,5 +439,9 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
                 None
             }
         });
+    // Resilience (control/src/resilience.rs).
+    out.outlier = f
+        .get("outlier")
+        .and_then(|n| crate::resilience::decode_outlier(n, sink));
     out
 }

@@ -109,6 +109,8 @@ pub struct ClusterSpec {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_endpoint: usize,
+    // Resilience (control/src/resilience.rs).
+    pub outlier: crate::resilience::Outlier,
 }
 
 impl Snapshot {
@@ -127,6 +129,8 @@ impl Snapshot {
                 connect_timeout: c.connect_timeout,
                 idle_timeout: c.idle_timeout,
                 max_idle_per_endpoint: c.max_idle_per_endpoint,
+                // Resilience (control/src/resilience.rs).
+                outlier: c.outlier.clone(),
             })
             .collect();
         let ids: HashMap<&str, ClusterId> = config

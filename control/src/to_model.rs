@@ -140,5 +140,7 @@ fn cluster(raw: RawCluster) -> Option<Cluster> {
         idle_timeout: value(raw.idle_timeout).unwrap_or(DEFAULT_POOL_IDLE),
         max_idle_per_endpoint: value(raw.max_idle_per_endpoint)
             .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT),
+        // Resilience (control/src/resilience.rs).
+        outlier: value(raw.outlier).unwrap_or_default(),
     })
 }

@@ -18,7 +18,14 @@ func main() {
 	ready := flag.String("ready-file", "", "write the bound address here once listening")
 	h2c := flag.Bool("h2c", false, "also accept HTTP/2 with prior knowledge (h2c) on the same port")
 	maxStreams := flag.Int("h2-max-streams", 0, "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (0: Go's default)")
+	failRate := flag.Float64("fail-rate", 0, "share of requests (0..1) answered with -fail-status instead of served, spread evenly")
+	failStatus := flag.Int("fail-status", http.StatusServiceUnavailable, "status of the failing share")
+	delay := flag.Duration("delay", 0, "added before every answer (a slow server)")
+	noAccept := flag.Bool("no-accept", false, "listen but never accept: connects complete in the kernel's backlog, requests get no answer")
 	flag.Parse()
+	if *failRate < 0 || *failRate > 1 {
+		log.Fatalf("-fail-rate %v: want 0..1", *failRate)
+	}
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
@@ -27,7 +34,11 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("origin %s listening on %s\n", *name, l.Addr())
-	srv := origin.Server(origin.Handler(*name))
+	if *noAccept {
+		select {} // holds the listener open, never accepting
+	}
+	faults := &origin.Faults{FailRate: *failRate, FailStatus: *failStatus, Delay: *delay}
+	srv := origin.Server(origin.HandlerWithFaults(*name, faults))
 	if *h2c {
 		origin.AcceptH2C(srv)
 	}

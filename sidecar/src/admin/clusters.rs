@@ -48,7 +48,15 @@ pub fn clusters(s: &State) -> Response {
                         .as_ref()
                         .and_then(|r| r.per_name.iter().find(|n| n.addresses.contains(a)))
                         .map_or_else(|| "static".to_string(), |n| format!("dns {}", n.name));
-                    json!({ "address": a.to_string(), "source": source, "state": "active" })
+                    let health = s.discovery.health.peek(&c.name, *a);
+                    let ejected_for = health.as_ref().and_then(|h| h.ejected_for());
+                    json!({
+                        "address": a.to_string(),
+                        "source": source,
+                        "state": if ejected_for.is_some() { "ejected" } else { "active" },
+                        "ejected_for_ms": ejected_for.map(|d| d.as_millis() as u64),
+                        "ejections": health.map_or(0, |h| h.ejections()),
+                    })
                 })
                 .collect();
             json!({

@@ -46,10 +46,13 @@ impl Resolved {
     }
 }
 
-/// Cluster name → its live set. Only clusters with at least one DNS name appear.
+/// What every worker shares about endpoints: the live sets of clusters with DNS names (only
+/// those clusters appear), and each endpoint's health (outlier ejection).
 #[derive(Debug, Default)]
 pub struct Live {
     sets: ArcSwap<HashMap<String, Arc<Resolved>>>,
+    /// Endpoint health shared by all workers (`core::up::outlier`).
+    pub health: crate::core::up::outlier::Registry,
 }
 
 impl Live {
@@ -107,6 +110,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30),
             max_idle_per_endpoint: 8,
+            outlier: Default::default(),
         }
     }
 

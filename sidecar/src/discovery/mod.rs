@@ -21,4 +21,8 @@ pub fn describe() {
         "ringside_cluster_endpoints",
         "Live endpoints of a cluster with DNS names"
     );
+    metrics::describe_counter!(
+        "ringside_outlier_ejections_total",
+        "Endpoints ejected from balancing after consecutive failures"
+    );
 }

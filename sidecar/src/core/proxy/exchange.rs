@@ -1,7 +1,7 @@
 //! What every protocol pair shares: the exchange's context, how it ends, the one retry rule,
 //! and the one place an exchange is recorded (metrics and access log).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use crate::core::conns::Conn;
 use crate::core::error::{ProxyError, Retry};
 use crate::core::rt::Rt;
 use crate::core::up;
+use crate::core::up::balance::Target;
 use crate::core::up::h1::Upstream;
 use crate::core::worker::Worker;
 
@@ -35,15 +36,19 @@ pub struct Exchange<'a, R: Rt> {
     pub closing: bool,
     /// Fields added upstream (a trace context Ringside started).
     pub extra: &'a [(&'a str, &'a [u8])],
-    /// The endpoint of the latest attempt (for the access log).
-    pub endpoint: Cell<Option<SocketAddr>>,
+    /// The endpoint of the latest attempt (for the access log, and where its outcome is
+    /// reported for outlier ejection).
+    pub endpoint: Attempted,
     /// Attempts made so far.
     pub attempts: Cell<u32>,
 }
 
 impl<R: Rt> Exchange<'_, R> {
-    /// Whether the request may be sent again after `e`; counts the replay if so.
+    /// Whether the request may be sent again after `e`; counts the replay if so. Every
+    /// failed attempt passes here, so this is also where the attempt's endpoint is told it
+    /// failed (outlier ejection), when the failure is the endpoint's.
     pub fn replay_after(&self, e: &ProxyError, req: Replay) -> bool {
+        self.attempt_failed(e);
         let ok = may_replay(e, req, self.attempts.get());
         if ok {
             tracing::debug!(cluster = %self.cluster.name, error = %e, attempt = self.attempts.get() + 1, "replaying request");
@@ -76,14 +81,64 @@ impl<R: Rt> Exchange<'_, R> {
             trust_recent,
         )
         .await?;
-        self.attempt(up.addr);
+        self.attempt(up._in_flight.target());
         Ok(up)
     }
 
     /// Marks the start of an attempt on `endpoint`.
-    pub fn attempt(&self, endpoint: SocketAddr) {
+    pub fn attempt(&self, endpoint: Target) {
         self.attempts.set(self.attempts.get() + 1);
-        self.endpoint.set(Some(endpoint));
+        self.endpoint.addr.set(Some(endpoint.addr()));
+        self.endpoint.target.replace(Some(endpoint));
+    }
+
+    /// The attempt failed with `e` before a response head: reported against its endpoint
+    /// when the failure is the endpoint's ([`endpoint_failure`]).
+    pub fn attempt_failed(&self, e: &ProxyError) {
+        if endpoint_failure(e) {
+            self.endpoint.report(false);
+        }
+    }
+
+    /// The attempt got its final response head: a 5xx counts against the endpoint, anything
+    /// else clears its failure count.
+    pub fn responded(&self, status: u16) {
+        self.endpoint.report(status < 500);
+    }
+}
+
+/// The endpoint of an exchange's latest attempt.
+#[derive(Debug, Default)]
+pub struct Attempted {
+    addr: Cell<Option<SocketAddr>>,
+    target: RefCell<Option<Target>>,
+}
+
+impl Attempted {
+    /// Its address, if an attempt was made.
+    pub fn get(&self) -> Option<SocketAddr> {
+        self.addr.get()
+    }
+
+    fn report(&self, ok: bool) {
+        if let Some(t) = self.target.borrow().as_ref() {
+            t.report(ok);
+        }
+    }
+}
+
+/// Failures that count against the endpoint for outlier ejection: it accepted the request
+/// and then reset, closed, broke the protocol or did not answer in time. Connect failures
+/// are counted where they happen (`up::dial::walk`); a refused stream or a stale pooled
+/// connection says nothing about the endpoint's health.
+fn endpoint_failure(e: &ProxyError) -> bool {
+    match e {
+        ProxyError::UpstreamClosed
+        | ProxyError::UpstreamIo(_)
+        | ProxyError::UpstreamProtocol(_)
+        | ProxyError::Timeout => true,
+        ProxyError::UpstreamReset(r) => *r != h2::Reason::REFUSED_STREAM,
+        _ => false,
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn proxy<R: Rt>(
             }
         }
     };
+    x.responded(resp.status());
     if resp.status() == 101 {
         return tunnel(x, down, buf, up, &resp, ubuf, upgrade).await;
     }

@@ -95,9 +95,13 @@ pub async fn proxy<R: Rt>(
                 }
                 return Err(Before(e));
             }
-            Err(_) => return Err(Before(ProxyError::Timeout)),
+            Err(_) => {
+                x.attempt_failed(&ProxyError::Timeout);
+                return Err(Before(ProxyError::Timeout));
+            }
         }
     };
+    x.responded(resp.status().as_u16());
     let (done, close) = relay_response(x, down, head, resp, early).await?;
     drop(opened);
     Ok((done, if close { Next::Close } else { Next::KeepAlive }))

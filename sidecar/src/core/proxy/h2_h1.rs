@@ -72,6 +72,7 @@ pub async fn proxy<R: Rt>(
         }
     };
     let status = resp.status();
+    x.responded(status);
     if status == 101 {
         return Err(Failure::Before(ProxyError::UpstreamProtocol(
             "101 to an HTTP/2 request".into(),

@@ -194,6 +194,7 @@ async fn response_side<R: Rt>(
     };
     answered.set(true);
     let (rparts, mut rbody) = resp.into_parts();
+    x.responded(rparts.status.as_u16());
     let mut done = Done::status(rparts.status.as_u16());
     done.grpc_status = grpc::grpc_status(&rparts.headers).map(str::to_owned);
     let rend = rbody.is_end_stream();

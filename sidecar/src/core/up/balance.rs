@@ -13,8 +13,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use control::model::LbPolicy;
+use control::resilience::Outlier;
 use control::snapshot::ClusterSpec;
 
+use super::outlier::{self, Health};
 use crate::discovery::{Live, Resolved};
 
 /// Per-cluster state on one worker. Rebuilt when the cluster's endpoints change.
@@ -26,10 +28,14 @@ pub struct ClusterState {
     in_flight: Vec<Cell<u32>>,
     /// The DNS answer `endpoints` came from (`None`: the config's literals).
     source: Option<Arc<Resolved>>,
+    /// Each endpoint's health, shared with every worker.
+    health: Vec<Arc<Health>>,
+    outlier: Outlier,
+    name: String,
 }
 
 impl ClusterState {
-    fn new(spec: &ClusterSpec, source: Option<Arc<Resolved>>) -> Self {
+    fn new(spec: &ClusterSpec, source: Option<Arc<Resolved>>, live: &Live) -> Self {
         let endpoints = match &source {
             Some(r) => r.addrs.clone(),
             None => spec.endpoints.clone(),
@@ -37,9 +43,33 @@ impl ClusterState {
         Self {
             next: Cell::new(fastrand::usize(..endpoints.len().max(1))),
             in_flight: endpoints.iter().map(|_| Cell::new(0)).collect(),
+            health: endpoints
+                .iter()
+                .map(|a| live.health.health(&spec.name, *a))
+                .collect(),
             endpoints,
             lb: spec.lb,
             source,
+            outlier: spec.outlier.clone(),
+            name: spec.name.clone(),
+        }
+    }
+
+    /// Records an outcome of endpoint `i`: `ok` is a response below 500. A failure may eject
+    /// it (counted in `ringside_outlier_ejections_total`).
+    pub fn report(&self, i: usize, ok: bool) {
+        let Some(h) = self.health.get(i) else {
+            return;
+        };
+        if ok {
+            h.succeeded(&self.outlier);
+            return;
+        }
+        let max = self.outlier.max_ejection_percent;
+        if let Some(length) = h.failed(&self.outlier, || outlier::may_eject(&self.health, max)) {
+            tracing::warn!(cluster = %self.name, endpoint = %self.endpoints[i], ejected_for = ?length, "outlier: endpoint ejected after consecutive failures");
+            metrics::counter!("ringside_outlier_ejections_total", "cluster" => self.name.clone())
+                .increment(1);
         }
     }
 
@@ -62,7 +92,17 @@ impl ClusterState {
             }
         };
         self.next.set(i + 1);
-        i
+        self.skip_ejected(i)
+    }
+
+    /// `i`, or the next endpoint after it that is not ejected; `i` itself when all are (a
+    /// cluster that ejected everything still serves: the percentage cap makes that rare).
+    fn skip_ejected(&self, i: usize) -> usize {
+        let n = self.endpoints.len();
+        (0..n)
+            .map(|k| (i + k) % n)
+            .find(|&j| !self.health[j].is_ejected())
+            .unwrap_or(i)
     }
 
     /// The endpoint `k` places after `first`: retries try every endpoint once.
@@ -89,6 +129,39 @@ impl ClusterState {
             state: self.clone(),
             i,
         }
+    }
+}
+
+impl InFlight {
+    /// Records the outcome of the request on this endpoint (see [`ClusterState::report`]).
+    pub fn report(&self, ok: bool) {
+        self.state.report(self.i, ok);
+    }
+
+    /// The endpoint this guard counts against, to report an outcome later.
+    pub fn target(&self) -> Target {
+        Target {
+            state: self.state.clone(),
+            i: self.i,
+        }
+    }
+}
+
+/// One endpoint of one worker's cluster state: where an outcome is reported.
+#[derive(Debug, Clone)]
+pub struct Target {
+    state: Rc<ClusterState>,
+    i: usize,
+}
+
+impl Target {
+    pub fn addr(&self) -> SocketAddr {
+        self.state.endpoints[self.i]
+    }
+
+    /// See [`ClusterState::report`].
+    pub fn report(&self, ok: bool) {
+        self.state.report(self.i, ok);
     }
 }
 
@@ -148,7 +221,7 @@ impl Balancers {
                 return s.clone();
             }
         }
-        let s = Rc::new(ClusterState::new(spec, source));
+        let s = Rc::new(ClusterState::new(spec, source, &self.live));
         map.insert(spec.name.clone(), s.clone());
         s
     }
@@ -171,6 +244,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30),
             max_idle_per_endpoint: 8,
+            outlier: Default::default(),
         }
     }
 

@@ -51,6 +51,7 @@ where
             Err(e) => {
                 tracing::debug!(upstream = %addr, cluster = %cluster.name, error = %e, "connect failed");
                 stats.cluster(&cluster.name).connect_errors.increment(1);
+                lb.report(i, false);
                 last_err = e;
             }
         }

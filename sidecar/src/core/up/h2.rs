@@ -61,6 +61,13 @@ pub struct Lease {
     _in_flight: InFlight,
 }
 
+impl Lease {
+    /// The endpoint this stream went to, to report its outcome (outlier ejection).
+    pub fn target(&self) -> super::balance::Target {
+        self._in_flight.target()
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         let s = &self.state;

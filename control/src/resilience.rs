@@ -1,0 +1,137 @@
+//! Resilience settings of a cluster: outlier ejection (passive health). Kept apart from the
+//! core model so each feature's schema, defaults and decoding sit together.
+
+use crate::node::{At, Sink};
+use marked_yaml::Node;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Passive health checking (DESIGN.md §4 `outlier`): an endpoint that fails
+/// `consecutive_5xx` times in a row is left out of balancing for `base_ejection` × the number
+/// of times it was ejected (at most `max_ejection`), never more than `max_ejection_percent`
+/// of the cluster at once, though one endpoint may always be ejected (as Envoy does).
+/// Failures: 5xx responses, connect failures, and upstreams that reset, closed or timed out
+/// before answering.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outlier {
+    /// Failures in a row that eject an endpoint; 0 turns ejection off.
+    pub consecutive_5xx: u32,
+    #[serde(with = "crate::duration::serde_str")]
+    pub base_ejection: Duration,
+    #[serde(with = "crate::duration::serde_str")]
+    pub max_ejection: Duration,
+    /// 0..=100.
+    pub max_ejection_percent: u32,
+}
+
+/// Envoy's defaults: 5 in a row, 30 s, 10 % (and at least one endpoint), 300 s at most.
+impl Default for Outlier {
+    fn default() -> Self {
+        Outlier {
+            consecutive_5xx: 5,
+            base_ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+            max_ejection_percent: 10,
+        }
+    }
+}
+
+const OUTLIER_FIELDS: &[&str] = &[
+    "consecutive_5xx",
+    "base_ejection",
+    "max_ejection",
+    "max_ejection_percent",
+];
+
+/// Decodes a cluster's `outlier` mapping; unset keys keep their defaults. `None` after a
+/// reported problem.
+pub(crate) fn decode_outlier(node: &Node, sink: &mut Sink<'_>) -> Option<At<Outlier>> {
+    let f = sink.mapping(node, "outlier", OUTLIER_FIELDS)?;
+    let mut out = Outlier::default();
+    let mut ok = true;
+    if let Some(n) = f.get("consecutive_5xx") {
+        match sink
+            .uint(n, "consecutive_5xx")
+            .map(|v| u32::try_from(v.value))
+        {
+            Some(Ok(v)) => out.consecutive_5xx = v,
+            Some(Err(_)) => {
+                sink.report(crate::node::pos_of(n), "consecutive_5xx is too large");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    for (key, slot) in [
+        ("base_ejection", &mut out.base_ejection),
+        ("max_ejection", &mut out.max_ejection),
+    ] {
+        if let Some(n) = f.get(key) {
+            match sink.duration(n, key) {
+                Some(d) => *slot = d.value,
+                None => ok = false,
+            }
+        }
+    }
+    if let Some(n) = f.get("max_ejection_percent") {
+        match sink.uint(n, "max_ejection_percent") {
+            Some(v) if v.value <= 100 => out.max_ejection_percent = v.value as u32,
+            Some(v) => {
+                sink.report(v.pos, "max_ejection_percent must be from 0 to 100");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if out.max_ejection < out.base_ejection {
+        sink.report(
+            crate::node::pos_of(node),
+            "outlier: max_ejection must be at least base_ejection",
+        );
+        ok = false;
+    }
+    ok.then(|| At {
+        value: out,
+        pos: crate::node::pos_of(node),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(outlier: &str) -> Result<Outlier, String> {
+        let text = format!(
+            "listeners: []\nclusters:\n  - name: a\n    endpoints: [ 127.0.0.1:1 ]\n{outlier}"
+        );
+        crate::load_str(&text, "t.yaml")
+            .map(|s| s.clusters[0].outlier.clone())
+            .map_err(|p| p.to_string())
+    }
+
+    #[test]
+    fn defaults_are_envoys_and_keys_override_them() {
+        assert_eq!(load(""), Ok(Outlier::default()));
+        let o = load("    outlier: { consecutive_5xx: 0, base_ejection: 5s }\n").unwrap();
+        assert_eq!(o.consecutive_5xx, 0);
+        assert_eq!(o.base_ejection, Duration::from_secs(5));
+        assert_eq!(o.max_ejection_percent, 10);
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_positions() {
+        let e = load("    outlier: { max_ejection_percent: 101 }\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:5:") && e.contains("from 0 to 100"),
+            "{e}"
+        );
+        let e = load("    outlier: { consecutive: 3 }\n").unwrap_err();
+        assert!(e.contains("unknown field `consecutive` in outlier"), "{e}");
+        let e = load("    outlier: { base_ejection: 10m, max_ejection: 1m }\n").unwrap_err();
+        assert!(
+            e.contains("max_ejection must be at least base_ejection"),
+            "{e}"
+        );
+    }
+}
