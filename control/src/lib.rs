@@ -15,6 +15,7 @@ mod path_trie;
 pub mod problem;
 mod raw;
 pub mod resilience;
+pub mod retry;
 pub mod route;
 mod route_table;
 mod rules;

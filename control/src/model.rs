@@ -281,6 +281,11 @@ pub struct Cluster {
     // Resilience (control/src/resilience.rs).
     #[serde(default)]
     pub outlier: crate::resilience::Outlier,
+    /// Retries beyond the replays of never-processed requests; none unless written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::retry::RetryPolicy>,
+    #[serde(default)]
+    pub retry_budget: crate::retry::RetryBudget,
 }
 
 /// Default upstream connect timeout.

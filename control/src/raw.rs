@@ -88,6 +88,8 @@ pub(crate) struct RawCluster {
     pub max_idle_per_endpoint: Option<At<usize>>,
     // Resilience (control/src/resilience.rs).
     pub outlier: Option<At<crate::resilience::Outlier>>,
+    pub retry: Option<At<crate::retry::RetryPolicy>>,
+    pub retry_budget: Option<At<crate::retry::RetryBudget>>,
 }
 
 pub(crate) fn decode(root: &Node, sink: &mut Sink) -> RawConfig {
@@ -385,6 +387,8 @@ const CLUSTER_FIELDS: &[&str] = &[
     "max_idle_per_endpoint",
     // Resilience (control/src/resilience.rs).
     "outlier",
+    "retry",
+    "retry_budget",
 ];
 
 fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
@@ -397,6 +401,8 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
         idle_timeout: None,
         max_idle_per_endpoint: None,
         outlier: None,
+        retry: None,
+        retry_budget: None,
     };
     let Some(f) = sink.mapping(node, "cluster", CLUSTER_FIELDS) else {
         return out;
@@ -443,5 +449,11 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
     out.outlier = f
         .get("outlier")
         .and_then(|n| crate::resilience::decode_outlier(n, sink));
+    out.retry = f
+        .get("retry")
+        .and_then(|n| crate::retry::decode_retry(n, sink));
+    out.retry_budget = f
+        .get("retry_budget")
+        .and_then(|n| crate::retry::decode_budget(n, sink));
     out
 }

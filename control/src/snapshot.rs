@@ -111,6 +111,8 @@ pub struct ClusterSpec {
     pub max_idle_per_endpoint: usize,
     // Resilience (control/src/resilience.rs).
     pub outlier: crate::resilience::Outlier,
+    pub retry: Option<crate::retry::RetryPolicy>,
+    pub retry_budget: crate::retry::RetryBudget,
 }
 
 impl Snapshot {
@@ -131,6 +133,8 @@ impl Snapshot {
                 max_idle_per_endpoint: c.max_idle_per_endpoint,
                 // Resilience (control/src/resilience.rs).
                 outlier: c.outlier.clone(),
+                retry: c.retry.clone(),
+                retry_budget: c.retry_budget.clone(),
             })
             .collect();
         let ids: HashMap<&str, ClusterId> = config

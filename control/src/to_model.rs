@@ -142,5 +142,7 @@ fn cluster(raw: RawCluster) -> Option<Cluster> {
             .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT),
         // Resilience (control/src/resilience.rs).
         outlier: value(raw.outlier).unwrap_or_default(),
+        retry: value(raw.retry),
+        retry_budget: value(raw.retry_budget).unwrap_or_default(),
     })
 }

@@ -53,6 +53,9 @@ pub struct Live {
     sets: ArcSwap<HashMap<String, Arc<Resolved>>>,
     /// Endpoint health shared by all workers (`core::up::outlier`).
     pub health: crate::core::up::outlier::Registry,
+    /// Retry budgets by cluster name, shared by all workers (`core::up::budget`); taken when
+    /// a worker builds a cluster's balancing state, never per request.
+    budgets: std::sync::Mutex<HashMap<String, Arc<crate::core::up::budget::Budget>>>,
 }
 
 impl Live {
@@ -76,6 +79,12 @@ impl Live {
             .load()
             .get(cluster)
             .is_some_and(|r| r.addrs.contains(&addr))
+    }
+
+    /// The retry budget of `cluster`, created on first use.
+    pub fn budget(&self, cluster: &str) -> Arc<crate::core::up::budget::Budget> {
+        let mut map = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(cluster.to_owned()).or_default().clone()
     }
 
     /// Every cluster's live set (admin API).
@@ -111,6 +120,8 @@ mod tests {
             idle_timeout: Duration::from_secs(30),
             max_idle_per_endpoint: 8,
             outlier: Default::default(),
+            retry: None,
+            retry_budget: Default::default(),
         }
     }
 

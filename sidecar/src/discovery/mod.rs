@@ -11,7 +11,8 @@ pub mod resolver;
 
 pub use live::{Live, Resolved};
 
-/// Registers the help text of discovery's metrics (after the recorder is installed).
+/// Registers the help text of discovery's metrics and the upstream side's resilience metrics
+/// (after the recorder is installed; called when the resolver thread starts).
 pub fn describe() {
     metrics::describe_counter!(
         "ringside_dns_resolutions_total",
@@ -21,8 +22,5 @@ pub fn describe() {
         "ringside_cluster_endpoints",
         "Live endpoints of a cluster with DNS names"
     );
-    metrics::describe_counter!(
-        "ringside_outlier_ejections_total",
-        "Endpoints ejected from balancing after consecutive failures"
-    );
+    crate::core::up::describe();
 }

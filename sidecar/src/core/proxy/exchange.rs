@@ -1,5 +1,6 @@
-//! What every protocol pair shares: the exchange's context, how it ends, the one retry rule,
-//! and the one place an exchange is recorded (metrics and access log).
+//! What every protocol pair shares: the exchange's context, how it ends, how the one retry
+//! rule (`proxy::replay`) and a cluster's retry policy are applied to it, and the one place an
+//! exchange is recorded (metrics and access log).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -10,16 +11,17 @@ use control::snapshot::ClusterSpec;
 
 use crate::core::access_log::Entry;
 use crate::core::conns::Conn;
-use crate::core::error::{ProxyError, Retry};
+use crate::core::error::ProxyError;
 use crate::core::rt::Rt;
 use crate::core::up;
 use crate::core::up::balance::Target;
 use crate::core::up::h1::Upstream;
 use crate::core::worker::Worker;
 
-/// Attempts per request, the first included: a replay is only ever of a request the rule below
-/// allows, so this bounds how long a burst of refusals (a GOAWAY storm) may delay one request.
-pub const MAX_ATTEMPTS: u32 = 3;
+pub use super::replay::{
+    failure_kind, idempotent, kind_label, may_replay, may_retry_status, Replay, Verdict,
+    MAX_ATTEMPTS,
+};
 
 /// One request's trip to one cluster, whatever the protocols on each side.
 pub struct Exchange<'a, R: Rt> {
@@ -44,16 +46,79 @@ pub struct Exchange<'a, R: Rt> {
 }
 
 impl<R: Rt> Exchange<'_, R> {
-    /// Whether the request may be sent again after `e`; counts the replay if so. Every
-    /// failed attempt passes here, so this is also where the attempt's endpoint is told it
-    /// failed (outlier ejection), when the failure is the endpoint's.
-    pub fn replay_after(&self, e: &ProxyError, req: Replay) -> bool {
+    /// Whether the request may be sent again after `e`: the one rule ([`may_replay`]) with
+    /// the cluster's retry policy, a policy retry only within the cluster's retry budget and
+    /// after its backoff. Counts the retry if so. Every failed attempt passes here, so this is
+    /// also where the attempt's endpoint is told it failed (outlier ejection).
+    pub async fn replay_after(&self, e: &ProxyError, req: Replay) -> bool {
         self.attempt_failed(e);
-        let ok = may_replay(e, req, self.attempts.get());
-        if ok {
-            tracing::debug!(cluster = %self.cluster.name, error = %e, attempt = self.attempts.get() + 1, "replaying request");
+        let verdict = may_replay(e, req, self.attempts.get(), self.cluster.retry.as_ref());
+        let reason = failure_kind(e).map_or("other", kind_label);
+        match verdict {
+            Verdict::No => return false,
+            Verdict::Safe => {}
+            Verdict::Policy => {
+                if !self.budget_retry() {
+                    return false;
+                }
+                self.backoff().await;
+            }
         }
-        ok
+        tracing::debug!(cluster = %self.cluster.name, error = %e, attempt = self.attempts.get() + 1, ?verdict, "replaying request");
+        self.count_retry(reason);
+        true
+    }
+
+    /// Whether a response with `status` is retried (the cluster's retry policy, for
+    /// idempotent requests whose body is held, within the budget), after the backoff. The
+    /// caller has reported the response ([`Self::responded`]) and drops it if so.
+    pub async fn retry_status(&self, status: u16, req: Replay) -> bool {
+        if !may_retry_status(
+            status,
+            req,
+            self.attempts.get(),
+            self.cluster.retry.as_ref(),
+        ) || !self.budget_retry()
+        {
+            return false;
+        }
+        self.backoff().await;
+        tracing::debug!(cluster = %self.cluster.name, status, attempt = self.attempts.get() + 1, "retrying after status");
+        self.count_retry("status");
+        true
+    }
+
+    fn budget_retry(&self) -> bool {
+        self.endpoint
+            .target
+            .borrow()
+            .as_ref()
+            .is_some_and(|t| t.cluster().budget_retry())
+    }
+
+    fn count_retry(&self, reason: &'static str) {
+        if !self.w.opts.no_metrics {
+            metrics::counter!("ringside_retries_total", "cluster" => self.cluster.name.clone(), "reason" => reason)
+                .increment(1);
+        }
+    }
+
+    /// Full jitter (a random wait up to `backoff × 2^(retries so far)`, at most 1 s), never
+    /// past the request's deadline.
+    async fn backoff(&self) {
+        let Some(p) = &self.cluster.retry else {
+            return;
+        };
+        let doublings = self.attempts.get().saturating_sub(1).min(10);
+        let cap = p
+            .backoff
+            .saturating_mul(1 << doublings)
+            .min(Duration::from_secs(1))
+            .min(self.deadline.left());
+        let wait = cap.mul_f64(fastrand::f64());
+        if !wait.is_zero() {
+            R::sleep(wait).await;
+        }
     }
 
     /// Whether an HTTP/1 client must be told to close after this response: it was closing
@@ -85,9 +150,13 @@ impl<R: Rt> Exchange<'_, R> {
         Ok(up)
     }
 
-    /// Marks the start of an attempt on `endpoint`.
+    /// Marks the start of an attempt on `endpoint`. The first one counts the request for the
+    /// cluster's retry budget.
     pub fn attempt(&self, endpoint: Target) {
         self.attempts.set(self.attempts.get() + 1);
+        if self.attempts.get() == 1 {
+            endpoint.cluster().budget_request();
+        }
         self.endpoint.addr.set(Some(endpoint.addr()));
         self.endpoint.target.replace(Some(endpoint));
     }
@@ -161,42 +230,6 @@ impl Deadline {
     pub fn passed(&self) -> bool {
         Instant::now() >= self.at
     }
-}
-
-/// The facts about a request and its attempt that decide whether it may be replayed.
-#[derive(Debug, Clone, Copy)]
-pub struct Replay {
-    /// RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
-    pub idempotent: bool,
-    /// The request body is absent, or every byte of it is still held to send again.
-    pub body_held: bool,
-    /// The attempt used a connection that had carried earlier requests. A reused connection
-    /// failing without a response is the keep-alive race (the upstream closed it as the
-    /// request went out), worth one replay of an idempotent request; a fresh connection
-    /// failing is the upstream's own failure, left to retry policies.
-    pub reused: bool,
-}
-
-/// The one retry rule, for every protocol pair (DESIGN.md §5.11): replay a request only if the
-/// upstream provably did not process it, or if it is idempotent and its body is held, and
-/// never more than [`MAX_ATTEMPTS`] in all. RFC 9110 §9.2.2: a proxy must not automatically
-/// retry a non-idempotent request the upstream may have seen.
-pub fn may_replay(e: &ProxyError, req: Replay, attempts: u32) -> bool {
-    attempts < MAX_ATTEMPTS
-        && req.body_held
-        && match e.retry() {
-            Retry::Always => true,
-            Retry::IfIdempotent => req.idempotent && req.reused,
-            Retry::Never => false,
-        }
-}
-
-/// RFC 9110 §9.2.2.
-pub fn idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-    )
 }
 
 /// What an HTTP/1 client connection does after an exchange.
@@ -306,50 +339,4 @@ pub fn record<R: Rt>(
         traceparent: r.trace,
         grpc_status: r.grpc_status,
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const POST_NO_BODY: Replay = Replay {
-        idempotent: false,
-        body_held: true,
-        reused: true,
-    };
-    const GET: Replay = Replay {
-        idempotent: true,
-        body_held: true,
-        reused: true,
-    };
-
-    #[test]
-    fn a_non_idempotent_request_the_upstream_may_have_seen_is_never_replayed() {
-        assert!(!may_replay(&ProxyError::UpstreamClosed, POST_NO_BODY, 1));
-        assert!(may_replay(&ProxyError::UpstreamClosed, GET, 1));
-        let fresh = Replay {
-            reused: false,
-            ..GET
-        };
-        assert!(!may_replay(&ProxyError::UpstreamClosed, fresh, 1));
-    }
-
-    #[test]
-    fn an_unprocessed_request_is_replayed_whatever_its_method() {
-        let refused = ProxyError::Refused("GOAWAY".into());
-        assert!(may_replay(&refused, POST_NO_BODY, 1));
-        let streamed = Replay {
-            body_held: false,
-            ..POST_NO_BODY
-        };
-        assert!(!may_replay(&refused, streamed, 1), "its body is gone");
-        assert!(!may_replay(&refused, POST_NO_BODY, MAX_ATTEMPTS));
-    }
-
-    #[test]
-    fn timeouts_and_client_faults_are_never_replayed() {
-        assert!(!may_replay(&ProxyError::Timeout, GET, 1));
-        assert!(!may_replay(&ProxyError::DownstreamClosed, GET, 1));
-        assert!(idempotent("PUT") && !idempotent("POST") && !idempotent("PATCH"));
-    }
 }

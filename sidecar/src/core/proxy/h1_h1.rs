@@ -44,13 +44,24 @@ pub async fn proxy<R: Rt>(
     let (mut up, resp, mut ubuf, early) = loop {
         let mut up = x.acquire_h1(replay, fresh).await.map_err(Before)?;
         match attempt::<R>(x, down, buf, head, &encoded, &mut up).await {
-            Ok((resp, ubuf, early)) => break (up, resp, ubuf, early),
+            Ok((resp, ubuf, early)) => {
+                x.responded(resp.status());
+                let facts = Replay {
+                    reused: up.reused,
+                    ..replay
+                };
+                // Retried by policy: this response and its connection are dropped unread.
+                if !early && x.retry_status(resp.status(), facts).await {
+                    continue;
+                }
+                break (up, resp, ubuf, early);
+            }
             Err(e) => {
                 let facts = Replay {
                     reused: up.reused,
                     ..replay
                 };
-                if x.replay_after(&e, facts) {
+                if x.replay_after(&e, facts).await {
                     fresh = true;
                     continue;
                 }
@@ -58,7 +69,6 @@ pub async fn proxy<R: Rt>(
             }
         }
     };
-    x.responded(resp.status());
     if resp.status() == 101 {
         return tunnel(x, down, buf, up, &resp, ubuf, upgrade).await;
     }

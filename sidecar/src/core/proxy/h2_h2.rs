@@ -73,7 +73,7 @@ pub async fn proxy<R: Rt>(
                     body_held: !src.overflowed,
                     reused: true,
                 };
-                if x.replay_after(&e, facts) {
+                if x.replay_after(&e, facts).await {
                     fresh = true;
                     continue;
                 }

@@ -53,7 +53,7 @@ pub async fn open<R: Rt>(
                     body_held: true,
                     reused: true,
                 };
-                if !x.replay_after(&e, facts) {
+                if !x.replay_after(&e, facts).await {
                     return Err(e);
                 }
                 fresh = true;

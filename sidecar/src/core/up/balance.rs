@@ -32,6 +32,8 @@ pub struct ClusterState {
     health: Vec<Arc<Health>>,
     outlier: Outlier,
     name: String,
+    /// The cluster's retry budget, shared with every worker; `None` without a retry policy.
+    budget: Option<(Arc<super::budget::Budget>, control::retry::RetryBudget)>,
 }
 
 impl ClusterState {
@@ -52,7 +54,32 @@ impl ClusterState {
             source,
             outlier: spec.outlier.clone(),
             name: spec.name.clone(),
+            budget: spec
+                .retry
+                .is_some()
+                .then(|| (live.budget(&spec.name), spec.retry_budget.clone())),
         }
+    }
+
+    /// Counts a new request against the retry budget (clusters with a retry policy only).
+    pub fn budget_request(&self) {
+        if let Some((b, _)) = &self.budget {
+            b.request();
+        }
+    }
+
+    /// Takes a policy retry from the budget; `false` (counted in
+    /// `ringside_retry_budget_exhausted_total`) when it is spent.
+    pub fn budget_retry(&self) -> bool {
+        let Some((b, spec)) = &self.budget else {
+            return false;
+        };
+        let ok = b.try_retry(spec);
+        if !ok {
+            metrics::counter!("ringside_retry_budget_exhausted_total", "cluster" => self.name.clone())
+                .increment(1);
+        }
+        ok
     }
 
     /// Records an outcome of endpoint `i`: `ok` is a response below 500. A failure may eject
@@ -163,6 +190,11 @@ impl Target {
     pub fn report(&self, ok: bool) {
         self.state.report(self.i, ok);
     }
+
+    /// The cluster's balancing state this endpoint belongs to.
+    pub fn cluster(&self) -> &ClusterState {
+        &self.state
+    }
 }
 
 /// Decrements the in-flight count on drop, whatever path the request took.
@@ -217,7 +249,11 @@ impl Balancers {
                 (None, None) => s.endpoints == spec.endpoints,
                 _ => false,
             };
-            if same && s.lb == spec.lb {
+            let budget_same = match &s.budget {
+                Some((_, b)) => spec.retry.is_some() && *b == spec.retry_budget,
+                None => spec.retry.is_none(),
+            };
+            if same && s.lb == spec.lb && s.outlier == spec.outlier && budget_same {
                 return s.clone();
             }
         }
@@ -245,6 +281,8 @@ mod tests {
             idle_timeout: Duration::from_secs(30),
             max_idle_per_endpoint: 8,
             outlier: Default::default(),
+            retry: None,
+            retry_budget: Default::default(),
         }
     }
 
