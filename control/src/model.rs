@@ -286,6 +286,9 @@ pub struct Cluster {
     pub retry: Option<crate::retry::RetryPolicy>,
     #[serde(default)]
     pub retry_budget: crate::retry::RetryBudget,
+    /// Circuit breaking; `limits` in the file.
+    #[serde(default, rename = "limits")]
+    pub limits: crate::resilience::ClusterLimits,
 }
 
 /// Default upstream connect timeout.

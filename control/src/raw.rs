@@ -90,6 +90,7 @@ pub(crate) struct RawCluster {
     pub outlier: Option<At<crate::resilience::Outlier>>,
     pub retry: Option<At<crate::retry::RetryPolicy>>,
     pub retry_budget: Option<At<crate::retry::RetryBudget>>,
+    pub limits: Option<At<crate::resilience::ClusterLimits>>,
 }
 
 pub(crate) fn decode(root: &Node, sink: &mut Sink) -> RawConfig {
@@ -389,6 +390,7 @@ const CLUSTER_FIELDS: &[&str] = &[
     "outlier",
     "retry",
     "retry_budget",
+    "limits",
 ];
 
 fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
@@ -403,6 +405,7 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
         outlier: None,
         retry: None,
         retry_budget: None,
+        limits: None,
     };
     let Some(f) = sink.mapping(node, "cluster", CLUSTER_FIELDS) else {
         return out;
@@ -455,5 +458,8 @@ fn cluster(node: &Node, sink: &mut Sink) -> RawCluster {
     out.retry_budget = f
         .get("retry_budget")
         .and_then(|n| crate::retry::decode_budget(n, sink));
+    out.limits = f
+        .get("limits")
+        .and_then(|n| crate::resilience::decode_limits(n, sink));
     out
 }

@@ -1,5 +1,6 @@
-//! Resilience settings of a cluster: outlier ejection (passive health). Kept apart from the
-//! core model so each feature's schema, defaults and decoding sit together.
+//! Resilience settings of a cluster: outlier ejection (passive health) and circuit breaking
+//! (`limits`). Kept apart from the core model so each feature's schema, defaults and decoding
+//! sit together.
 
 use crate::node::{At, Sink};
 use marked_yaml::Node;
@@ -90,6 +91,48 @@ pub(crate) fn decode_outlier(node: &Node, sink: &mut Sink<'_>) -> Option<At<Outl
             "outlier: max_ejection must be at least base_ejection",
         );
         ok = false;
+    }
+    ok.then(|| At {
+        value: out,
+        pos: crate::node::pos_of(node),
+    })
+}
+
+/// Circuit breaking (DESIGN.md §4 cluster `limits`): over a limit a request fails fast (503,
+/// `x-ringside-error: overflow`; gRPC UNAVAILABLE) instead of queueing behind a struggling
+/// upstream. Counted across all workers. Unset: no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterLimits {
+    /// Requests in flight to the cluster at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+    /// Retries in flight at once (the exchange's safe replays and a policy's retries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+}
+
+const LIMIT_FIELDS: &[&str] = &["max_requests", "max_retries"];
+
+/// Decodes a cluster's `limits` mapping. `None` after a reported problem.
+pub(crate) fn decode_limits(node: &Node, sink: &mut Sink<'_>) -> Option<At<ClusterLimits>> {
+    let f = sink.mapping(node, "cluster limits", LIMIT_FIELDS)?;
+    let mut out = ClusterLimits::default();
+    let mut ok = true;
+    for (key, slot) in [
+        ("max_requests", &mut out.max_requests),
+        ("max_retries", &mut out.max_retries),
+    ] {
+        if let Some(n) = f.get(key) {
+            match sink.uint(n, key).map(|v| (u32::try_from(v.value), v.pos)) {
+                Some((Ok(v), _)) => *slot = Some(v),
+                Some((Err(_), pos)) => {
+                    sink.report(pos, format!("{key} is too large"));
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
     }
     ok.then(|| At {
         value: out,

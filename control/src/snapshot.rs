@@ -113,6 +113,7 @@ pub struct ClusterSpec {
     pub outlier: crate::resilience::Outlier,
     pub retry: Option<crate::retry::RetryPolicy>,
     pub retry_budget: crate::retry::RetryBudget,
+    pub limits: crate::resilience::ClusterLimits,
 }
 
 impl Snapshot {
@@ -135,6 +136,7 @@ impl Snapshot {
                 outlier: c.outlier.clone(),
                 retry: c.retry.clone(),
                 retry_budget: c.retry_budget.clone(),
+                limits: c.limits.clone(),
             })
             .collect();
         let ids: HashMap<&str, ClusterId> = config

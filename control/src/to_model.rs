@@ -144,5 +144,6 @@ fn cluster(raw: RawCluster) -> Option<Cluster> {
         outlier: value(raw.outlier).unwrap_or_default(),
         retry: value(raw.retry),
         retry_budget: value(raw.retry_budget).unwrap_or_default(),
+        limits: value(raw.limits).unwrap_or_default(),
     })
 }

@@ -76,3 +76,24 @@ fn bad_policies_are_reported() {
     let e = load("    retry_budget: { ratio: 2 }\n").unwrap_err();
     assert!(e.contains("from 0 to 1"), "{e}");
 }
+
+#[test]
+fn cluster_limits_decode_and_are_off_by_default() {
+    let limits = |extra: &str| {
+        let text = format!(
+            "listeners: []\nclusters:\n  - name: a\n    endpoints: [ 127.0.0.1:1 ]\n{extra}"
+        );
+        load_str(&text, "t.yaml")
+            .map(|s| s.clusters[0].limits.clone())
+            .map_err(|p| p.to_string())
+    };
+    let none = limits("").expect("loads");
+    assert_eq!((none.max_requests, none.max_retries), (None, None));
+    let some = limits("    limits: { max_requests: 100, max_retries: 3 }\n").expect("loads");
+    assert_eq!((some.max_requests, some.max_retries), (Some(100), Some(3)));
+    let e = limits("    limits: { max_connections: 10 }\n").unwrap_err();
+    assert!(
+        e.contains("unknown field `max_connections` in cluster limits"),
+        "{e}"
+    );
+}

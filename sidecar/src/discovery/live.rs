@@ -56,6 +56,8 @@ pub struct Live {
     /// Retry budgets by cluster name, shared by all workers (`core::up::budget`); taken when
     /// a worker builds a cluster's balancing state, never per request.
     budgets: std::sync::Mutex<HashMap<String, Arc<crate::core::up::budget::Budget>>>,
+    /// Circuit breakers by cluster name, shared by all workers (`core::up::breaker`).
+    breakers: std::sync::Mutex<HashMap<String, Arc<crate::core::up::breaker::Breaker>>>,
 }
 
 impl Live {
@@ -84,6 +86,12 @@ impl Live {
     /// The retry budget of `cluster`, created on first use.
     pub fn budget(&self, cluster: &str) -> Arc<crate::core::up::budget::Budget> {
         let mut map = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(cluster.to_owned()).or_default().clone()
+    }
+
+    /// The circuit breaker of `cluster`, created on first use.
+    pub fn breaker(&self, cluster: &str) -> Arc<crate::core::up::breaker::Breaker> {
+        let mut map = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(cluster.to_owned()).or_default().clone()
     }
 
@@ -122,6 +130,7 @@ mod tests {
             outlier: Default::default(),
             retry: None,
             retry_budget: Default::default(),
+            limits: Default::default(),
         }
     }
 

@@ -14,7 +14,8 @@ use crate::core::conns::Conn;
 use crate::core::error::ProxyError;
 use crate::core::rt::Rt;
 use crate::core::up;
-use crate::core::up::balance::Target;
+use crate::core::up::balance::{ClusterState, Target};
+use crate::core::up::breaker::{Kind, Slot};
 use crate::core::up::h1::Upstream;
 use crate::core::worker::Worker;
 
@@ -61,8 +62,13 @@ impl<R: Rt> Exchange<'_, R> {
                 if !self.budget_retry() {
                     return false;
                 }
-                self.backoff().await;
             }
+        }
+        if !self.admit_retry() {
+            return false;
+        }
+        if verdict == Verdict::Policy {
+            self.backoff().await;
         }
         tracing::debug!(cluster = %self.cluster.name, error = %e, attempt = self.attempts.get() + 1, ?verdict, "replaying request");
         self.count_retry(reason);
@@ -137,6 +143,7 @@ impl<R: Rt> Exchange<'_, R> {
     ) -> Result<Upstream<R::Stream>, ProxyError> {
         let trust_recent = req.idempotent && req.body_held;
         let lb = self.w.balancers.get(self.cluster);
+        self.admit(&lb)?;
         let up = up::h1::acquire::<R>(
             &self.w.pool,
             lb,
@@ -148,6 +155,36 @@ impl<R: Rt> Exchange<'_, R> {
         .await?;
         self.attempt(up._in_flight.target());
         Ok(up)
+    }
+
+    /// Takes the request's slot under the cluster's `max_requests`, once per exchange.
+    ///
+    /// # Errors
+    /// [`ProxyError::Overflow`] when the cluster is at its limit.
+    pub fn admit(&self, lb: &ClusterState) -> Result<(), ProxyError> {
+        let mut slot = self.endpoint.request_slot.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                lb.admit(Kind::Request)
+                    .ok_or(ProxyError::Overflow("max_requests"))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes a slot under the cluster's `max_retries` for the retry about to be made.
+    fn admit_retry(&self) -> bool {
+        let Some(slot) = self
+            .endpoint
+            .target
+            .borrow()
+            .as_ref()
+            .and_then(|t| t.cluster().admit(Kind::Retry))
+        else {
+            return false;
+        };
+        self.endpoint.retry_slot.replace(Some(slot));
+        true
     }
 
     /// Marks the start of an attempt on `endpoint`. The first one counts the request for the
@@ -181,6 +218,9 @@ impl<R: Rt> Exchange<'_, R> {
 pub struct Attempted {
     addr: Cell<Option<SocketAddr>>,
     target: RefCell<Option<Target>>,
+    /// The exchange's slots under the cluster's circuit breaker, released when it ends.
+    request_slot: RefCell<Option<Slot>>,
+    retry_slot: RefCell<Option<Slot>>,
 }
 
 impl Attempted {

@@ -34,6 +34,7 @@ pub async fn open<R: Rt>(
 ) -> Result<Opened, ProxyError> {
     loop {
         let lb = x.w.balancers.get(x.cluster);
+        x.admit(&lb)?;
         let mut lease = acquire::<R>(&x.w.h2, lb, &x.w.stats, x.cluster, fresh).await?;
         x.attempt(lease.target());
         let ready = poll_fn(|cx| lease.send.poll_ready(cx)).await;

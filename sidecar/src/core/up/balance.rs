@@ -34,6 +34,9 @@ pub struct ClusterState {
     name: String,
     /// The cluster's retry budget, shared with every worker; `None` without a retry policy.
     budget: Option<(Arc<super::budget::Budget>, control::retry::RetryBudget)>,
+    /// The cluster's circuit breaker, shared with every worker.
+    breaker: Arc<super::breaker::Breaker>,
+    limits: control::resilience::ClusterLimits,
 }
 
 impl ClusterState {
@@ -58,7 +61,25 @@ impl ClusterState {
                 .retry
                 .is_some()
                 .then(|| (live.budget(&spec.name), spec.retry_budget.clone())),
+            breaker: live.breaker(&spec.name),
+            limits: spec.limits.clone(),
         }
+    }
+
+    /// A request or retry slot under the cluster's `limits`; `None` (counted in
+    /// `ringside_overflow_total`) when the limit is reached.
+    pub fn admit(&self, kind: super::breaker::Kind) -> Option<super::breaker::Slot> {
+        use super::breaker::Kind;
+        let (limit, label) = match kind {
+            Kind::Request => (self.limits.max_requests, "max_requests"),
+            Kind::Retry => (self.limits.max_retries, "max_retries"),
+        };
+        let slot = self.breaker.admit(kind, limit);
+        if slot.is_none() {
+            metrics::counter!("ringside_overflow_total", "cluster" => self.name.clone(), "limit" => label)
+                .increment(1);
+        }
+        slot
     }
 
     /// Counts a new request against the retry budget (clusters with a retry policy only).
@@ -253,7 +274,12 @@ impl Balancers {
                 Some((_, b)) => spec.retry.is_some() && *b == spec.retry_budget,
                 None => spec.retry.is_none(),
             };
-            if same && s.lb == spec.lb && s.outlier == spec.outlier && budget_same {
+            if same
+                && s.lb == spec.lb
+                && s.outlier == spec.outlier
+                && s.limits == spec.limits
+                && budget_same
+            {
                 return s.clone();
             }
         }
@@ -283,6 +309,7 @@ mod tests {
             outlier: Default::default(),
             retry: None,
             retry_budget: Default::default(),
+            limits: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! half (`h1`: send, read the response head).
 
 pub mod balance;
+pub mod breaker;
 pub mod budget;
 pub mod dial;
 pub mod h1;
@@ -19,6 +20,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "ringside_retries_total",
         "Requests sent again, by cluster and reason (connect-failure, refused-stream, reset, status)"
+    );
+    metrics::describe_counter!(
+        "ringside_overflow_total",
+        "Requests and retries refused by a cluster's circuit breaker (limits), by limit"
     );
     metrics::describe_counter!(
         "ringside_retry_budget_exhausted_total",
