@@ -249,12 +249,16 @@ pub enum LbPolicy {
     #[default]
     RoundRobin,
     LeastRequest,
+    /// Peak EWMA of response latency × (requests in flight + 1), power of two choices
+    /// (Linkerd's default balancer).
+    Ewma,
 }
 
 impl LbPolicy {
     pub const NAMES: &'static [(&'static str, LbPolicy)] = &[
         ("round_robin", LbPolicy::RoundRobin),
         ("least_request", LbPolicy::LeastRequest),
+        ("ewma", LbPolicy::Ewma),
     ];
 }
 

@@ -195,6 +195,7 @@ impl<R: Rt> Exchange<'_, R> {
             endpoint.cluster().budget_request();
         }
         self.endpoint.addr.set(Some(endpoint.addr()));
+        self.endpoint.started.set(Some(Instant::now()));
         self.endpoint.target.replace(Some(endpoint));
     }
 
@@ -210,6 +211,12 @@ impl<R: Rt> Exchange<'_, R> {
     /// else clears its failure count.
     pub fn responded(&self, status: u16) {
         self.endpoint.report(status < 500);
+        if let (Some(t), Some(since)) = (
+            self.endpoint.target.borrow().as_ref(),
+            self.endpoint.started.get(),
+        ) {
+            t.observe(since.elapsed());
+        }
     }
 }
 
@@ -221,6 +228,8 @@ pub struct Attempted {
     /// The exchange's slots under the cluster's circuit breaker, released when it ends.
     request_slot: RefCell<Option<Slot>>,
     retry_slot: RefCell<Option<Slot>>,
+    /// When the latest attempt began (for the `ewma` balancer).
+    started: Cell<Option<Instant>>,
 }
 
 impl Attempted {

@@ -26,6 +26,8 @@ pub struct ClusterState {
     lb: LbPolicy,
     next: Cell<usize>,
     in_flight: Vec<Cell<u32>>,
+    /// Latency estimates for `lb: ewma` (empty otherwise).
+    rtt: Vec<super::ewma::Ewma>,
     /// The DNS answer `endpoints` came from (`None`: the config's literals).
     source: Option<Arc<Resolved>>,
     /// Each endpoint's health, shared with every worker.
@@ -48,6 +50,16 @@ impl ClusterState {
         Self {
             next: Cell::new(fastrand::usize(..endpoints.len().max(1))),
             in_flight: endpoints.iter().map(|_| Cell::new(0)).collect(),
+            rtt: match spec.lb {
+                LbPolicy::Ewma => {
+                    let now = std::time::Instant::now();
+                    endpoints
+                        .iter()
+                        .map(|_| super::ewma::Ewma::new(now))
+                        .collect()
+                }
+                _ => Vec::new(),
+            },
             health: endpoints
                 .iter()
                 .map(|a| live.health.health(&spec.name, *a))
@@ -138,6 +150,19 @@ impl ClusterState {
                     a
                 }
             }
+            LbPolicy::Ewma => {
+                // Two distinct endpoints; the lower latency × load wins.
+                let a = fastrand::usize(..n);
+                let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+                let now = std::time::Instant::now();
+                let load =
+                    |i: usize| self.rtt[i].cost(now) * f64::from(self.in_flight[i].get() + 1);
+                if load(b) < load(a) {
+                    b
+                } else {
+                    a
+                }
+            }
         };
         self.next.set(i + 1);
         self.skip_ejected(i)
@@ -210,6 +235,14 @@ impl Target {
     /// See [`ClusterState::report`].
     pub fn report(&self, ok: bool) {
         self.state.report(self.i, ok);
+    }
+
+    /// The endpoint answered (its response head) `rtt` after the attempt began: feeds the
+    /// `ewma` balancer's estimate (nothing for other policies).
+    pub fn observe(&self, rtt: std::time::Duration) {
+        if let Some(e) = self.state.rtt.get(self.i) {
+            e.observe(rtt, std::time::Instant::now());
+        }
     }
 
     /// The cluster's balancing state this endpoint belongs to.
@@ -334,6 +367,21 @@ mod tests {
         assert!(
             picks_of_busy < 350,
             "busy endpoint picked {picks_of_busy}/1000"
+        );
+    }
+
+    #[test]
+    fn ewma_prefers_the_faster_endpoint() {
+        let b = Balancers::default();
+        let s = b.get(&spec(2, LbPolicy::Ewma));
+        let now = std::time::Instant::now();
+        s.rtt[0].observe(std::time::Duration::from_millis(50), now);
+        s.rtt[1].observe(std::time::Duration::from_millis(1), now);
+        s.rtt[1].observe(std::time::Duration::from_millis(1), now);
+        let picks_of_slow = (0..1000).filter(|_| s.pick() == 0).count();
+        assert!(
+            picks_of_slow < 50,
+            "slow endpoint picked {picks_of_slow}/1000"
         );
     }
 

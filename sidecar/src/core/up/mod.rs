@@ -6,6 +6,7 @@ pub mod balance;
 pub mod breaker;
 pub mod budget;
 pub mod dial;
+pub mod ewma;
 pub mod h1;
 pub mod h2;
 pub mod outlier;
