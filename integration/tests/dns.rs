@@ -266,3 +266,28 @@ both_runtimes!(fn startup_does_not_wait_forever_for_a_dead_server(rt) {
     assert_eq!((r.status, r.header("x-ringside-error")), (502, Some("no endpoint")), "{:?}", r.headers);
     drop(silent);
 });
+
+both_runtimes!(fn a_reload_that_changes_the_names_is_followed(rt) {
+    let s = setup(rt);
+    wait_endpoints(&s.proxy, &["127.0.0.2:", "127.0.0.3:", "127.0.0.4:"], &[]);
+    s.dns.set(&[(NAME, "127.0.0.2"), (NAME, "127.0.0.3"), (NAME, "127.0.0.4"), ("other.ringside.test", "127.0.0.5")]);
+    // The same cluster, now named by another host name (and keeping the listener's port).
+    let text = endpoints(&s.proxy);
+    let port = text
+        .split("127.0.0.2:")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the endpoints' port")
+        .to_owned();
+    let inbound = s.proxy.addr("inbound").port();
+    let cfg = config(port.parse().expect("port"))
+        .replace(NAME, "other.ringside.test")
+        .replacen("127.0.0.1:0", &format!("127.0.0.1:{inbound}"), 1);
+    let admin = s.proxy.addr("admin");
+    std::fs::write(&s.proxy.config_path, format!("admin: {{ address: {admin} }}\n{cfg}")).expect("write config");
+    wait_endpoints(&s.proxy, &["127.0.0.5:"], &["127.0.0.2:", "127.0.0.3:", "127.0.0.4:"]);
+    let mut conn = client::Conn::open(s.proxy.addr("inbound"));
+    for _ in 0..5 {
+        assert_eq!(one(&mut conn).as_deref(), Ok("d"));
+    }
+});
