@@ -26,8 +26,20 @@ pub struct Dnsmasq {
 pub const TTL_SECS: u64 = 1;
 
 impl Dnsmasq {
-    /// Starts dnsmasq with `records` (name, IPv4 address) and waits until it read them.
+    /// Starts dnsmasq with `records` (name, IPv4 address) and waits until it read them. A
+    /// port another process took between the probe and dnsmasq's bind is tried again.
     pub fn start(records: &[(&str, &str)]) -> Dnsmasq {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(records) {
+                Ok(d) => return d,
+                Err(line) => last = line,
+            }
+        }
+        panic!("dnsmasq did not start: {last}");
+    }
+
+    fn try_start(records: &[(&str, &str)]) -> Result<Dnsmasq, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         // dnsmasq started as root drops to `nobody` and re-reads the file as that user.
         set_mode(dir.path(), 0o755);
@@ -77,8 +89,8 @@ impl Dnsmasq {
             proc: Some(Proc(child)),
             _dir: dir,
         };
-        d.wait_read();
-        d
+        d.next_read()?;
+        Ok(d)
     }
 
     /// Replaces the records and makes dnsmasq re-read them (SIGHUP).
@@ -90,7 +102,9 @@ impl Dnsmasq {
             .status()
             .expect("kill -HUP");
         assert!(status.success());
-        self.wait_read();
+        if let Err(line) = self.next_read() {
+            panic!("dnsmasq: {line}");
+        }
     }
 
     /// Stops the server: lookups now time out.
@@ -98,12 +112,16 @@ impl Dnsmasq {
         self.proc = None;
     }
 
-    fn wait_read(&self) {
+    /// Waits for dnsmasq to say it read the hosts file; `Err` with its line if it failed.
+    fn next_read(&self) -> Result<(), String> {
         let line = self
             .reads
             .recv_timeout(Duration::from_secs(10))
-            .expect("dnsmasq read its hosts file");
-        assert!(!line.contains("failed"), "dnsmasq: {line}");
+            .map_err(|_| "no word from dnsmasq within 10 s".to_string())?;
+        if line.contains("failed") {
+            return Err(line);
+        }
+        Ok(())
     }
 }
 

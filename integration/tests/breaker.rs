@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ringside_integration::{both_runtimes, client, metrics, Options, Origin, Ringside};
 
-const DELAY_MS: u64 = 100;
+const DELAY_MS: u64 = 200;
 const CAPACITY: usize = 4;
 
 fn config(origin: &Origin) -> String {
@@ -85,9 +85,9 @@ both_runtimes!(fn over_max_requests_is_refused_fast_and_admitted_requests_keep_t
     );
     assert!(a99 <= u99 * 2, "admitted p99 {a99:?} over twice the unloaded {u99:?}");
     assert!(r50 < Duration::from_millis(5), "refusals take {r50:?} (p50)");
-    // A loaded 2-core machine may delay a client thread now and then; the refusal itself
-    // does not wait on anything.
-    assert!(r99 < Duration::from_millis(DELAY_MS / 2), "refusals take {r99:?} (p99)");
+    // A loaded 2-core machine may delay a client thread now and then (p99 reached 60 ms with
+    // four test processes at once); what must hold is that no refusal waited on the upstream.
+    assert!(r99 < Duration::from_millis(DELAY_MS), "refusals take {r99:?} (p99)");
     metrics::wait_sample(
         proxy.addr("admin"),
         r#"ringside_overflow_total{cluster="app",limit="max_requests"}"#,
