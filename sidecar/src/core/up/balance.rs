@@ -47,6 +47,7 @@ impl ClusterState {
             Some(r) => r.addrs.clone(),
             None => spec.endpoints.clone(),
         };
+        live.health.prune();
         Self {
             next: Cell::new(fastrand::usize(..endpoints.len().max(1))),
             in_flight: endpoints.iter().map(|_| Cell::new(0)).collect(),

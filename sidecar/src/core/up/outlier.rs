@@ -123,6 +123,19 @@ impl Registry {
         map.entry((cluster.to_owned(), addr)).or_default().clone()
     }
 
+    /// Forgets endpoints no worker's balancing state holds any more (DNS churn, reloads), so
+    /// the table does not grow with every pod that ever existed. Called when a worker builds a
+    /// cluster's state, before it takes its endpoints' healths.
+    pub fn prune(&self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, h| Arc::strong_count(h) > 1);
+    }
+
+    /// Entries in the table.
+    pub fn tracked(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// The health of `cluster`'s endpoint `addr` if any worker has used it (admin API).
     pub fn peek(&self, cluster: &str, addr: SocketAddr) -> Option<Arc<Health>> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -180,6 +193,18 @@ mod tests {
         assert!(may_eject(&hs, 67));
         assert_eq!(hs[1].failed(&spec(1), || may_eject(&hs, 10)), None);
         assert!(!hs[1].is_ejected());
+    }
+
+    #[test]
+    fn endpoints_nobody_holds_are_forgotten() {
+        let r = Registry::default();
+        let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
+        let held = r.health("c", a);
+        drop(r.health("c", b));
+        r.prune();
+        assert_eq!(r.tracked(), 1);
+        assert!(Arc::ptr_eq(&held, &r.health("c", a)));
     }
 
     #[test]
