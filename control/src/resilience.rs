@@ -104,6 +104,9 @@ pub(crate) fn decode_outlier(node: &Node, sink: &mut Sink<'_>) -> Option<At<Outl
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterLimits {
+    /// Upstream connections open to the cluster at once (HTTP/1.1 in use and pooled, HTTP/2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
     /// Requests in flight to the cluster at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_requests: Option<u32>,
@@ -112,7 +115,7 @@ pub struct ClusterLimits {
     pub max_retries: Option<u32>,
 }
 
-const LIMIT_FIELDS: &[&str] = &["max_requests", "max_retries"];
+const LIMIT_FIELDS: &[&str] = &["max_connections", "max_requests", "max_retries"];
 
 /// Decodes a cluster's `limits` mapping. `None` after a reported problem.
 pub(crate) fn decode_limits(node: &Node, sink: &mut Sink<'_>) -> Option<At<ClusterLimits>> {
@@ -120,6 +123,7 @@ pub(crate) fn decode_limits(node: &Node, sink: &mut Sink<'_>) -> Option<At<Clust
     let mut out = ClusterLimits::default();
     let mut ok = true;
     for (key, slot) in [
+        ("max_connections", &mut out.max_connections),
         ("max_requests", &mut out.max_requests),
         ("max_retries", &mut out.max_retries),
     ] {

@@ -429,7 +429,7 @@ fn unknown_enum_values_list_the_allowed_ones() {
         found,
         [
             "3:54: unknown cluster protocol `h3`; allowed: http1, http2",
-            "3:62: unknown lb policy `random`; allowed: round_robin, least_request",
+            "3:62: unknown lb policy `random`; allowed: round_robin, least_request, ewma",
         ]
     );
 }

@@ -91,9 +91,11 @@ fn cluster_limits_decode_and_are_off_by_default() {
     assert_eq!((none.max_requests, none.max_retries), (None, None));
     let some = limits("    limits: { max_requests: 100, max_retries: 3 }\n").expect("loads");
     assert_eq!((some.max_requests, some.max_retries), (Some(100), Some(3)));
-    let e = limits("    limits: { max_connections: 10 }\n").unwrap_err();
+    let conns = limits("    limits: { max_connections: 10 }\n").expect("loads");
+    assert_eq!(conns.max_connections, Some(10));
+    let e = limits("    limits: { max_pending: 10 }\n").unwrap_err();
     assert!(
-        e.contains("unknown field `max_connections` in cluster limits"),
+        e.contains("unknown field `max_pending` in cluster limits"),
         "{e}"
     );
 }

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use ringside_integration::{both_runtimes, client, metrics, Options, Origin, Ringside};
+use ringside_integration::{
+    both_runtimes, client, metrics, HeldUpstream, Options, Origin, Ringside,
+};
 
 const DELAY_MS: u64 = 200;
 const CAPACITY: usize = 4;
@@ -94,4 +96,34 @@ both_runtimes!(fn over_max_requests_is_refused_fast_and_admitted_requests_keep_t
         Duration::from_secs(5),
         |v| v as usize == refused.len(),
     );
+});
+
+both_runtimes!(fn max_connections_caps_upstream_connections_and_pooled_ones_are_reused(rt) {
+    let up = HeldUpstream::start();
+    let cfg = format!(
+        "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    protocol: http\n    routes:\n      \
+         - {{ name: all, match: {{ path_prefix: / }}, backends: [ {{ cluster: app }} ] }}\n\
+         clusters:\n  - name: app\n    endpoints: [ {} ]\n    limits: {{ max_connections: 2 }}\n",
+        up.addr
+    );
+    let proxy = Ringside::start(rt, &cfg);
+    let addr = proxy.addr("inbound");
+    let held: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || client::get(addr, "/hold").status))
+        .collect();
+    up.wait_requests(2, Duration::from_secs(10));
+    // Both connections are busy and no third may be opened: refused at once.
+    let r = client::get(addr, "/x");
+    assert_eq!((r.status, r.header("x-ringside-error")), (503, Some("overflow")), "{:?}", r.headers);
+    up.release();
+    for h in held {
+        assert_eq!(h.join().expect("client"), 200);
+    }
+    // Pooled connections count too, and are what the next requests use.
+    for _ in 0..3 {
+        assert_eq!(client::get(addr, "/x").status, 200);
+    }
+    assert_eq!(up.connections(), 2, "never more than max_connections to the upstream");
+    let text = metrics::scrape(proxy.addr("admin"));
+    assert_eq!(metrics::sample(&text, r#"ringside_overflow_total{cluster="app",limit="max_connections"}"#), Some(1.0), "{text}");
 });

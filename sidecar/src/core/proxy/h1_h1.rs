@@ -75,7 +75,7 @@ pub async fn proxy<R: Rt>(
     let (done, close) = relay_response(x, down, head, &resp, &mut up, &mut ubuf, early).await?;
     if !early && resp.keep_alive() && ubuf.is_empty() {
         x.w.pool
-            .checkin(up.addr, up.stream, x.cluster.max_idle_per_endpoint);
+            .checkin(up.addr, up.stream, up.slot, x.cluster.max_idle_per_endpoint);
     }
     Ok((done, if close { Next::Close } else { Next::KeepAlive }))
 }

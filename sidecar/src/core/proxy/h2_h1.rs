@@ -125,7 +125,7 @@ pub async fn proxy<R: Rt>(
     }
     if !early && resp.keep_alive() && ubuf.is_empty() {
         x.w.pool
-            .checkin(up.addr, up.stream, x.cluster.max_idle_per_endpoint);
+            .checkin(up.addr, up.stream, up.slot, x.cluster.max_idle_per_endpoint);
     }
     Ok(done)
 }

@@ -84,6 +84,7 @@ impl ClusterState {
     pub fn admit(&self, kind: super::breaker::Kind) -> Option<super::breaker::Slot> {
         use super::breaker::Kind;
         let (limit, label) = match kind {
+            Kind::Connection => (self.limits.max_connections, "max_connections"),
             Kind::Request => (self.limits.max_requests, "max_requests"),
             Kind::Retry => (self.limits.max_retries, "max_retries"),
         };

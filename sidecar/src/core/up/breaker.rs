@@ -1,4 +1,4 @@
-//! Circuit breaking: a cluster's requests and retries in flight, counted across all workers
+//! Circuit breaking: a cluster's upstream connections, requests and retries in flight, counted across all workers
 //! (one shared atomic each), refused at once beyond the cluster's `limits`. A cluster without
 //! a limit counts nothing, so it pays nothing.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 /// In-flight counts of one cluster.
 #[derive(Debug, Default)]
 pub struct Breaker {
+    connections: AtomicU32,
     requests: AtomicU32,
     retries: AtomicU32,
 }
@@ -15,6 +16,8 @@ pub struct Breaker {
 /// What a slot counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// An upstream connection, for as long as it is open.
+    Connection,
     Request,
     Retry,
 }
@@ -22,6 +25,7 @@ pub enum Kind {
 impl Breaker {
     fn counter(&self, kind: Kind) -> &AtomicU32 {
         match kind {
+            Kind::Connection => &self.connections,
             Kind::Request => &self.requests,
             Kind::Retry => &self.retries,
         }

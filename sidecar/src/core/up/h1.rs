@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use control::snapshot::ClusterSpec;
 
 use super::balance::{ClusterState, InFlight};
+use super::breaker::Slot;
 use super::dial;
 use super::pool::Pool;
 use crate::core::bridge::interim::Interim;
@@ -33,6 +34,8 @@ pub struct Upstream<S> {
     /// Came from the pool: the upstream may have closed it a moment ago.
     pub reused: bool,
     pub _in_flight: InFlight,
+    /// Its place under the cluster's `max_connections` (goes back to the pool with it).
+    pub slot: Slot,
 }
 
 /// A pooled connection idle for less than this is used without a liveness peek when a
@@ -46,7 +49,8 @@ const TRUST_RECENT: Duration = Duration::from_secs(1);
 /// without a peek.
 ///
 /// # Errors
-/// [`ProxyError::NoEndpoint`], or the last connect error.
+/// [`ProxyError::NoEndpoint`], [`ProxyError::Overflow`] at the cluster's `max_connections`,
+/// or the last connect error.
 pub async fn acquire<R: Rt>(
     pool: &Pool<R>,
     lb: Rc<ClusterState>,
@@ -66,25 +70,32 @@ pub async fn acquire<R: Rt>(
         } else {
             Duration::ZERO
         };
-        if let Some(stream) = pool.checkout(addr, cluster.idle_timeout, verify_after) {
+        if let Some((stream, slot)) = pool.checkout(addr, cluster.idle_timeout, verify_after) {
             return Ok(Upstream {
                 stream,
                 addr,
                 reused: true,
                 _in_flight: lb.start(first),
+                slot,
             });
         }
     }
     let within = cluster.connect_timeout;
     let d = dial::walk(&lb, first, cluster, stats, |a| {
-        dial::connect::<R>(a, within)
+        let slot = dial::connection_slot(&lb);
+        async move {
+            let slot = slot?;
+            Ok((dial::connect::<R>(a, within).await?, slot))
+        }
     })
     .await?;
+    let (stream, slot) = d.conn;
     Ok(Upstream {
-        stream: d.conn,
+        stream,
         addr: d.addr,
         reused: false,
         _in_flight: d.in_flight,
+        slot,
     })
 }
 

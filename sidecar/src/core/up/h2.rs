@@ -37,6 +37,8 @@ struct State {
     /// The peer's current concurrent-stream limit.
     max: Cell<usize>,
     idle_since: Cell<Instant>,
+    /// Its place under the cluster's `max_connections`, freed when the last holder drops.
+    _slot: super::breaker::Slot,
 }
 
 struct Shared {
@@ -187,7 +189,8 @@ pub async fn acquire<R: Rt>(
         }
     }
     let d = dial::walk(&lb, first, cluster, stats, |addr| {
-        connect::<R>(pool, addr, cluster)
+        let slot = dial::connection_slot(&lb);
+        async move { connect::<R>(pool, addr, cluster, slot?).await }
     })
     .await?;
     let (send, state) = d.conn;
@@ -266,6 +269,7 @@ async fn connect<R: Rt>(
     pool: &H2Pool,
     addr: SocketAddr,
     cluster: &ClusterSpec,
+    slot: super::breaker::Slot,
 ) -> Result<(SendRequest<Bytes>, Rc<State>), ProxyError> {
     let _connecting = pool.start_connect(addr);
     let stream = dial::connect::<R>(addr, cluster.connect_timeout).await?;
@@ -283,6 +287,7 @@ async fn connect<R: Rt>(
         active: Cell::new(1),
         max: Cell::new(settings::UPSTREAM_INITIAL_MAX_STREAMS),
         idle_since: Cell::new(Instant::now()),
+        _slot: slot,
     });
     let mut ping = conn.ping_pong();
     let driver_state = st.clone();
