@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use ringside_integration::{both_runtimes, client, metrics, Origin, Ringside};
+use ringside_integration::{
+    both_runtimes, client, h2_client, json_field, metrics, Origin, Ringside,
+};
 
 fn config(origins: &[&Origin], extra: &str) -> String {
     let eps: Vec<String> = origins.iter().map(|o| o.addr.to_string()).collect();
@@ -127,4 +129,30 @@ both_runtimes!(fn retries_stay_within_the_budget(rt) {
     let exhausted = metrics::sample(&text, r#"ringside_retry_budget_exhausted_total{cluster="app"}"#).unwrap_or(0.0);
     assert!(exhausted > 0.0, "{text}");
     metrics::promtool_check(&text);
+});
+
+both_runtimes!(fn h2_to_h2_retries_5xx_by_policy_and_never_a_post(rt) {
+    let a = Origin::start_h2c("a");
+    let b = Origin::start_h2c("b");
+    let bad = Origin::start_with_flags("bad", &["-h2c", "-fail-rate", "0.5"]);
+    let cfg = config(&[&a, &b, &bad], "    protocol: http2\n    retry: { attempts: 3, on: [ 5xx ], backoff: 1ms }\n");
+    let proxy = Ringside::start(rt, &cfg);
+    let n = 300u64;
+    let count = n.to_string();
+    let (ok, out) = h2_client(proxy.addr("inbound"), &["-path", "/x", "-count", &count, "-concurrency", "4"]);
+    assert!(ok, "{out}");
+    let status = |s: &str| json_field(&out, s).map_or(0, |v| v.parse::<u64>().expect("count"));
+    let failed_at_bad = seen(&bad, "/x") / 2;
+    let retried = retries(&proxy, "status") as u64;
+    assert!(failed_at_bad > 20 && retried > 20, "{out}");
+    // Every 503 was either retried or, its attempts spent, answered; nothing else happened.
+    assert_eq!(status("503"), failed_at_bad - retried, "{out}");
+    assert_eq!(status("200") + status("503"), n, "{out}");
+    assert!(status("200") as f64 >= n as f64 * 0.999, "{out}");
+    assert_eq!(seen(&a, "/x") + seen(&b, "/x") + seen(&bad, "/x"), n + retried);
+    // A POST is answered with the 503 it got.
+    let (ok, out) = h2_client(proxy.addr("inbound"), &["-method", "POST", "-path", "/p", "-count", "30"]);
+    assert!(ok, "{out}");
+    assert_eq!(seen(&a, "/p") + seen(&b, "/p") + seen(&bad, "/p"), 30, "no POST sent twice: {out}");
+    assert_eq!(json_field(&out, "503").map_or(0, |v| v.parse::<u64>().expect("count")), seen(&bad, "/p") / 2, "{out}");
 });

@@ -150,6 +150,7 @@ impl<R: Rt> Exchange<'_, R> {
             &self.w.stats,
             self.cluster,
             fresh,
+            self.endpoint.get(),
             trust_recent,
         )
         .await?;

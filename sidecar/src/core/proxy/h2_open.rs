@@ -35,7 +35,8 @@ pub async fn open<R: Rt>(
     loop {
         let lb = x.w.balancers.get(x.cluster);
         x.admit(&lb)?;
-        let mut lease = acquire::<R>(&x.w.h2, lb, &x.w.stats, x.cluster, fresh).await?;
+        let avoid = x.endpoint.get();
+        let mut lease = acquire::<R>(&x.w.h2, lb, &x.w.stats, x.cluster, fresh, avoid).await?;
         x.attempt(lease.target());
         let ready = poll_fn(|cx| lease.send.poll_ready(cx)).await;
         match ready.and_then(|()| lease.send.send_request(clone_request(req), end)) {

@@ -170,6 +170,24 @@ impl ClusterState {
         self.skip_ejected(i)
     }
 
+    /// [`Self::pick`], but not `avoid` (the endpoint a retry's previous attempt failed on)
+    /// when another endpoint is there (as Envoy's `previous_hosts` retry predicate does).
+    pub fn pick_avoiding(&self, avoid: Option<SocketAddr>) -> usize {
+        let i = self.pick();
+        let n = self.endpoints.len();
+        match avoid {
+            Some(a) if n > 1 && self.endpoints[i] == a => {
+                let j = (i + 1) % n;
+                // The next one that is neither ejected nor `a`, if any.
+                (0..n - 1)
+                    .map(|k| (j + k) % n)
+                    .find(|&c| self.endpoints[c] != a && !self.health[c].is_ejected())
+                    .unwrap_or(j)
+            }
+            _ => i,
+        }
+    }
+
     /// `i`, or the next endpoint after it that is not ejected; `i` itself when all are (a
     /// cluster that ejected everything still serves: the percentage cap makes that rare).
     fn skip_ejected(&self, i: usize) -> usize {
@@ -384,6 +402,25 @@ mod tests {
         assert!(
             picks_of_slow < 50,
             "slow endpoint picked {picks_of_slow}/1000"
+        );
+    }
+
+    #[test]
+    fn a_retry_avoids_the_endpoint_that_failed() {
+        let b = Balancers::default();
+        let s = b.get(&spec(3, LbPolicy::RoundRobin));
+        let failed = s.endpoint(0);
+        for _ in 0..30 {
+            assert_ne!(s.endpoint(s.pick_avoiding(Some(failed))), failed);
+        }
+        let one = b.get(&ClusterSpec {
+            name: "one".into(),
+            ..spec(1, LbPolicy::RoundRobin)
+        });
+        assert_eq!(
+            one.pick_avoiding(Some(one.endpoint(0))),
+            0,
+            "no other endpoint"
         );
     }
 

@@ -44,7 +44,8 @@ pub struct Upstream<S> {
 const TRUST_RECENT: Duration = Duration::from_secs(1);
 
 /// A connection to the cluster's chosen endpoint: the most recently pooled one, else a fresh
-/// connect (walking the endpoints once). `fresh` skips the pool (a replay). `replayable`: a
+/// connect (walking the endpoints once). `fresh` skips the pool (a replay); `avoid` is the
+/// endpoint a previous attempt used, not chosen again when there is another. `replayable`: a
 /// failure on a reused connection could be replayed, so a recently used one is trusted
 /// without a peek.
 ///
@@ -57,12 +58,13 @@ pub async fn acquire<R: Rt>(
     stats: &Stats,
     cluster: &ClusterSpec,
     fresh: bool,
+    avoid: Option<SocketAddr>,
     replayable: bool,
 ) -> Result<Upstream<R::Stream>, ProxyError> {
     if lb.is_empty() {
         return Err(ProxyError::NoEndpoint);
     }
-    let first = lb.pick();
+    let first = lb.pick_avoiding(avoid);
     if !fresh {
         let addr = lb.endpoint(first);
         let verify_after = if replayable {

@@ -156,7 +156,8 @@ impl H2Pool {
 
 /// A stream slot to the cluster's chosen endpoint: on a connection with room, else on a new
 /// one (walking the endpoints once if connects fail). `fresh` skips existing connections
-/// (the replay after a connection refused a stream).
+/// (the replay after a connection refused a stream); `avoid` is the endpoint a previous
+/// attempt used, not chosen again when there is another.
 ///
 /// # Errors
 /// [`ProxyError::NoEndpoint`], or the last endpoint's connect or handshake error.
@@ -166,11 +167,12 @@ pub async fn acquire<R: Rt>(
     stats: &Stats,
     cluster: &ClusterSpec,
     fresh: bool,
+    avoid: Option<SocketAddr>,
 ) -> Result<Lease, ProxyError> {
     if lb.is_empty() {
         return Err(ProxyError::NoEndpoint);
     }
-    let first = lb.pick();
+    let first = lb.pick_avoiding(avoid);
     if !fresh {
         let addr = lb.endpoint(first);
         loop {
