@@ -124,6 +124,8 @@ both_runtimes!(fn max_connections_caps_upstream_connections_and_pooled_ones_are_
         assert_eq!(client::get(addr, "/x").status, 200);
     }
     assert_eq!(up.connections(), 2, "never more than max_connections to the upstream");
+    let clusters = client::get(proxy.addr("admin"), "/clusters").text();
+    assert!(clusters.contains("\"connections\": 2"), "both pooled connections count: {clusters}");
     let text = metrics::scrape(proxy.addr("admin"));
     assert_eq!(metrics::sample(&text, r#"ringside_overflow_total{cluster="app",limit="max_connections"}"#), Some(1.0), "{text}");
 });

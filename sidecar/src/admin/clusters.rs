@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::http::Response;
 use super::state::State;
+use crate::core::up::breaker::Kind;
 
 /// The endpoints a new request to `c` chooses from now: the literals, plus what its DNS
 /// names last resolved to.
@@ -59,12 +60,24 @@ pub fn clusters(s: &State) -> Response {
                     })
                 })
                 .collect();
+            let breaker = s.discovery.breaker(&c.name);
+            let in_flight = |k| breaker.in_flight(k);
             json!({
                 "name": c.name,
                 "lb": c.lb,
                 "protocol": c.protocol,
                 "endpoints": endpoints,
                 "dns": resolved.as_ref().map(|r| &r.per_name),
+                "limits": c.limits,
+                // Counted only for the limits that are set.
+                "in_flight": {
+                    "connections": in_flight(Kind::Connection),
+                    "requests": in_flight(Kind::Request),
+                    "retries": in_flight(Kind::Retry),
+                },
+                "retry": c.retry,
+                "retry_budget": c.retry_budget,
+                "outlier": c.outlier,
             })
         })
         .collect();
