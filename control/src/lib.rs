@@ -7,12 +7,16 @@
 
 mod cluster_id;
 pub mod duration;
+pub mod endpoint;
 pub mod model;
 mod node;
 mod parse;
 mod path_trie;
 pub mod problem;
 mod raw;
+mod raw_cluster;
+pub mod resilience;
+pub mod retry;
 pub mod route;
 mod route_table;
 mod rules;

@@ -261,12 +261,16 @@ pub enum LbPolicy {
     #[default]
     RoundRobin,
     LeastRequest,
+    /// Peak EWMA of response latency × (requests in flight + 1), power of two choices
+    /// (Linkerd's default balancer).
+    Ewma,
 }
 
 impl LbPolicy {
     pub const NAMES: &'static [(&'static str, LbPolicy)] = &[
         ("round_robin", LbPolicy::RoundRobin),
         ("least_request", LbPolicy::LeastRequest),
+        ("ewma", LbPolicy::Ewma),
     ];
 }
 
@@ -275,7 +279,8 @@ impl LbPolicy {
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     pub name: String,
-    pub endpoints: Vec<SocketAddr>,
+    /// `IP:port` literals and DNS `host:port` names (see [`crate::endpoint`]).
+    pub endpoints: Vec<crate::endpoint::Endpoint>,
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     #[serde(default)]
@@ -292,6 +297,17 @@ pub struct Cluster {
     /// TLS origination (`None`: plaintext).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::ClusterTls>,
+    // Resilience (control/src/resilience.rs).
+    #[serde(default)]
+    pub outlier: crate::resilience::Outlier,
+    /// Retries beyond the replays of never-processed requests; none unless written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::retry::RetryPolicy>,
+    #[serde(default)]
+    pub retry_budget: crate::retry::RetryBudget,
+    /// Circuit breaking; `limits` in the file.
+    #[serde(default, rename = "limits")]
+    pub limits: crate::resilience::ClusterLimits,
 }
 
 /// Default upstream connect timeout.

@@ -5,8 +5,10 @@
 //! is then already reported); validation skips checks whose inputs are `None`
 //! so one mistake does not cascade into several.
 
-use crate::model::{self, LbPolicy, ListenerProtocol, UpstreamProtocol};
+use crate::model::{self, ListenerProtocol};
 use crate::node::{At, Pos, Sink};
+use crate::raw_cluster::cluster;
+pub(crate) use crate::raw_cluster::RawCluster;
 use crate::rules;
 use marked_yaml::Node;
 use std::collections::BTreeMap;
@@ -80,17 +82,6 @@ pub(crate) struct RawBackend {
     pub weight: Option<At<u32>>,
     /// False when `weight` was written but invalid, so the total is unknown.
     pub weight_ok: bool,
-}
-
-pub(crate) struct RawCluster {
-    pub name: Option<At<String>>,
-    pub endpoints: Option<At<Vec<At<SocketAddr>>>>,
-    pub protocol: Option<At<UpstreamProtocol>>,
-    pub lb: Option<At<LbPolicy>>,
-    pub connect_timeout: Option<At<Duration>>,
-    pub idle_timeout: Option<At<Duration>>,
-    pub max_idle_per_endpoint: Option<At<usize>>,
-    pub tls: Option<At<crate::tls::ClusterTls>>,
 }
 
 pub(crate) fn decode(root: &Node, sink: &mut Sink) -> RawConfig {
@@ -420,75 +411,5 @@ fn backend(node: &Node, sink: &mut Sink) -> RawBackend {
             });
         out.weight_ok = out.weight.is_some();
     }
-    out
-}
-
-const CLUSTER_FIELDS: &[&str] = &[
-    "name",
-    "endpoints",
-    "protocol",
-    "lb",
-    "connect_timeout",
-    "idle_timeout",
-    "max_idle_per_endpoint",
-    "tls",
-];
-
-fn cluster(node: &Node, has_identity: bool, sink: &mut Sink) -> RawCluster {
-    let mut out = RawCluster {
-        name: None,
-        endpoints: None,
-        protocol: None,
-        lb: None,
-        connect_timeout: None,
-        idle_timeout: None,
-        max_idle_per_endpoint: None,
-        tls: None,
-    };
-    let Some(f) = sink.mapping(node, "cluster", CLUSTER_FIELDS) else {
-        return out;
-    };
-    out.name = f
-        .required(sink, "name", "cluster")
-        .and_then(|n| sink.string(n, "cluster name"));
-    out.endpoints = f.required(sink, "endpoints", "cluster").and_then(|n| {
-        let items = sink.list(n, "endpoints")?;
-        let addrs: Vec<_> = items
-            .iter()
-            .filter_map(|e| sink.socket_addr(e, "endpoint"))
-            .collect();
-        // A partly bad list is not "empty": keep `None` so validation does
-        // not add "no endpoints" on top of the address problems.
-        (addrs.len() == items.len()).then(|| At {
-            value: addrs,
-            pos: crate::node::pos_of(n),
-        })
-    });
-    out.protocol = f
-        .get("protocol")
-        .and_then(|n| sink.one_of(n, "cluster protocol", UpstreamProtocol::NAMES));
-    out.lb = f
-        .get("lb")
-        .and_then(|n| sink.one_of(n, "lb policy", LbPolicy::NAMES));
-    out.connect_timeout = f
-        .get("connect_timeout")
-        .and_then(|n| sink.duration(n, "connect_timeout"));
-    out.idle_timeout = f
-        .get("idle_timeout")
-        .and_then(|n| sink.duration(n, "idle_timeout"));
-    out.max_idle_per_endpoint = f
-        .get("max_idle_per_endpoint")
-        .and_then(|n| sink.uint(n, "max_idle_per_endpoint"))
-        .and_then(|v| match usize::try_from(v.value) {
-            Ok(value) => Some(At { value, pos: v.pos }),
-            Err(_) => {
-                sink.report(v.pos, "max_idle_per_endpoint is too large");
-                None
-            }
-        });
-    out.tls = f.get("tls").and_then(|n| {
-        let protocol = out.protocol.as_ref().map(|p| p.value);
-        crate::tls::raw::cluster_tls(n, protocol, has_identity, sink)
-    });
     out
 }

@@ -125,7 +125,11 @@ impl ListenerKind {
 #[derive(Debug)]
 pub struct ClusterSpec {
     pub name: String,
+    /// The `IP:port` literals among `endpoints`, in config order.
     pub endpoints: Vec<SocketAddr>,
+    /// The DNS `host:port` names among `endpoints`, in config order: the data plane resolves
+    /// them (the live set is the literals plus every address the names resolve to).
+    pub names: Vec<crate::endpoint::DnsName>,
     pub protocol: UpstreamProtocol,
     pub lb: LbPolicy,
     pub connect_timeout: Duration,
@@ -133,6 +137,11 @@ pub struct ClusterSpec {
     pub max_idle_per_endpoint: usize,
     /// TLS origination; `None`: plaintext.
     pub tls: Option<ClusterTlsSpec>,
+    // Resilience (control/src/resilience.rs).
+    pub outlier: crate::resilience::Outlier,
+    pub retry: Option<crate::retry::RetryPolicy>,
+    pub retry_budget: crate::retry::RetryBudget,
+    pub limits: crate::resilience::ClusterLimits,
 }
 
 impl Snapshot {
@@ -144,7 +153,8 @@ impl Snapshot {
             .iter()
             .map(|c| ClusterSpec {
                 name: c.name.clone(),
-                endpoints: c.endpoints.clone(),
+                endpoints: c.endpoints.iter().filter_map(literal).collect(),
+                names: c.endpoints.iter().filter_map(dns_name).collect(),
                 protocol: c.protocol,
                 lb: c.lb,
                 connect_timeout: c.connect_timeout,
@@ -158,6 +168,11 @@ impl Snapshot {
                         }),
                     })
                 }),
+                // Resilience (control/src/resilience.rs).
+                outlier: c.outlier.clone(),
+                retry: c.retry.clone(),
+                retry_budget: c.retry_budget.clone(),
+                limits: c.limits.clone(),
             })
             .collect();
         let ids: HashMap<&str, ClusterId> = config
@@ -243,6 +258,20 @@ impl Snapshot {
             plural(routes, "route"),
             self.sha256.get(..8).unwrap_or(&self.sha256)
         )
+    }
+}
+
+fn literal(e: &crate::endpoint::Endpoint) -> Option<SocketAddr> {
+    match e {
+        crate::endpoint::Endpoint::Addr(a) => Some(*a),
+        crate::endpoint::Endpoint::Name(_) => None,
+    }
+}
+
+fn dns_name(e: &crate::endpoint::Endpoint) -> Option<crate::endpoint::DnsName> {
+    match e {
+        crate::endpoint::Endpoint::Name(n) => Some(n.clone()),
+        crate::endpoint::Endpoint::Addr(_) => None,
     }
 }
 

@@ -145,5 +145,10 @@ fn cluster(raw: RawCluster) -> Option<Cluster> {
         max_idle_per_endpoint: value(raw.max_idle_per_endpoint)
             .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT),
         tls: value(raw.tls),
+        // Resilience (control/src/resilience.rs).
+        outlier: value(raw.outlier).unwrap_or_default(),
+        retry: value(raw.retry),
+        retry_budget: value(raw.retry_budget).unwrap_or_default(),
+        limits: value(raw.limits).unwrap_or_default(),
     })
 }

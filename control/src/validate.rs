@@ -93,7 +93,9 @@ fn check_clusters(clusters: &[RawCluster], sink: &mut Sink) {
                 let name = cluster.name.as_ref().map_or("", |n| n.value.as_str());
                 sink.report(
                     endpoints.pos,
-                    format!("cluster `{name}` has no endpoints; list at least one IP:port"),
+                    format!(
+                        "cluster `{name}` has no endpoints; list at least one IP:port or host:port"
+                    ),
                 );
             }
         }

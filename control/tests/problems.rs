@@ -183,10 +183,16 @@ fn missing_required_fields_point_at_the_entry() {
 #[test]
 fn bad_socket_addresses() {
     only(
-        "listeners: []\nclusters:\n  - { name: a, endpoints: [ 127.0.0.1:1, localhost:80 ] }\n",
+        "listeners: []\nclusters:\n  - { name: a, endpoints: [ 127.0.0.1:1, local_host:80 ] }\n",
         3,
         42,
-        "invalid socket address `localhost:80` for endpoint: expected IP:port",
+        "invalid endpoint `local_host:80`: host `local_host` is not a valid DNS name",
+    );
+    only(
+        "listeners: []\nclusters:\n  - { name: a, endpoints: [ 127.0.0.1:1, web ] }\n",
+        3,
+        42,
+        "invalid endpoint `web`: expected IP:port or host:port",
     );
     let text = with_listeners("  - { name: t, address: 0.0.0.0, protocol: tcp, cluster: db }\n");
     only(
@@ -423,7 +429,7 @@ fn unknown_enum_values_list_the_allowed_ones() {
         found,
         [
             "3:54: unknown cluster protocol `h3`; allowed: http1, http2",
-            "3:62: unknown lb policy `random`; allowed: round_robin, least_request",
+            "3:62: unknown lb policy `random`; allowed: round_robin, least_request, ewma",
         ]
     );
 }

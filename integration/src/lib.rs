@@ -10,6 +10,7 @@
 //! ```
 
 pub mod client;
+pub mod dns;
 pub mod exchange;
 pub mod h2raw;
 pub mod held;

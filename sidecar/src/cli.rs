@@ -113,6 +113,15 @@ pub struct RunArgs {
     /// On SIGTERM or SIGINT: how long in-flight requests may take to finish before exit.
     #[arg(long, env = "RINGSIDE_DRAIN_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// DNS servers (`IP:port`, comma-separated) for cluster endpoints written as
+    /// `host:port`, instead of `/etc/resolv.conf`'s `nameserver`s (its search list and
+    /// `ndots` still apply). For pods that need a custom server, and for tests.
+    #[arg(long, env = "RINGSIDE_DNS_SERVER", value_delimiter = ',')]
+    pub dns_server: Vec<std::net::SocketAddr>,
+    /// At startup, how long to wait for the first DNS answers before serving with what is
+    /// known (clusters whose names did not resolve yet have only their IP literals).
+    #[arg(long, env = "RINGSIDE_DNS_STARTUP_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub dns_startup_wait: std::time::Duration,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

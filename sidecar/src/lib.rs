@@ -10,6 +10,7 @@ pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod core;
+pub mod discovery;
 pub mod iptables;
 pub mod logging;
 pub mod telemetry;

@@ -21,7 +21,14 @@ func main() {
 	tlsCert := flag.String("tls-cert", "", "serve TLS with this certificate (PEM) instead of plaintext")
 	tlsKey := flag.String("tls-key", "", "the private key of -tls-cert")
 	tlsClientCA := flag.String("tls-client-ca", "", "with -tls-cert: require client certificates signed by this CA")
+	failRate := flag.Float64("fail-rate", 0, "share of requests (0..1) answered with -fail-status instead of served, spread evenly")
+	failStatus := flag.Int("fail-status", http.StatusServiceUnavailable, "status of the failing share")
+	delay := flag.Duration("delay", 0, "added before every answer (a slow server)")
+	noAccept := flag.Bool("no-accept", false, "listen but never accept: connects complete in the kernel's backlog, requests get no answer")
 	flag.Parse()
+	if *failRate < 0 || *failRate > 1 {
+		log.Fatalf("-fail-rate %v: want 0..1", *failRate)
+	}
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
@@ -30,7 +37,11 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("origin %s listening on %s\n", *name, l.Addr())
-	srv := origin.Server(origin.Handler(*name))
+	if *noAccept {
+		select {} // holds the listener open, never accepting
+	}
+	faults := &origin.Faults{FailRate: *failRate, FailStatus: *failStatus, Delay: *delay}
+	srv := origin.Server(origin.HandlerWithFaults(*name, faults))
 	if *h2c {
 		origin.AcceptH2C(srv)
 	}

@@ -21,6 +21,11 @@ import (
 // x-origin-uri: the request target exactly as it arrived (r.RequestURI, e.g. "*" or an
 // unnormalised path). It counts every request per path for /seen.
 func Handler(name string) http.Handler {
+	return HandlerWithFaults(name, nil)
+}
+
+// HandlerWithFaults is Handler with faults injected (nil: none); see Faults.
+func HandlerWithFaults(name string, faults *Faults) http.Handler {
 	var reqs requestLog
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
@@ -47,6 +52,9 @@ func Handler(name string) http.Handler {
 		w.Header().Set("x-origin-uri", r.RequestURI)
 		if r.URL.Path != "/seen" {
 			reqs.add(r.URL.Path)
+		}
+		if faults.apply(w, r) {
+			return
 		}
 		if optionsStar(w, r) {
 			return

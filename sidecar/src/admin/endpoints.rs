@@ -12,6 +12,7 @@ pub async fn handle(s: &State, r: &Request) -> Response {
         ("GET", "/live") => Response::text(200, "live\n"),
         ("GET", "/ready") => ready(s),
         ("GET", "/config") => config(s),
+        ("GET", "/clusters") => super::clusters::clusters(s),
         ("GET", "/metrics") => Response::bytes(
             "text/plain; version=0.0.4; charset=utf-8",
             s.metrics.render().into_bytes(),
@@ -31,7 +32,8 @@ pub async fn handle(s: &State, r: &Request) -> Response {
         }
         (
             _,
-            "/live" | "/ready" | "/config" | "/metrics" | "/runtime" | "/log-level" | "/shutdown",
+            "/live" | "/ready" | "/config" | "/clusters" | "/metrics" | "/runtime" | "/log-level"
+            | "/shutdown",
         ) => Response::text(405, "method not allowed\n"),
         _ => Response::text(404, "unknown admin endpoint; see docs/admin.md\n"),
     }
@@ -60,6 +62,7 @@ fn config(s: &State) -> Response {
         "sha256": snap.sha256,
         "loaded_at_unix": loaded_at,
         "config": &snap.config,
+        "live_endpoints": super::clusters::live_endpoints(s, &snap),
     });
     Response::json(200, format!("{body:#}\n"))
 }
@@ -194,6 +197,7 @@ mod tests {
             shutdown: tx,
             metrics: recorder.handle(),
             workers_tx: vec![],
+            discovery: crate::discovery::Live::new(),
         };
         (s, rx)
     }

@@ -2,6 +2,7 @@
 //! control thread, never from a data-plane worker, so a scrape or a debug request cannot slow
 //! traffic, and a stuck worker cannot hide itself from the admin API.
 
+mod clusters;
 mod endpoints;
 mod http;
 mod pprof;

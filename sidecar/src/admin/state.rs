@@ -24,6 +24,8 @@ pub struct State {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// To ask workers for their live connections.
     pub workers_tx: Vec<mpsc::UnboundedSender<crate::backend::WorkerCmd>>,
+    /// The live endpoint sets of clusters with DNS names (`/clusters`, `/config`).
+    pub discovery: Arc<crate::discovery::Live>,
 }
 
 impl State {

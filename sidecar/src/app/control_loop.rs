@@ -27,6 +27,7 @@ pub struct Control<'a> {
     pub log_level: Option<LogLevel>,
     pub started: Instant,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub discovery: Arc<crate::discovery::Live>,
 }
 
 impl Control<'_> {
@@ -48,6 +49,7 @@ impl Control<'_> {
                 shutdown: shutdown_tx,
                 metrics: self.metrics.clone(),
                 workers_tx: self.senders.clone(),
+                discovery: self.discovery.clone(),
             });
             record_applied(&self.config.load().sha256, None);
             record_expiry(&self.config.load());

@@ -39,11 +39,22 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
 
     let config: SharedConfig = Arc::new(ArcSwap::from_pointee(snapshot));
     let lifecycle = Lifecycle::new();
+    let discovery = crate::discovery::Live::new();
+    crate::discovery::resolver::spawn(
+        config.clone(),
+        lifecycle.clone(),
+        discovery.clone(),
+        crate::discovery::resolver::Servers {
+            explicit: args.dns_server.clone(),
+        },
+        args.dns_startup_wait,
+    )?;
     let opts = crate::core::worker::Options {
         access_log: access_log(args.access_log.as_deref())?,
         start_traces: args.trace_start,
         drain_timeout: args.drain_timeout,
         no_metrics: args.no_metrics,
+        discovery: discovery.clone(),
     };
     let mut senders = Vec::with_capacity(workers);
     for id in 0..workers {
@@ -82,6 +93,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         log_level,
         started,
         metrics,
+        discovery,
     };
     ctl.run(admin)
 }

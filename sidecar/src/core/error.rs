@@ -78,6 +78,9 @@ pub enum ProxyError {
     /// The client stopped sending its request body for longer than the route timeout.
     #[error("request body stalled")]
     DownstreamTimeout,
+    /// A circuit breaker (the cluster's `limits`) refused the request: answered at once.
+    #[error("cluster overflow: {0}")]
+    Overflow(&'static str),
     /// The request cannot be carried to this cluster (e.g. an HTTP/1 upgrade to HTTP/2).
     #[error("request not supported: {0}")]
     Unsupported(&'static str),
@@ -89,6 +92,7 @@ impl ProxyError {
         match self {
             Self::NoRoute => 404,
             Self::Timeout => 504,
+            Self::Overflow(_) => 503,
             Self::Unsupported(_) => 501,
             Self::DownstreamTimeout => 408,
             Self::DownstreamIo(_) | Self::DownstreamClosed | Self::DownstreamProtocol(_) => 400,
@@ -99,7 +103,9 @@ impl ProxyError {
     /// Who is to blame: upstream failures count against the cluster.
     pub fn side(&self) -> Side {
         match self {
-            Self::NoRoute | Self::NoEndpoint | Self::Unsupported(_) => Side::Internal,
+            Self::NoRoute | Self::NoEndpoint | Self::Unsupported(_) | Self::Overflow(_) => {
+                Side::Internal
+            }
             Self::DownstreamIo(_)
             | Self::DownstreamClosed
             | Self::DownstreamProtocol(_)
@@ -140,6 +146,7 @@ impl ProxyError {
             Self::DownstreamProtocol(_) => "invalid request body",
             Self::DownstreamTimeout => "request body timeout",
             Self::Unsupported(what) => what,
+            Self::Overflow(_) => "overflow",
         }
     }
 

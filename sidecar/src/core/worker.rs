@@ -46,6 +46,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Skip per-request metrics (`--no-metrics`): only to measure their cost.
     pub no_metrics: bool,
+    /// The live endpoint sets of clusters with DNS names (written by the resolver thread).
+    pub discovery: Arc<crate::discovery::Live>,
 }
 
 pub struct Worker<R: Rt> {
@@ -67,16 +69,16 @@ impl<R: Rt> Worker<R> {
     pub fn new(id: usize, config: SharedConfig, lifecycle: Arc<Lifecycle>, opts: Options) -> Self {
         Self {
             id,
-            opts,
             config,
             lifecycle,
             pool: Pool::default(),
             h2: Default::default(),
-            balancers: Balancers::default(),
+            balancers: Balancers::new(opts.discovery.clone()),
             stats: Stats::new(id),
             conns: std::rc::Rc::default(),
             max_lag: std::cell::Cell::new(Duration::ZERO),
             seen: std::cell::Cell::new((0, false)),
+            opts,
         }
     }
 
@@ -137,20 +139,24 @@ impl<R: Rt> Worker<R> {
     }
 
     /// Periodic housekeeping: closes pooled connections that idled out or were closed by the
-    /// upstream, and HTTP/2 connections to endpoints a reload removed. Returns how many were
-    /// closed.
+    /// upstream, and HTTP/2 connections to endpoints a reload or a DNS answer removed. Returns
+    /// how many were closed.
     pub fn sweep(&self) -> usize {
         let snap = self.config.load();
+        let live = self.balancers.live();
+        let has = |c: &control::snapshot::ClusterSpec, addr: SocketAddr| {
+            c.endpoints.contains(&addr) || (!c.names.is_empty() && live.has(&c.name, addr))
+        };
         let idle_for = |addr: SocketAddr| {
             snap.clusters
                 .iter()
-                .filter(|c| c.endpoints.contains(&addr))
+                .filter(|c| has(c, addr))
                 .map(|c| c.idle_timeout)
                 .min()
                 // An endpoint no cluster names any more was removed: close its connections.
                 .unwrap_or(Duration::ZERO)
         };
-        let named = |addr: SocketAddr| snap.clusters.iter().any(|c| c.endpoints.contains(&addr));
+        let named = |addr: SocketAddr| snap.clusters.iter().any(|c| has(c, addr));
         self.pool.sweep(idle_for) + self.h2.retire(named)
     }
 }

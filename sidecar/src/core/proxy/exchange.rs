@@ -1,8 +1,9 @@
-//! What every protocol pair shares: the exchange's context, how it ends, the one retry rule,
-//! and the one place an exchange is recorded (metrics and access log).
+//! What every protocol pair shares: the exchange's context, how it ends, how the one retry
+//! rule (`proxy::replay`) and a cluster's retry policy are applied to it, and the one place an
+//! exchange is recorded (metrics and access log).
 
 use crate::core::wire::Wire;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -11,15 +12,18 @@ use control::snapshot::ClusterSpec;
 
 use crate::core::access_log::Entry;
 use crate::core::conns::Conn;
-use crate::core::error::{ProxyError, Retry};
+use crate::core::error::ProxyError;
 use crate::core::rt::Rt;
 use crate::core::up;
+use crate::core::up::balance::{ClusterState, Target};
+use crate::core::up::breaker::{Kind, Slot};
 use crate::core::up::h1::Upstream;
 use crate::core::worker::Worker;
 
-/// Attempts per request, the first included: a replay is only ever of a request the rule below
-/// allows, so this bounds how long a burst of refusals (a GOAWAY storm) may delay one request.
-pub const MAX_ATTEMPTS: u32 = 3;
+pub use super::replay::{
+    failure_kind, idempotent, kind_label, may_replay, may_retry_status, Replay, Verdict,
+    MAX_ATTEMPTS,
+};
 
 /// One request's trip to one cluster, whatever the protocols on each side.
 pub struct Exchange<'a, R: Rt> {
@@ -36,20 +40,92 @@ pub struct Exchange<'a, R: Rt> {
     pub closing: bool,
     /// Fields added upstream (a trace context Ringside started).
     pub extra: &'a [(&'a str, &'a [u8])],
-    /// The endpoint of the latest attempt (for the access log).
-    pub endpoint: Cell<Option<SocketAddr>>,
+    /// The endpoint of the latest attempt (for the access log, and where its outcome is
+    /// reported for outlier ejection).
+    pub endpoint: Attempted,
     /// Attempts made so far.
     pub attempts: Cell<u32>,
 }
 
 impl<R: Rt> Exchange<'_, R> {
-    /// Whether the request may be sent again after `e`; counts the replay if so.
-    pub fn replay_after(&self, e: &ProxyError, req: Replay) -> bool {
-        let ok = may_replay(e, req, self.attempts.get());
-        if ok {
-            tracing::debug!(cluster = %self.cluster.name, error = %e, attempt = self.attempts.get() + 1, "replaying request");
+    /// Whether the request may be sent again after `e`: the one rule ([`may_replay`]) with
+    /// the cluster's retry policy, a policy retry only within the cluster's retry budget and
+    /// after its backoff. Counts the retry if so. Every failed attempt passes here, so this is
+    /// also where the attempt's endpoint is told it failed (outlier ejection).
+    pub async fn replay_after(&self, e: &ProxyError, req: Replay) -> bool {
+        self.attempt_failed(e);
+        let verdict = may_replay(e, req, self.attempts.get(), self.cluster.retry.as_ref());
+        let reason = failure_kind(e).map_or("other", kind_label);
+        match verdict {
+            Verdict::No => return false,
+            Verdict::Safe => {}
+            Verdict::Policy => {
+                if !self.budget_retry() {
+                    return false;
+                }
+            }
         }
-        ok
+        if !self.admit_retry() {
+            return false;
+        }
+        if verdict == Verdict::Policy {
+            self.backoff().await;
+        }
+        tracing::debug!(cluster = %self.cluster.name, error = %e, attempt = self.attempts.get() + 1, ?verdict, "replaying request");
+        self.count_retry(reason);
+        true
+    }
+
+    /// Whether a response with `status` is retried (the cluster's retry policy, for
+    /// idempotent requests whose body is held, within the budget), after the backoff. The
+    /// caller has reported the response ([`Self::responded`]) and drops it if so.
+    pub async fn retry_status(&self, status: u16, req: Replay) -> bool {
+        if !may_retry_status(
+            status,
+            req,
+            self.attempts.get(),
+            self.cluster.retry.as_ref(),
+        ) || !self.budget_retry()
+        {
+            return false;
+        }
+        self.backoff().await;
+        tracing::debug!(cluster = %self.cluster.name, status, attempt = self.attempts.get() + 1, "retrying after status");
+        self.count_retry("status");
+        true
+    }
+
+    fn budget_retry(&self) -> bool {
+        self.endpoint
+            .target
+            .borrow()
+            .as_ref()
+            .is_some_and(|t| t.cluster().budget_retry())
+    }
+
+    fn count_retry(&self, reason: &'static str) {
+        if !self.w.opts.no_metrics {
+            metrics::counter!("ringside_retries_total", "cluster" => self.cluster.name.clone(), "reason" => reason)
+                .increment(1);
+        }
+    }
+
+    /// Full jitter (a random wait up to `backoff × 2^(retries so far)`, at most 1 s), never
+    /// past the request's deadline.
+    async fn backoff(&self) {
+        let Some(p) = &self.cluster.retry else {
+            return;
+        };
+        let doublings = self.attempts.get().saturating_sub(1).min(10);
+        let cap = p
+            .backoff
+            .saturating_mul(1 << doublings)
+            .min(Duration::from_secs(1))
+            .min(self.deadline.left());
+        let wait = cap.mul_f64(fastrand::f64());
+        if !wait.is_zero() {
+            R::sleep(wait).await;
+        }
     }
 
     /// Whether an HTTP/1 client must be told to close after this response: it was closing
@@ -68,23 +144,121 @@ impl<R: Rt> Exchange<'_, R> {
     ) -> Result<Upstream<Wire<R::Stream>>, ProxyError> {
         let trust_recent = req.idempotent && req.body_held;
         let lb = self.w.balancers.get(self.cluster);
+        self.admit(&lb)?;
         let up = up::h1::acquire::<R>(
             &self.w.pool,
             lb,
             &self.w.stats,
             self.cluster,
             fresh,
+            self.endpoint.get(),
             trust_recent,
         )
         .await?;
-        self.attempt(up.addr);
+        self.attempt(up._in_flight.target());
         Ok(up)
     }
 
-    /// Marks the start of an attempt on `endpoint`.
-    pub fn attempt(&self, endpoint: SocketAddr) {
+    /// Takes the request's slot under the cluster's `max_requests`, once per exchange.
+    ///
+    /// # Errors
+    /// [`ProxyError::Overflow`] when the cluster is at its limit.
+    pub fn admit(&self, lb: &ClusterState) -> Result<(), ProxyError> {
+        let mut slot = self.endpoint.request_slot.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                lb.admit(Kind::Request)
+                    .ok_or(ProxyError::Overflow("max_requests"))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes a slot under the cluster's `max_retries` for the retry about to be made.
+    fn admit_retry(&self) -> bool {
+        let Some(slot) = self
+            .endpoint
+            .target
+            .borrow()
+            .as_ref()
+            .and_then(|t| t.cluster().admit(Kind::Retry))
+        else {
+            return false;
+        };
+        self.endpoint.retry_slot.replace(Some(slot));
+        true
+    }
+
+    /// Marks the start of an attempt on `endpoint`. The first one counts the request for the
+    /// cluster's retry budget.
+    pub fn attempt(&self, endpoint: Target) {
         self.attempts.set(self.attempts.get() + 1);
-        self.endpoint.set(Some(endpoint));
+        if self.attempts.get() == 1 {
+            endpoint.cluster().budget_request();
+        }
+        self.endpoint.addr.set(Some(endpoint.addr()));
+        self.endpoint.started.set(Some(Instant::now()));
+        self.endpoint.target.replace(Some(endpoint));
+    }
+
+    /// The attempt failed with `e` before a response head: reported against its endpoint
+    /// when the failure is the endpoint's ([`endpoint_failure`]).
+    pub fn attempt_failed(&self, e: &ProxyError) {
+        if endpoint_failure(e) {
+            self.endpoint.report(false);
+        }
+    }
+
+    /// The attempt got its final response head: a 5xx counts against the endpoint, anything
+    /// else clears its failure count.
+    pub fn responded(&self, status: u16) {
+        self.endpoint.report(status < 500);
+        if let (Some(t), Some(since)) = (
+            self.endpoint.target.borrow().as_ref(),
+            self.endpoint.started.get(),
+        ) {
+            t.observe(since.elapsed());
+        }
+    }
+}
+
+/// The endpoint of an exchange's latest attempt.
+#[derive(Debug, Default)]
+pub struct Attempted {
+    addr: Cell<Option<SocketAddr>>,
+    target: RefCell<Option<Target>>,
+    /// The exchange's slots under the cluster's circuit breaker, released when it ends.
+    request_slot: RefCell<Option<Slot>>,
+    retry_slot: RefCell<Option<Slot>>,
+    /// When the latest attempt began (for the `ewma` balancer).
+    started: Cell<Option<Instant>>,
+}
+
+impl Attempted {
+    /// Its address, if an attempt was made.
+    pub fn get(&self) -> Option<SocketAddr> {
+        self.addr.get()
+    }
+
+    fn report(&self, ok: bool) {
+        if let Some(t) = self.target.borrow().as_ref() {
+            t.report(ok);
+        }
+    }
+}
+
+/// Failures that count against the endpoint for outlier ejection: it accepted the request
+/// and then reset, closed, broke the protocol or did not answer in time. Connect failures
+/// are counted where they happen (`up::dial::walk`); a refused stream or a stale pooled
+/// connection says nothing about the endpoint's health.
+fn endpoint_failure(e: &ProxyError) -> bool {
+    match e {
+        ProxyError::UpstreamClosed
+        | ProxyError::UpstreamIo(_)
+        | ProxyError::UpstreamProtocol(_)
+        | ProxyError::Timeout => true,
+        ProxyError::UpstreamReset(r) => *r != h2::Reason::REFUSED_STREAM,
+        _ => false,
     }
 }
 
@@ -107,42 +281,6 @@ impl Deadline {
     pub fn passed(&self) -> bool {
         Instant::now() >= self.at
     }
-}
-
-/// The facts about a request and its attempt that decide whether it may be replayed.
-#[derive(Debug, Clone, Copy)]
-pub struct Replay {
-    /// RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
-    pub idempotent: bool,
-    /// The request body is absent, or every byte of it is still held to send again.
-    pub body_held: bool,
-    /// The attempt used a connection that had carried earlier requests. A reused connection
-    /// failing without a response is the keep-alive race (the upstream closed it as the
-    /// request went out), worth one replay of an idempotent request; a fresh connection
-    /// failing is the upstream's own failure, left to retry policies.
-    pub reused: bool,
-}
-
-/// The one retry rule, for every protocol pair (DESIGN.md §5.11): replay a request only if the
-/// upstream provably did not process it, or if it is idempotent and its body is held, and
-/// never more than [`MAX_ATTEMPTS`] in all. RFC 9110 §9.2.2: a proxy must not automatically
-/// retry a non-idempotent request the upstream may have seen.
-pub fn may_replay(e: &ProxyError, req: Replay, attempts: u32) -> bool {
-    attempts < MAX_ATTEMPTS
-        && req.body_held
-        && match e.retry() {
-            Retry::Always => true,
-            Retry::IfIdempotent => req.idempotent && req.reused,
-            Retry::Never => false,
-        }
-}
-
-/// RFC 9110 §9.2.2.
-pub fn idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-    )
 }
 
 /// What an HTTP/1 client connection does after an exchange.
@@ -255,50 +393,4 @@ pub fn record<R: Rt>(
         grpc_status: r.grpc_status,
         peer_identity: req.peer_identity,
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const POST_NO_BODY: Replay = Replay {
-        idempotent: false,
-        body_held: true,
-        reused: true,
-    };
-    const GET: Replay = Replay {
-        idempotent: true,
-        body_held: true,
-        reused: true,
-    };
-
-    #[test]
-    fn a_non_idempotent_request_the_upstream_may_have_seen_is_never_replayed() {
-        assert!(!may_replay(&ProxyError::UpstreamClosed, POST_NO_BODY, 1));
-        assert!(may_replay(&ProxyError::UpstreamClosed, GET, 1));
-        let fresh = Replay {
-            reused: false,
-            ..GET
-        };
-        assert!(!may_replay(&ProxyError::UpstreamClosed, fresh, 1));
-    }
-
-    #[test]
-    fn an_unprocessed_request_is_replayed_whatever_its_method() {
-        let refused = ProxyError::Refused("GOAWAY".into());
-        assert!(may_replay(&refused, POST_NO_BODY, 1));
-        let streamed = Replay {
-            body_held: false,
-            ..POST_NO_BODY
-        };
-        assert!(!may_replay(&refused, streamed, 1), "its body is gone");
-        assert!(!may_replay(&refused, POST_NO_BODY, MAX_ATTEMPTS));
-    }
-
-    #[test]
-    fn timeouts_and_client_faults_are_never_replayed() {
-        assert!(!may_replay(&ProxyError::Timeout, GET, 1));
-        assert!(!may_replay(&ProxyError::DownstreamClosed, GET, 1));
-        assert!(idempotent("PUT") && !idempotent("POST") && !idempotent("PATCH"));
-    }
 }

@@ -45,13 +45,24 @@ pub async fn proxy<R: Rt>(
     let (mut up, resp, mut ubuf, early) = loop {
         let mut up = x.acquire_h1(replay, fresh).await.map_err(Before)?;
         match attempt::<R>(x, down, buf, head, &encoded, &mut up).await {
-            Ok((resp, ubuf, early)) => break (up, resp, ubuf, early),
+            Ok((resp, ubuf, early)) => {
+                x.responded(resp.status());
+                let facts = Replay {
+                    reused: up.reused,
+                    ..replay
+                };
+                // Retried by policy: this response and its connection are dropped unread.
+                if !early && x.retry_status(resp.status(), facts).await {
+                    continue;
+                }
+                break (up, resp, ubuf, early);
+            }
             Err(e) => {
                 let facts = Replay {
                     reused: up.reused,
                     ..replay
                 };
-                if x.replay_after(&e, facts) {
+                if x.replay_after(&e, facts).await {
                     fresh = true;
                     continue;
                 }
@@ -65,7 +76,7 @@ pub async fn proxy<R: Rt>(
     let (done, close) = relay_response(x, down, head, &resp, &mut up, &mut ubuf, early).await?;
     if !early && resp.keep_alive() && ubuf.is_empty() {
         x.w.pool
-            .checkin(up.addr, up.stream, x.cluster.max_idle_per_endpoint);
+            .checkin(up.addr, up.stream, up.slot, x.cluster.max_idle_per_endpoint);
     }
     Ok((done, if close { Next::Close } else { Next::KeepAlive }))
 }

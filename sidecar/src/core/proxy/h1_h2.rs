@@ -88,15 +88,26 @@ pub async fn proxy<R: Rt>(
             }
         };
         match waited {
-            Ok(Ok(r)) => break (opened, r, early),
+            Ok(Ok(r)) => {
+                let status = r.status().as_u16();
+                x.responded(status);
+                // Retried by policy: the stream is reset (dropped) unread.
+                if !early && x.retry_status(status, replay).await {
+                    continue;
+                }
+                break (opened, r, early);
+            }
             Ok(Err(e)) => {
-                if !early && x.replay_after(&e, replay) {
+                if !early && x.replay_after(&e, replay).await {
                     fresh = true;
                     continue;
                 }
                 return Err(Before(e));
             }
-            Err(_) => return Err(Before(ProxyError::Timeout)),
+            Err(_) => {
+                x.attempt_failed(&ProxyError::Timeout);
+                return Err(Before(ProxyError::Timeout));
+            }
         }
     };
     let (done, close) = relay_response(x, down, head, resp, early).await?;

@@ -57,14 +57,25 @@ pub async fn proxy<R: Rt>(
     let (mut up, resp, mut ubuf, early, sent) = loop {
         let mut up = x.acquire_h1(replay, fresh).await.map_err(Failure::Before)?;
         match attempt::<R>(x, &mut body, respond, &head, framing, is_head, &mut up).await {
-            Ok(Attempt::Answered(resp, ubuf, early, sent)) => break (up, resp, ubuf, early, sent),
+            Ok(Attempt::Answered(resp, ubuf, early, sent)) => {
+                x.responded(resp.status());
+                let facts = Replay {
+                    reused: up.reused,
+                    ..replay
+                };
+                // Retried by policy: this response and its connection are dropped unread.
+                if !early && x.retry_status(resp.status(), facts).await {
+                    continue;
+                }
+                break (up, resp, ubuf, early, sent);
+            }
             Ok(Attempt::ClientGone) => return Err(Failure::Cancelled),
             Err(e) => {
                 let facts = Replay {
                     reused: up.reused,
                     ..replay
                 };
-                if x.replay_after(&e, facts) {
+                if x.replay_after(&e, facts).await {
                     fresh = true;
                     continue;
                 }
@@ -115,7 +126,7 @@ pub async fn proxy<R: Rt>(
     }
     if !early && resp.keep_alive() && ubuf.is_empty() {
         x.w.pool
-            .checkin(up.addr, up.stream, x.cluster.max_idle_per_endpoint);
+            .checkin(up.addr, up.stream, up.slot, x.cluster.max_idle_per_endpoint);
     }
     Ok(done)
 }

@@ -43,13 +43,14 @@ pub async fn proxy<R: Rt>(
         body,
         held: Vec::new(),
         held_len: 0,
-        overflowed: false,
         ended: false,
         trailers: None,
         moved: 0,
     };
     // The response head arrived: replays are over, keep nothing more.
     let answered = Cell::new(false);
+    // Part of the body was not kept: no replay is possible any more.
+    let overflowed = Cell::new(false);
     let mut fresh = false;
     loop {
         // HEADERS end the stream only for a request with no body at all: on a replay, the
@@ -59,8 +60,14 @@ pub async fn proxy<R: Rt>(
             .await
             .map_err(Failure::Before)?;
         let outcome = {
-            let request_side = request_side(&mut src, &answered, &mut opened.send, end);
-            let response_side = response_side::<R>(x, &mut opened.response, respond, &answered);
+            let request_side =
+                request_side(&mut src, &answered, &overflowed, &mut opened.send, end);
+            let held = Held {
+                answered: &answered,
+                overflowed: &overflowed,
+                idempotent: idem,
+            };
+            let response_side = response_side::<R>(x, &mut opened.response, respond, held);
             match select(pin!(request_side), pin!(response_side)).await {
                 Either::Left((gone, _)) => Err(gone.err()),
                 Either::Right((r, _)) => Ok(r),
@@ -71,19 +78,21 @@ pub async fn proxy<R: Rt>(
             Ok(Err(Failure::Before(e))) => {
                 let facts = Replay {
                     idempotent: idem,
-                    body_held: !src.overflowed,
+                    body_held: !overflowed.get(),
                     reused: true,
                 };
-                if x.replay_after(&e, facts) {
+                if x.replay_after(&e, facts).await {
                     fresh = true;
                     continue;
                 }
                 return Err(Failure::Before(e));
             }
-            Ok(Ok(mut done)) => {
+            Ok(Ok(Some(mut done))) => {
                 done.bytes_in = src.moved;
                 return Ok(done);
             }
+            // Retried by policy: the next attempt replays what is held.
+            Ok(Ok(None)) => continue,
             Ok(Err(f)) => return Err(f),
         }
     }
@@ -94,8 +103,6 @@ struct Source {
     body: RecvStream,
     held: Vec<Bytes>,
     held_len: usize,
-    /// Part of the body was not kept: no replay is possible any more.
-    overflowed: bool,
     ended: bool,
     trailers: Option<HeaderMap>,
     moved: u64,
@@ -107,6 +114,7 @@ struct Source {
 async fn request_side(
     src: &mut Source,
     answered: &Cell<bool>,
+    overflowed: &Cell<bool>,
     dst: &mut SendStream<Bytes>,
     headers_ended: bool,
 ) -> Result<(), ()> {
@@ -135,9 +143,9 @@ async fn request_side(
             let n = chunk.len();
             src.moved += n as u64;
             if answered.get() || src.held_len + n > REPLAY_LIMIT {
-                src.overflowed |= !answered.get();
+                overflowed.set(overflowed.get() || !answered.get());
                 src.held = Vec::new();
-            } else if !src.overflowed {
+            } else if !overflowed.get() {
                 src.held.push(chunk.clone());
                 src.held_len += n;
             }
@@ -162,14 +170,24 @@ async fn request_side(
     std::future::pending().await
 }
 
+/// What the response side knows of the request for a retry by status.
+struct Held<'a> {
+    /// Set once the response head goes to the client: the body is no longer kept.
+    answered: &'a Cell<bool>,
+    /// Part of the body was not kept: no replay is possible any more.
+    overflowed: &'a Cell<bool>,
+    idempotent: bool,
+}
+
 /// Waits for the response head (within the deadline, unless the client gives up first), then
-/// relays the response, trailers and resets included.
+/// relays the response, trailers and resets included. `Ok(None)`: the cluster's retry policy
+/// retries this response's status; it was dropped unread (its stream reset).
 async fn response_side<R: Rt>(
     x: &Exchange<'_, R>,
     response: &mut h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
-    answered: &Cell<bool>,
-) -> Result<Done, Failure> {
+    held: Held<'_>,
+) -> Result<Option<Done>, Failure> {
     let resp = loop {
         // The next head within the deadline, unless the client gives up first.
         let waited = {
@@ -193,7 +211,19 @@ async fn response_side<R: Rt>(
             None => return Err(Failure::Cancelled),
         }
     };
-    answered.set(true);
+    let status = resp.status().as_u16();
+    x.responded(status);
+    let facts = Replay {
+        idempotent: held.idempotent,
+        body_held: !held.overflowed.get(),
+        reused: true,
+    };
+    // The request side may still be reading the body while the retry waits its backoff: a
+    // body that outgrew what is held since cannot be replayed after all.
+    if x.retry_status(status, facts).await && !held.overflowed.get() {
+        return Ok(None);
+    }
+    held.answered.set(true);
     let (rparts, mut rbody) = resp.into_parts();
     let mut done = Done::status(rparts.status.as_u16());
     done.grpc_status = grpc::grpc_status(&rparts.headers).map(str::to_owned);
@@ -203,7 +233,7 @@ async fn response_side<R: Rt>(
         return Err(Failure::Cancelled);
     };
     if rend {
-        return Ok(done);
+        return Ok(Some(done));
     }
     match pump::h2_to_h2(&mut rbody, &mut down_send).await {
         Ok((n, trailers)) => {
@@ -211,7 +241,7 @@ async fn response_side<R: Rt>(
             if let Some(g) = trailers.as_ref().and_then(grpc::grpc_status) {
                 done.grpc_status = Some(g.to_owned());
             }
-            Ok(done)
+            Ok(Some(done))
         }
         Err(PumpError::Recv(e)) => {
             if x.deadline.grpc && x.deadline.passed() {

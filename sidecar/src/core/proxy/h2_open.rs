@@ -34,8 +34,10 @@ pub async fn open<R: Rt>(
 ) -> Result<Opened, ProxyError> {
     loop {
         let lb = x.w.balancers.get(x.cluster);
-        let mut lease = acquire::<R>(&x.w.h2, lb, &x.w.stats, x.cluster, fresh).await?;
-        x.attempt(lease.addr);
+        x.admit(&lb)?;
+        let avoid = x.endpoint.get();
+        let mut lease = acquire::<R>(&x.w.h2, lb, &x.w.stats, x.cluster, fresh, avoid).await?;
+        x.attempt(lease.target());
         let ready = poll_fn(|cx| lease.send.poll_ready(cx)).await;
         match ready.and_then(|()| lease.send.send_request(clone_request(req), end)) {
             Ok((response, send)) => {
@@ -53,7 +55,7 @@ pub async fn open<R: Rt>(
                     body_held: true,
                     reused: true,
                 };
-                if !x.replay_after(&e, facts) {
+                if !x.replay_after(&e, facts).await {
                     return Err(e);
                 }
                 fresh = true;

@@ -8,3 +8,4 @@ pub mod h1_h2;
 pub mod h2_h1;
 pub mod h2_h2;
 mod h2_open;
+pub mod replay;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use control::snapshot::ClusterSpec;
 
 use super::balance::{ClusterState, InFlight};
+use super::breaker::{Kind, Slot};
 use crate::core::error::ProxyError;
 use crate::core::rt::Rt;
 use crate::core::stats::Stats;
@@ -49,9 +50,12 @@ where
                     in_flight: lb.start(i),
                 })
             }
+            // The cluster's connection limit: no endpoint's fault, and no other endpoint helps.
+            Err(e @ ProxyError::Overflow(_)) => return Err(e),
             Err(e) => {
                 tracing::debug!(upstream = %addr, cluster = %cluster.name, error = %e, "connect failed");
                 stats.cluster(&cluster.name).connect_errors.increment(1);
+                lb.report(i, false);
                 last_err = e;
             }
         }
@@ -95,6 +99,15 @@ pub async fn open<R: Rt>(
         Err(source) => return Err(ProxyError::Connect { addr, source }),
     };
     crate::core::tls::connect::connect::<R>(stream, tls, addr, &cluster.name, within).await
+}
+
+/// A slot under the cluster's `max_connections` for a new connection, held for its life.
+///
+/// # Errors
+/// [`ProxyError::Overflow`] when the cluster has as many connections as it may.
+pub fn connection_slot(lb: &ClusterState) -> Result<Slot, ProxyError> {
+    lb.admit(Kind::Connection)
+        .ok_or(ProxyError::Overflow("max_connections"))
 }
 
 /// One TCP connect within `within`.

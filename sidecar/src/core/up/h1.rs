@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use control::snapshot::ClusterSpec;
 
 use super::balance::{ClusterState, InFlight};
+use super::breaker::Slot;
 use super::dial;
 use super::pool::Pool;
 use crate::core::bridge::interim::Interim;
@@ -34,6 +35,8 @@ pub struct Upstream<S> {
     /// Came from the pool: the upstream may have closed it a moment ago.
     pub reused: bool,
     pub _in_flight: InFlight,
+    /// Its place under the cluster's `max_connections` (goes back to the pool with it).
+    pub slot: Slot,
 }
 
 /// A pooled connection idle for less than this is used without a liveness peek when a
@@ -42,24 +45,27 @@ pub struct Upstream<S> {
 const TRUST_RECENT: Duration = Duration::from_secs(1);
 
 /// A connection to the cluster's chosen endpoint: the most recently pooled one, else a fresh
-/// connect (walking the endpoints once). `fresh` skips the pool (a replay). `replayable`: a
+/// connect (walking the endpoints once). `fresh` skips the pool (a replay); `avoid` is the
+/// endpoint a previous attempt used, not chosen again when there is another. `replayable`: a
 /// failure on a reused connection could be replayed, so a recently used one is trusted
 /// without a peek.
 ///
 /// # Errors
-/// [`ProxyError::NoEndpoint`], or the last connect error.
+/// [`ProxyError::NoEndpoint`], [`ProxyError::Overflow`] at the cluster's `max_connections`,
+/// or the last connect error.
 pub async fn acquire<R: Rt>(
     pool: &Pool<R>,
     lb: Rc<ClusterState>,
     stats: &Stats,
     cluster: &ClusterSpec,
     fresh: bool,
+    avoid: Option<SocketAddr>,
     replayable: bool,
 ) -> Result<Upstream<Wire<R::Stream>>, ProxyError> {
     if lb.is_empty() {
         return Err(ProxyError::NoEndpoint);
     }
-    let first = lb.pick();
+    let first = lb.pick_avoiding(avoid);
     if !fresh {
         let addr = lb.endpoint(first);
         let verify_after = if replayable {
@@ -67,21 +73,31 @@ pub async fn acquire<R: Rt>(
         } else {
             Duration::ZERO
         };
-        if let Some(stream) = pool.checkout(addr, cluster.idle_timeout, verify_after) {
+        if let Some((stream, slot)) = pool.checkout(addr, cluster.idle_timeout, verify_after) {
             return Ok(Upstream {
                 stream,
                 addr,
                 reused: true,
                 _in_flight: lb.start(first),
+                slot,
             });
         }
     }
-    let d = dial::walk(&lb, first, cluster, stats, |a| dial::open::<R>(a, cluster)).await?;
+    let d = dial::walk(&lb, first, cluster, stats, |a| {
+        let slot = dial::connection_slot(&lb);
+        async move {
+            let slot = slot?;
+            Ok((dial::open::<R>(a, cluster).await?, slot))
+        }
+    })
+    .await?;
+    let (stream, slot) = d.conn;
     Ok(Upstream {
-        stream: d.conn,
+        stream,
         addr: d.addr,
         reused: false,
         _in_flight: d.in_flight,
+        slot,
     })
 }
 

@@ -38,6 +38,8 @@ struct State {
     /// The peer's current concurrent-stream limit.
     max: Cell<usize>,
     idle_since: Cell<Instant>,
+    /// Its place under the cluster's `max_connections`, freed when the last holder drops.
+    _slot: super::breaker::Slot,
 }
 
 struct Shared {
@@ -60,6 +62,13 @@ pub struct Lease {
     pub addr: SocketAddr,
     state: Rc<State>,
     _in_flight: InFlight,
+}
+
+impl Lease {
+    /// The endpoint this stream went to, to report its outcome (outlier ejection).
+    pub fn target(&self) -> super::balance::Target {
+        self._in_flight.target()
+    }
 }
 
 impl Drop for Lease {
@@ -148,7 +157,8 @@ impl H2Pool {
 
 /// A stream slot to the cluster's chosen endpoint: on a connection with room, else on a new
 /// one (walking the endpoints once if connects fail). `fresh` skips existing connections
-/// (the replay after a connection refused a stream).
+/// (the replay after a connection refused a stream); `avoid` is the endpoint a previous
+/// attempt used, not chosen again when there is another.
 ///
 /// # Errors
 /// [`ProxyError::NoEndpoint`], or the last endpoint's connect or handshake error.
@@ -158,11 +168,12 @@ pub async fn acquire<R: Rt>(
     stats: &Stats,
     cluster: &ClusterSpec,
     fresh: bool,
+    avoid: Option<SocketAddr>,
 ) -> Result<Lease, ProxyError> {
     if lb.is_empty() {
         return Err(ProxyError::NoEndpoint);
     }
-    let first = lb.pick();
+    let first = lb.pick_avoiding(avoid);
     if !fresh {
         let addr = lb.endpoint(first);
         loop {
@@ -181,7 +192,8 @@ pub async fn acquire<R: Rt>(
         }
     }
     let d = dial::walk(&lb, first, cluster, stats, |addr| {
-        connect::<R>(pool, addr, cluster)
+        let slot = dial::connection_slot(&lb);
+        async move { connect::<R>(pool, addr, cluster, slot?).await }
     })
     .await?;
     let (send, state) = d.conn;
@@ -260,6 +272,7 @@ async fn connect<R: Rt>(
     pool: &H2Pool,
     addr: SocketAddr,
     cluster: &ClusterSpec,
+    slot: super::breaker::Slot,
 ) -> Result<(SendRequest<Bytes>, Rc<State>), ProxyError> {
     let _connecting = pool.start_connect(addr);
     let stream = dial::open::<R>(addr, cluster).await?;
@@ -277,6 +290,7 @@ async fn connect<R: Rt>(
         active: Cell::new(1),
         max: Cell::new(settings::UPSTREAM_INITIAL_MAX_STREAMS),
         idle_since: Cell::new(Instant::now()),
+        _slot: slot,
     });
     let mut ping = conn.ping_pong();
     let driver_state = st.clone();

@@ -11,11 +11,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::breaker::Slot;
 use crate::core::rt::{Rt, Stream};
 
 struct Idle<S> {
     stream: S,
     since: Instant,
+    /// Its place under the cluster's `max_connections`, freed when it closes.
+    slot: Slot,
 }
 
 /// Idle connections per endpoint, most recently used last.
@@ -42,14 +45,14 @@ impl<R: Rt> Pool<R> {
         addr: SocketAddr,
         max_idle: Duration,
         verify_after: Duration,
-    ) -> Option<Wire<R::Stream>> {
+    ) -> Option<(Wire<R::Stream>, Slot)> {
         let mut map = self.idle.borrow_mut();
         let list = map.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(c) = list.pop() {
             let idle = now.duration_since(c.since);
             if idle < max_idle && (idle < verify_after || c.stream.is_reusable()) {
-                return Some(c.stream);
+                return Some((c.stream, c.slot));
             }
         }
         None
@@ -57,7 +60,7 @@ impl<R: Rt> Pool<R> {
 
     /// Returns a connection after a complete exchange. Beyond `cap` idle connections the
     /// oldest is closed.
-    pub fn checkin(&self, addr: SocketAddr, stream: Wire<R::Stream>, cap: usize) {
+    pub fn checkin(&self, addr: SocketAddr, stream: Wire<R::Stream>, slot: Slot, cap: usize) {
         if cap == 0 {
             return;
         }
@@ -69,6 +72,7 @@ impl<R: Rt> Pool<R> {
         list.push(Idle {
             stream,
             since: Instant::now(),
+            slot,
         });
     }
 
