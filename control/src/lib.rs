@@ -13,6 +13,7 @@ mod node;
 mod parse;
 mod path_trie;
 pub mod problem;
+pub mod rate_limit;
 mod raw;
 mod raw_cluster;
 pub mod resilience;

@@ -195,6 +195,9 @@ pub struct Route {
     /// Peers allowed on this route, on top of the listener's `authz`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authz: Option<crate::tls::Authz>,
+    /// A local rate limit shared by all workers; over it, 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::rate_limit::RateLimitConfig>,
 }
 
 /// Default whole-request timeout of a route.

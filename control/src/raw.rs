@@ -66,6 +66,7 @@ pub(crate) struct RawRoute {
     pub backends: Option<At<Vec<RawBackend>>>,
     pub timeout: Option<At<Duration>>,
     pub authz: Option<At<crate::tls::Authz>>,
+    pub rate_limit: Option<At<crate::rate_limit::RateLimitConfig>>,
 }
 
 #[derive(Default)]
@@ -288,11 +289,19 @@ fn route(node: &Node, sink: &mut Sink) -> RawRoute {
         backends: None,
         timeout: None,
         authz: None,
+        rate_limit: None,
     };
     let Some(f) = sink.mapping(
         node,
         "route",
-        &["name", "match", "backends", "timeout", "authz"],
+        &[
+            "name",
+            "match",
+            "backends",
+            "timeout",
+            "authz",
+            "rate_limit",
+        ],
     ) else {
         return out;
     };
@@ -313,6 +322,9 @@ fn route(node: &Node, sink: &mut Sink) -> RawRoute {
         .get("timeout")
         .and_then(|n| sink.duration(n, "route timeout"));
     out.authz = f.get("authz").and_then(|n| crate::tls::raw::authz(n, sink));
+    out.rate_limit = f
+        .get("rate_limit")
+        .and_then(|n| crate::rate_limit::decode(n, sink));
     out
 }
 

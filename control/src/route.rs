@@ -35,6 +35,8 @@ pub struct RouteSpec {
     /// Peers allowed on this route, checked after the listener's; `None`: anyone the
     /// listener admits.
     pub authz: Option<std::sync::Arc<crate::tls::AllowList>>,
+    /// The route's rate limit, shared by every worker (a reload starts it afresh).
+    pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,
 }
 
 impl RouteSpec {
@@ -66,6 +68,10 @@ impl RouteSpec {
             backends: backends.into(),
             cumulative: cumulative.into(),
             authz: route.authz.as_ref().and_then(|a| a.compiled.0.clone()),
+            rate_limit: route
+                .rate_limit
+                .as_ref()
+                .map(|c| std::sync::Arc::new(crate::rate_limit::RateLimiter::new(c))),
         })
     }
 

@@ -124,6 +124,7 @@ fn route(raw: RawRoute) -> Option<Route> {
             .collect::<Option<_>>()?,
         timeout: value(raw.timeout).unwrap_or(DEFAULT_ROUTE_TIMEOUT),
         authz: value(raw.authz),
+        rate_limit: value(raw.rate_limit),
     })
 }
 

@@ -18,6 +18,7 @@ pub mod http1;
 pub mod lifecycle;
 pub mod path;
 pub mod proxy;
+pub mod rate;
 pub mod rt;
 pub mod serve;
 pub mod stats;

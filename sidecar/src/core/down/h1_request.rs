@@ -18,6 +18,7 @@ use crate::core::http1::{self, BodyKind, RequestHead, Version};
 use crate::core::path;
 use crate::core::proxy::exchange::{self, Deadline, Exchange, Failure, Next, Record, RequestInfo};
 use crate::core::proxy::{h1_h1, h1_h2};
+use crate::core::rate;
 use crate::core::rt::{Rt, WriteHalf};
 use crate::core::stats::NONE;
 use crate::core::trace;
@@ -80,6 +81,16 @@ pub async fn handle<R: Rt>(
     if !authz::admits_request(at.spec, route, at.conn) {
         let next = answer(down, at.conn, 403, "forbidden by authz", keep).await;
         rec.record(&head, &route.name, NONE, None, 403, trace.as_deref());
+        return next;
+    }
+    if let Err(secs) = rate::admit(&at.spec.name, route) {
+        let resp = local::response_retry(429, "rate limited", keep, Some(secs));
+        at.conn.add_out(resp.len() as u64);
+        let next = match down.write_all(resp).await {
+            Ok(()) if keep != LocalConn::Close => Next::KeepAlive,
+            _ => Next::Close,
+        };
+        rec.record(&head, &route.name, NONE, None, 429, trace.as_deref());
         return next;
     }
     let cluster = at.snap.cluster(route.pick_cluster(fastrand::u32(..)));

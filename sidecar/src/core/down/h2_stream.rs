@@ -22,6 +22,7 @@ use crate::core::http1::XFCC;
 use crate::core::path;
 use crate::core::proxy::exchange::{self, Deadline, Done, Exchange, Failure, Record, RequestInfo};
 use crate::core::proxy::{h2_h1, h2_h2};
+use crate::core::rate;
 use crate::core::rt::Rt;
 use crate::core::stats::NONE;
 use crate::core::trace;
@@ -109,6 +110,18 @@ pub async fn handle<R: Rt>(
     if !authz::admits_request(spec, route, ctx.conn) {
         let status = local(&mut respond, 403, "forbidden by authz", is_grpc);
         let code = is_grpc.then(|| grpc_code_for_http(403).to_string());
+        rec.record(
+            &route.name,
+            NONE,
+            None,
+            &Done::status(status),
+            code.as_deref(),
+        );
+        return;
+    }
+    if let Err(secs) = rate::admit(&spec.name, route) {
+        let status = local_with(&mut respond, 429, "rate limited", is_grpc, Some(secs));
+        let code = is_grpc.then(|| grpc_code_for_http(429).to_string());
         rec.record(
             &route.name,
             NONE,
@@ -258,6 +271,17 @@ impl<R: Rt> Finish<'_, R> {
 /// Answers with `status` and a one-line body, or, to a gRPC client, with the matching gRPC
 /// status as a Trailers-Only response (gRPC clients ignore HTTP bodies). Returns the status.
 fn local(respond: &mut SendResponse<Bytes>, status: u16, detail: &str, is_grpc: bool) -> u16 {
+    local_with(respond, status, detail, is_grpc, None)
+}
+
+/// [`local`] with `Retry-After: SECONDS` (RFC 9110 §10.2.3) on a plain HTTP answer.
+fn local_with(
+    respond: &mut SendResponse<Bytes>,
+    status: u16,
+    detail: &str,
+    is_grpc: bool,
+    retry_after: Option<u64>,
+) -> u16 {
     if is_grpc {
         return local_grpc(respond, grpc_code_for_http(status), detail);
     }
@@ -271,6 +295,9 @@ fn local(respond: &mut SendResponse<Bytes>, status: u16, detail: &str, is_grpc: 
     }
     let body = Bytes::from(format!("{detail}\n"));
     h.insert("content-length", HeaderValue::from(body.len()));
+    if let Some(secs) = retry_after {
+        h.insert("retry-after", HeaderValue::from(secs));
+    }
     if let Ok(mut s) = respond.send_response(resp, false) {
         let _ = s.send_data(body, true);
     }

@@ -20,6 +20,11 @@ pub enum Conn {
 
 /// A complete response with a one-line text body saying what happened.
 pub fn response(status: u16, detail: &str, conn: Conn) -> Bytes {
+    response_retry(status, detail, conn, None)
+}
+
+/// [`response`] with `Retry-After: SECONDS` (RFC 9110 §10.2.3), for 429 and 503.
+pub fn response_retry(status: u16, detail: &str, conn: Conn, retry_after: Option<u64>) -> Bytes {
     let body_len = detail.len() + 1;
     let mut out = BytesMut::with_capacity(160 + detail.len());
     out.put_slice(b"HTTP/1.1 ");
@@ -30,6 +35,10 @@ pub fn response(status: u16, detail: &str, conn: Conn) -> Bytes {
     out.put_slice(detail.as_bytes());
     out.put_slice(b"\r\ncontent-length: ");
     out.put_slice(body_len.to_string().as_bytes());
+    if let Some(secs) = retry_after {
+        out.put_slice(b"\r\nretry-after: ");
+        out.put_slice(secs.to_string().as_bytes());
+    }
     match conn {
         Conn::Close => out.put_slice(b"\r\nconnection: close"),
         Conn::KeepAlive10 => out.put_slice(b"\r\nconnection: keep-alive"),
