@@ -2,6 +2,7 @@
 
 mod control_loop;
 mod listeners;
+mod spiffe;
 
 use std::sync::Arc;
 
@@ -82,6 +83,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         log_level,
         started,
         metrics,
+        identity: spiffe::WorkloadApi::default(),
     };
     ctl.run(admin)
 }
