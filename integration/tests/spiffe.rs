@@ -296,3 +296,34 @@ both_runtimes!(
         eprintln!("{ok} requests through A across the rotations, none failed");
     }
 );
+
+both_runtimes!(
+    fn a_changed_spiffe_socket_is_followed_on_reload(rt) {
+        // B starts pointed at a socket nobody serves: no SVID, /ready 503, errors counted and
+        // retried. A reload that names the agent's socket gets it an SVID without a restart.
+        let spire = Spire::start(&entries(3600));
+        let origin = Origin::start("payments");
+        let wrong = spire.dir.path().join("nobody.sock");
+        let config = |socket: &str| {
+            format!(
+                "identity: {{ spiffe_socket: \"unix://{socket}\" }}\nlisteners:\n  - name: inbound\n    address: 127.0.0.1:0\n    protocol: http\n    tls: {{ identity: spiffe }}\n    routes:\n      - name: d\n        match: {{ path_prefix: / }}\n        backends: [ {{ cluster: app }} ]\nclusters:\n  - name: app\n    endpoints: [ {} ]\n",
+                origin.addr
+            )
+        };
+        let b = Ringside::start_with(rt, &config(&wrong.display().to_string()), &as_uid(B_UID));
+        wait_sample(b.addr("admin"), "ringside_spiffe_updates_total{result=\"error\"}", Duration::from_secs(10), |v| v >= 1.0);
+        assert_eq!(ready_status(b.addr("admin")), 503);
+        // Kept on the same listener port, so the reload changes only the socket.
+        let text = format!(
+            "admin: {{ address: {} }}\n{}",
+            b.addr("admin"),
+            config(&spire.socket.display().to_string()).replace("127.0.0.1:0", &b.addr("inbound").to_string())
+        );
+        let tmp = b.config_path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write config");
+        std::fs::rename(&tmp, &b.config_path).expect("replace config");
+        wait_svids(&b, 1.0, Duration::from_secs(20));
+        assert_eq!(ready_status(b.addr("admin")), 200);
+        assert!(b.log_text().contains(&format!("spiffe_id={B_ID}")), "{}", b.log_text());
+    }
+);
