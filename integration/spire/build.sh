@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 target=${CARGO_TARGET_DIR:-$PWD/../../target}
-out="$target/tools/spire"
+mkdir -p "$target/tools/spire"
+out=$(cd "$target/tools/spire" && pwd)
 version=$(go list -m -f '{{.Version}}' github.com/spiffe/spire)
 stamp="$out/.built-$version-$(sha256sum go.sum | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
