@@ -147,3 +147,71 @@ fn svid_of(context: &X509Context) -> Result<Svid, String> {
 fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.8 + fastrand::f64() * 0.4)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::string::Ia5String;
+    use rcgen::{
+        BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    };
+    use spiffe::{TrustDomain, X509Bundle, X509BundleSet, X509Svid};
+    use std::sync::Arc;
+
+    /// A CA and an SVID it signed for `id`, as the Workload API sends them (DER).
+    fn material(id: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_der = ca.self_signed(&ca_key).expect("ca").der().to_vec();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("params");
+        leaf.is_ca = IsCa::ExplicitNoCa;
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.subject_alt_names
+            .push(SanType::URI(Ia5String::try_from(id).expect("uri")));
+        let leaf_der = leaf.signed_by(&key, &issuer).expect("leaf").der().to_vec();
+        (leaf_der, key.serialize_der(), ca_der)
+    }
+
+    fn context(id: &str, bundle_domain: &str) -> X509Context {
+        let (leaf, key, ca) = material(id);
+        let svid = X509Svid::parse_from_der(&leaf, &key).expect("svid");
+        let domain = TrustDomain::new(bundle_domain).expect("domain");
+        let mut bundles = X509BundleSet::new();
+        bundles.add_bundle(
+            X509Bundle::from_x509_authorities(domain, &[ca.as_slice()]).expect("bundle"),
+        );
+        X509Context::new([Arc::new(svid)], bundles)
+    }
+
+    #[test]
+    fn the_default_svid_is_taken_with_its_own_domains_bundle() {
+        let svid = svid_of(&context("spiffe://td.test/ns/a/sa/web", "td.test")).expect("svid");
+        assert_eq!(svid.spiffe_id, "spiffe://td.test/ns/a/sa/web");
+        assert!(!svid.bundle.is_empty());
+    }
+
+    #[test]
+    fn an_svid_without_a_bundle_for_its_domain_is_refused() {
+        // Only another (federated) domain's bundle: nothing may verify our peers with it.
+        let e =
+            svid_of(&context("spiffe://td.test/ns/a/sa/web", "other.test")).expect_err("refused");
+        assert!(e.contains("no trust bundle"), "{e}");
+        let e = svid_of(&X509Context::new([], X509BundleSet::new())).expect_err("no SVID");
+        assert!(e.contains("no X.509-SVID"), "{e}");
+    }
+
+    #[test]
+    fn backoff_jitter_stays_within_a_fifth() {
+        for _ in 0..1000 {
+            let d = jitter(Duration::from_secs(5));
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs(6),
+                "{d:?}"
+            );
+        }
+    }
+}
