@@ -25,8 +25,11 @@ go-test:
 
 # Skipped io_uring tests are listed in target/io_uring-skipped.txt (printed by `make test`
 # at the end, by integration/skips.sh): start each run with an empty list.
+# The SPIFFE tests run a real SPIRE server and agent, built once from integration/spire/go.mod
+# into target/tools/spire (cold: minutes; then a stamp skips it).
 rust-test:
 	rm -f $${CARGO_TARGET_DIR:-target}/io_uring-skipped.txt
+	bash integration/spire/build.sh >/dev/null
 	cargo test --workspace $(CARGO_FEATURES) -- --test-threads 2
 	@bash integration/skips.sh
 

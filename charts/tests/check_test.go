@@ -47,7 +47,14 @@ func ringsideCheck(t *testing.T, stream string) (string, string, int) {
 func TestConfigPassesCheck(t *testing.T) {
 	for name, file := range ciCases(t) {
 		t.Run(name, func(t *testing.T) {
-			_, out, code := ringsideCheck(t, renderCase(t, file))
+			stream := renderCase(t, file)
+			if strings.Contains(stream, "/var/run/ringside/tls/") {
+				// Certificate files are read and checked: give the config real ones.
+				dir := t.TempDir()
+				writeTLSFiles(t, dir)
+				stream = strings.ReplaceAll(stream, "/var/run/ringside/tls/", dir+"/")
+			}
+			_, out, code := ringsideCheck(t, stream)
 			if code != 0 {
 				t.Errorf("ringside check exit %d:\n%s", code, out)
 			}
@@ -82,6 +89,12 @@ var invalidValues = []struct{ release, set, want string }{
 	// "1shop-ringside-example" (a Service name must start with a letter).
 	{"", "fullnameOverride=Shop_Proxy", "'/fullnameOverride': 'Shop_Proxy' does not match pattern"},
 	{"1shop", "example.enabled=true", `the example Service would be named "1shop-ringside-example"`},
+	// TLS: a mode that does not exist, a Secret source without the Secret, SPIRE without
+	// mutual TLS, and an allow list nobody could match (no client certificates).
+	{"", "tls.mode=on", "value must be one of 'off', 'strict', 'permissive'"},
+	{"", "tls.mode=strict", "tls.source secret needs tls.secret.name"},
+	{"", "tls.mode=strict,tls.source=spire,tls.mutual=false", "tls.mutual false cannot be honoured"},
+	{"", "tls.allow[0]=spiffe://td/x", "tls.allow needs tls.mode strict or permissive with tls.mutual"},
 }
 
 // invalidArgs is the helm command line of an invalidValues case after the verb.

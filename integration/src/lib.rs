@@ -21,6 +21,7 @@ pub mod peers;
 pub mod pki;
 pub mod procs;
 pub mod seccomp;
+pub mod spire;
 
 pub use client::{Closed, Conn, Response};
 pub use held::HeldUpstream;

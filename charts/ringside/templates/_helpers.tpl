@@ -55,4 +55,16 @@ Called by ringside.sidecar, so a parent chart's Deployment gets the same checks.
 {{- if and (eq .Values.config.inbound.protocol "tcp") (not .Values.config.raw) (not .Values.config.inbound.cluster) -}}
 {{- fail "ringside: config.inbound.protocol tcp needs config.inbound.cluster" -}}
 {{- end -}}
+{{- $t := .Values.tls -}}
+{{- if ne $t.mode "off" -}}
+{{- if and (eq $t.source "secret") (not $t.secret.name) -}}
+{{- fail "ringside: tls.source secret needs tls.secret.name (a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt)" -}}
+{{- end -}}
+{{- if and (eq $t.source "spire") (not $t.mutual) -}}
+{{- fail "ringside: tls.source spire always verifies client certificates against the SPIFFE trust bundle; tls.mutual false cannot be honoured" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $t.allow (or (eq $t.mode "off") (not $t.mutual)) -}}
+{{- fail "ringside: tls.allow needs tls.mode strict or permissive with tls.mutual: without client certificates nobody has an identity" -}}
+{{- end -}}
 {{- end -}}

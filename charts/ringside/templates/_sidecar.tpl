@@ -59,6 +59,50 @@ prometheus.io/path: /metrics
 - name: ringside-init-run
   emptyDir: {}
 {{- end }}
+{{- include "ringside.tlsVolume" . }}
+{{- end -}}
+
+{{/*
+The TLS material's volume (none with tls.mode off): the certificate files (a Secret, or a
+CSI driver such as csi-driver-spiffe), or the SPIRE agent's socket directory.
+*/}}
+{{- define "ringside.tlsVolume" -}}
+{{- $t := .Values.tls -}}
+{{- if ne $t.mode "off" }}
+{{- if eq $t.source "secret" }}
+- name: ringside-tls
+  secret:
+    secretName: {{ $t.secret.name }}
+{{- else if eq $t.source "csi" }}
+- name: ringside-tls
+  csi:
+    driver: {{ $t.csi.driver }}
+    readOnly: true
+    {{- $attrs := $t.csi.volumeAttributes | default dict }}
+    {{- if eq $t.csi.driver "spiffe.csi.cert-manager.io" }}
+    {{- $attrs = merge (deepCopy $attrs) (dict "spiffe.csi.cert-manager.io/fs-group" (printf "%d" (int .Values.runAsGroup))) }}
+    {{- end }}
+    {{- with $attrs }}
+    volumeAttributes:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+{{- else if eq $t.spire.socketVolume "csi" }}
+- name: spiffe-workload-api
+  csi:
+    driver: csi.spiffe.io
+    readOnly: true
+{{- else }}
+- name: spiffe-workload-api
+  hostPath:
+    path: {{ $t.spire.hostPath }}
+    type: Directory
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Where the SPIRE agent's socket directory is mounted in the Ringside container. */}}
+{{- define "ringside.spireMount" -}}
+/spiffe-workload-api
 {{- end -}}
 
 {{/* securityContext shared by Ringside's containers. */}}
@@ -114,6 +158,17 @@ ringside.containers put it in the right list.
     - name: ringside-config
       mountPath: /etc/ringside
       readOnly: true
+    {{- if ne .Values.tls.mode "off" }}
+    {{- if eq .Values.tls.source "spire" }}
+    - name: spiffe-workload-api
+      mountPath: {{ include "ringside.spireMount" . }}
+      readOnly: true
+    {{- else }}
+    - name: ringside-tls
+      mountPath: {{ .Values.tls.mountPath }}
+      readOnly: true
+    {{- end }}
+    {{- end }}
   startupProbe:
     httpGet:
       path: /ready
@@ -204,6 +259,11 @@ ringside.containers put it in the right list.
 # Rendered by the ringside chart; schema in docs/config.md. Ringside reloads it live.
 admin:
   address: 0.0.0.0:{{ .Values.ports.admin }}
+{{- $t := .Values.tls }}
+{{- if and (ne $t.mode "off") (eq $t.source "spire") }}
+identity:
+  spiffe_socket: unix://{{ include "ringside.spireMount" . }}/{{ $t.spire.socketFile }}
+{{- end }}
 listeners:
   - name: {{ $in.name }}
     address: 0.0.0.0:{{ .Values.ports.inbound }}
@@ -221,6 +281,23 @@ listeners:
     {{- with $in.limits }}
     limits:
       {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- if ne $t.mode "off" }}
+    tls:
+      mode: {{ $t.mode }}
+      {{- if eq $t.source "spire" }}
+      identity: spiffe
+      {{- else }}
+      cert: {{ $t.mountPath }}/tls.crt
+      key: {{ $t.mountPath }}/tls.key
+      {{- if $t.mutual }}
+      client_ca: {{ $t.mountPath }}/ca.crt
+      {{- end }}
+      {{- end }}
+    {{- with $t.allow }}
+    authz:
+      allow: {{ toJson . }}
+    {{- end }}
     {{- end }}
   {{- if .Values.interception.enabled }}
   # Outbound TCP that `ringside iptables` redirected here goes on to where the app was

@@ -58,6 +58,7 @@ pub fn build(parts: ServerParts) -> Result<ServerConfig, String> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| e.to_string())?;
+    let mutual = parts.spiffe || parts.client_roots.is_some();
     let verifier: Arc<dyn ClientCertVerifier> = if parts.spiffe {
         Arc::new(SpiffeClientVerifier)
     } else if let Some(roots) = parts.client_roots {
@@ -87,7 +88,15 @@ pub fn build(parts: ServerParts) -> Result<ServerConfig, String> {
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = parts.alpn;
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+    if mutual {
+        // A resumed session carries the client certificate of its first handshake: after a
+        // rotation the identity (and XFCC's Hash) would name a certificate the client no longer
+        // holds, possibly expired. Every mutual-TLS connection shows its current certificate.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    } else {
+        config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+    }
     Ok(config)
 }
 

@@ -11,8 +11,11 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::pem;
+use super::IdentitySource;
+use crate::model::Config;
 
 /// One SVID with what verifying peers needs.
 #[derive(Debug)]
@@ -54,6 +57,59 @@ impl Svid {
             not_after,
         })
     }
+
+    /// Builds an SVID from what the Workload API sends (SPIFFE Workload API §5.2,
+    /// `X509SVIDResponse`): the chain, leaf first, DER; the key, PKCS#8 DER; and the trust
+    /// domain's X.509 authorities, DER.
+    ///
+    /// # Errors
+    /// A sentence: a key that does not match the leaf, a leaf outside its validity period, no
+    /// SPIFFE ID, or an authority that is not usable as a trust anchor.
+    pub fn from_der(
+        chain: Vec<CertificateDer<'static>>,
+        pkcs8_key: Vec<u8>,
+        authorities: impl IntoIterator<Item = CertificateDer<'static>>,
+    ) -> Result<Svid, String> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8_key));
+        let key = pem::pair(chain, key, "the X.509-SVID")?;
+        let mut bundle = RootCertStore::empty();
+        for a in authorities {
+            bundle
+                .add(a)
+                .map_err(|e| format!("trust bundle: an authority is not usable as a CA: {e}"))?;
+        }
+        if bundle.is_empty() {
+            return Err("trust bundle: no authority for the SVID's trust domain".into());
+        }
+        Svid::new(key, bundle)
+    }
+
+    /// The leaf certificate's serial number, in decimal (as Go and OpenSSL print it).
+    pub fn serial(&self) -> String {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        self.key
+            .cert
+            .first()
+            .and_then(|c| X509Certificate::from_der(c).ok())
+            .map(|(_, c)| c.serial.to_str_radix(10))
+            .unwrap_or_default()
+    }
+}
+
+/// Whether any listener or cluster of `config` takes its certificate from the Workload API:
+/// then the process is not ready to serve them until the first SVID has arrived.
+pub fn wanted(config: &Config) -> bool {
+    let listeners = config
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.as_ref().map(|t| t.identity));
+    let clusters = config
+        .clusters
+        .iter()
+        .filter_map(|c| c.tls.as_ref().map(|t| t.identity));
+    listeners
+        .chain(clusters)
+        .any(|s| s == IdentitySource::Spiffe)
 }
 
 /// Where the current SVID lives.
@@ -85,4 +141,73 @@ impl SvidStore {
 pub fn store() -> &'static SvidStore {
     static STORE: OnceLock<SvidStore> = OnceLock::new();
     STORE.get_or_init(SvidStore::default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::string::Ia5String;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+
+    fn ca() -> (Issuer<'static, KeyPair>, CertificateDer<'static>) {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).expect("ca").der().clone();
+        (Issuer::new(params, key), der)
+    }
+
+    fn leaf(issuer: &Issuer<'_, KeyPair>, uri: Option<&str>) -> (CertificateDer<'static>, KeyPair) {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        if let Some(u) = uri {
+            let u = Ia5String::try_from(u).expect("uri");
+            params.subject_alt_names.push(SanType::URI(u));
+        }
+        let cert = params.signed_by(&key, issuer).expect("leaf");
+        (cert.der().clone(), key)
+    }
+
+    #[test]
+    fn an_svid_from_the_workload_api_is_checked_and_its_identity_read() {
+        let (issuer, ca_der) = ca();
+        let (cert, key) = leaf(&issuer, Some("spiffe://td.test/ns/a/sa/web"));
+        let svid = Svid::from_der(vec![cert.clone()], key.serialize_der(), [ca_der.clone()])
+            .expect("valid SVID");
+        assert_eq!(svid.spiffe_id, "spiffe://td.test/ns/a/sa/web");
+        assert!(svid.not_after > 0);
+        assert!(svid.serial().chars().all(|c| c.is_ascii_digit()));
+        assert!(!svid.serial().is_empty());
+
+        // Another key than the certificate's: refused, so the store keeps the old pair.
+        let other = KeyPair::generate().expect("key");
+        let e = Svid::from_der(vec![cert.clone()], other.serialize_der(), [ca_der.clone()])
+            .expect_err("mismatched key");
+        assert!(e.contains("does not match"), "{e}");
+        // No trust anchors: nothing could be verified.
+        let e = Svid::from_der(vec![cert], key.serialize_der(), []).expect_err("empty bundle");
+        assert!(e.contains("trust bundle"), "{e}");
+        // No SPIFFE ID: not an X.509-SVID.
+        let (plain, key) = leaf(&issuer, None);
+        let e = Svid::from_der(vec![plain], key.serialize_der(), [ca_der]).expect_err("no ID");
+        assert!(e.contains("spiffe://"), "{e}");
+    }
+
+    #[test]
+    fn the_store_hands_out_the_latest_svid() {
+        let store = SvidStore::default();
+        assert!(store.current().is_none());
+        let (issuer, ca_der) = ca();
+        for n in ["one", "two"] {
+            let (cert, key) = leaf(&issuer, Some(&format!("spiffe://td.test/{n}")));
+            let svid =
+                Svid::from_der(vec![cert], key.serialize_der(), [ca_der.clone()]).expect("svid");
+            store.set(svid);
+        }
+        assert_eq!(
+            store.current().map(|s| s.spiffe_id.clone()).as_deref(),
+            Some("spiffe://td.test/two")
+        );
+        assert_eq!(store.updates(), 2);
+    }
 }

@@ -40,8 +40,13 @@ pub async fn handle(s: &State, r: &Request) -> Response {
 }
 
 fn ready(s: &State) -> Response {
+    use control::tls::svid;
     if s.lifecycle.is_draining() {
         Response::text(503, "draining\n")
+    } else if svid::store().current().is_none() && svid::wanted(&s.config.load().config) {
+        // Every `identity: spiffe` handshake would fail: keep traffic away until the
+        // Workload API has sent the first SVID.
+        Response::text(503, "waiting for the first SPIFFE X.509-SVID\n")
     } else {
         Response::text(200, "ready\n")
     }

@@ -28,6 +28,8 @@ pub struct Control<'a> {
     pub started: Instant,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub discovery: Arc<crate::discovery::Live>,
+    /// The SPIFFE Workload API client, following `identity.spiffe_socket`.
+    pub identity: super::spiffe::WorkloadApi,
 }
 
 impl Control<'_> {
@@ -53,6 +55,7 @@ impl Control<'_> {
             });
             record_applied(&self.config.load().sha256, None);
             record_expiry(&self.config.load());
+            self.identity.follow(&self.config.load().config);
             admin.set_nonblocking(true)?;
             let admin = tokio::net::TcpListener::from_std(admin)?;
             tracing::info!(address = %admin.local_addr()?, "admin listening");
@@ -150,6 +153,7 @@ impl Control<'_> {
         metrics::counter!("ringside_config_reloads_total", "result" => "applied").increment(1);
         record_applied(&sha, Some(&previous));
         record_expiry(&self.config.load());
+        self.identity.follow(&self.config.load().config);
         tracing::info!(sha256 = %sha, "config applied");
         Some(sha)
     }

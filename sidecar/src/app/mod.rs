@@ -2,6 +2,7 @@
 
 mod control_loop;
 mod listeners;
+mod spiffe;
 
 use std::sync::Arc;
 
@@ -94,6 +95,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         started,
         metrics,
         discovery,
+        identity: spiffe::WorkloadApi::default(),
     };
     ctl.run(admin)
 }
