@@ -27,7 +27,7 @@ func Handler(name string) http.Handler {
 	mux.HandleFunc("/bytes/", func(w http.ResponseWriter, r *http.Request) { payload(w, r, "/bytes/", true) })
 	mux.HandleFunc("/chunked/", func(w http.ResponseWriter, r *http.Request) { payload(w, r, "/chunked/", false) })
 	mux.HandleFunc("/status/", status)
-	mux.HandleFunc("/delay/", delay)
+	mux.HandleFunc("/delay/", func(w http.ResponseWriter, r *http.Request) { delay(w, r, &reqs) })
 	mux.HandleFunc("/echo", echo)
 	mux.HandleFunc("/sink", sink)
 	mux.HandleFunc("/headers", headers)
@@ -118,7 +118,10 @@ func status(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func delay(w http.ResponseWriter, r *http.Request) {
+// delay answers after N ms (/delay/N), or stops when the request's context ends first (the
+// client, or the proxy in front, went away): it then counts the path under /cancelled, so
+// GET /seen?path=/cancelled/delay/N says whether (and how often) a wait was cancelled.
+func delay(w http.ResponseWriter, r *http.Request, log *requestLog) {
 	ms, err := tail(r, "/delay/")
 	if err != nil || ms < 0 {
 		http.Error(w, "bad delay", http.StatusBadRequest)
@@ -128,6 +131,7 @@ func delay(w http.ResponseWriter, r *http.Request) {
 	case <-time.After(time.Duration(ms) * time.Millisecond):
 		fmt.Fprintf(w, "waited %dms\n", ms)
 	case <-r.Context().Done():
+		log.add("/cancelled" + r.URL.Path)
 	}
 }
 
