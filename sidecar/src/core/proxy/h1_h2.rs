@@ -173,7 +173,7 @@ async fn relay_response<R: Rt>(
     let client_keeps = !early && head.keep_alive() && !x.must_close();
     let close = !client_keeps || framing == BodyKind::CloseDelimited;
     let keep_alive = !close && head.version() == Version::Http10;
-    let kept_length = match (no_body && status != 204, declared) {
+    let kept_length = match (no_body && !headers::length_forbidden(status), declared) {
         (true, Some(n)) => Some(n),
         _ => None,
     };
