@@ -179,3 +179,30 @@ both_runtimes!(fn pipelined_request_during_a_slow_response_is_kept(rt) {
         assert_eq!(c.get("/", "").status, 200, "{what}");
     }
 });
+
+both_runtimes!(fn long_poll_over_tls_is_cancelled_when_curl_gives_up(rt) {
+    // The watch works on a TLS connection too (readiness there decrypts into a buffer).
+    let pki = ringside_integration::pki::Pki::new();
+    let origin = Origin::start("o");
+    let (_leaf, cert, key) = pki.server("server", "spiffe://td.test/ns/a/sa/server");
+    let p = ringside_integration::pki::p;
+    let config = http_config(&[origin.addr]).replacen(
+        "    protocol: http\n",
+        &format!("    protocol: http\n    tls: {{ cert: {}, key: {} }}\n", p(&cert), p(&key)),
+        1,
+    );
+    let proxy = Ringside::start(rt, &config);
+    let url = format!("https://localhost:{}/delay/30000", proxy.addr("inbound").port());
+    // curl gives up after 1 s and closes its connection (close_notify, then FIN).
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--http1.1", "--max-time", "1", "--cacert", &p(&pki.ca_path), &url])
+        .output()
+        .expect("run curl");
+    assert!(!out.status.success(), "curl should time out");
+    assert_eq!(origin_seen(origin.addr, "/delay/30000"), 1, "{}", proxy.log_text());
+    let took = until(CANCELLED_WITHIN, "origin saw the cancel", || {
+        origin_seen(origin.addr, "/cancelled/delay/30000") == 1
+    });
+    eprintln!("TLS, curl gave up: upstream cancelled {took:?} after curl exited");
+    counted_499(&proxy);
+});

@@ -113,6 +113,14 @@ mod tests {
     }
 
     #[test]
+    fn connect_is_not_supported_as_on_http1() {
+        let mut parts = req("a.example:443", &[]);
+        parts.method = http::Method::CONNECT;
+        let r = check_h2(&parts, 65536, 100).map_err(|r| (r.status, r.label));
+        assert_eq!(r, Err((501, "method not supported")));
+    }
+
+    #[test]
     fn cookie_crumbs_count_as_one_joined_field() {
         // 600 cookies of ~100 bytes: about 63 KB joined, one field, as HTTP/1.1 sends them.
         let crumbs: Vec<(&str, String)> = (0..600)
