@@ -18,7 +18,7 @@ use crate::core::bridge::gone::{client_gone, Held1xx, Watching};
 use crate::core::bridge::headers;
 use crate::core::bridge::interim::Drop1xx;
 use crate::core::bridge::pump::{self, H2Sink, PumpError};
-use crate::core::bridge::relay::relay;
+use crate::core::bridge::relay::{relay, RelayError};
 use crate::core::error::ProxyError;
 use crate::core::http1::{BodyKind, RequestHead, Version, CONTINUE};
 use crate::core::rt::{timeout, Rt, WriteHalf};
@@ -80,6 +80,17 @@ pub async fn proxy<R: Rt>(
                 Either::Left((Ok(sent), _)) => {
                     x.conn.add_in(sent);
                     None
+                }
+                // The upstream stopped taking the body (a reset after an early answer, as Go
+                // sends with a 413): its response, if it sent one, is the answer.
+                Either::Left((Err(RelayError::Write(_)), answered)) => {
+                    early = true;
+                    Some(
+                        answered
+                            .await
+                            .map_err(|_| ProxyError::Timeout)
+                            .and_then(|r| r.map(Some)),
+                    )
                 }
                 Either::Left((Err(e), _)) => return Err(Before(e.on_request())),
                 Either::Right((r, _)) => {
