@@ -121,6 +121,14 @@ fn corpus() -> Vec<Case> {
         .collect();
     c.fields = vec![("cookie".into(), jar.join("; "))];
     all.push(c);
+    // Issue 21's case: one field over HTTP/1.1, 600 crumbs over h2 (as browsers and Go send
+    // them, RFC 9113 §8.2.3), within the 64 KiB limit on both.
+    let mut c = case("600 cookies, ~63 KB", "GET", "/headers");
+    let jar: Vec<String> = (0..600)
+        .map(|i| format!("c{i:03}={}", "v".repeat(96)))
+        .collect();
+    c.fields = vec![("cookie".into(), jar.join("; "))];
+    all.push(c);
     let mut c = case("hop-by-hop fields", "GET", "/headers");
     c.fields = vec![
         ("x-keep".into(), "1".into()),
@@ -310,6 +318,12 @@ fn over_h2(addr: SocketAddr, c: &Case) -> Outcome {
             // HTTP/2 carries no connection-specific fields (RFC 9113 §8.2.2): the h2 client
             // of a browser or Go drops them, as this one does.
             if ["connection", "upgrade", "keep-alive"].contains(&n.as_str()) {
+                continue;
+            }
+            if n == "cookie" {
+                for crumb in v.split("; ") {
+                    req = req.header("cookie", crumb);
+                }
                 continue;
             }
             req = req.header(n.as_str(), v.as_str());
