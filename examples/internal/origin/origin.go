@@ -32,7 +32,7 @@ func HandlerWithFaults(name string, faults *Faults) http.Handler {
 	mux.HandleFunc("/bytes/", func(w http.ResponseWriter, r *http.Request) { payload(w, r, "/bytes/", true) })
 	mux.HandleFunc("/chunked/", func(w http.ResponseWriter, r *http.Request) { payload(w, r, "/chunked/", false) })
 	mux.HandleFunc("/status/", status)
-	mux.HandleFunc("/delay/", delay)
+	mux.HandleFunc("/delay/", func(w http.ResponseWriter, r *http.Request) { delay(w, r, &reqs) })
 	mux.HandleFunc("/echo", echo)
 	mux.HandleFunc("/sink", sink)
 	mux.HandleFunc("/headers", headers)
@@ -45,6 +45,7 @@ func HandlerWithFaults(name string, faults *Faults) http.Handler {
 	mux.HandleFunc("/limit/", limit)
 	mux.HandleFunc("/reject-then-drain", rejectThenDrain)
 	mux.HandleFunc("/early-hints", earlyHints)
+	mux.HandleFunc("/stray-length/", strayLength)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s\n", name) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-origin", name)
@@ -126,7 +127,10 @@ func status(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func delay(w http.ResponseWriter, r *http.Request) {
+// delay answers after N ms (/delay/N), or stops when the request's context ends first (the
+// client, or the proxy in front, went away): it then counts the path under /cancelled, so
+// GET /seen?path=/cancelled/delay/N says whether (and how often) a wait was cancelled.
+func delay(w http.ResponseWriter, r *http.Request, log *requestLog) {
 	ms, err := tail(r, "/delay/")
 	if err != nil || ms < 0 {
 		http.Error(w, "bad delay", http.StatusBadRequest)
@@ -136,6 +140,7 @@ func delay(w http.ResponseWriter, r *http.Request) {
 	case <-time.After(time.Duration(ms) * time.Millisecond):
 		fmt.Fprintf(w, "waited %dms\n", ms)
 	case <-r.Context().Done():
+		log.add("/cancelled" + r.URL.Path)
 	}
 }
 
@@ -202,12 +207,23 @@ type HeadersResult struct {
 	Proto      string              `json:"proto"`
 	Headers    map[string][]string `json:"headers"`
 	RemoteAddr string              `json:"remote_addr"`
+	// The request body as received (its length and SHA-256, hex) and its trailers, so a
+	// test can compare what two protocols delivered (tests/parity_corpus.rs).
+	BodyLen    int64               `json:"body_len"`
+	BodySHA256 string              `json:"body_sha256"`
+	Trailers   map[string][]string `json:"trailers"`
 }
 
 func headers(w http.ResponseWriter, r *http.Request) {
-	res := HeadersResult{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Proto: r.Proto, Headers: map[string][]string{}, RemoteAddr: r.RemoteAddr}
+	res := HeadersResult{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Proto: r.Proto, Headers: map[string][]string{}, RemoteAddr: r.RemoteAddr, Trailers: map[string][]string{}}
 	for k, v := range r.Header {
 		res.Headers[strings.ToLower(k)] = v
+	}
+	h := sha256.New()
+	res.BodyLen, _ = io.Copy(h, r.Body)
+	res.BodySHA256 = hex.EncodeToString(h.Sum(nil))
+	for k, v := range r.Trailer {
+		res.Trailers[strings.ToLower(k)] = v
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(res)
@@ -221,6 +237,31 @@ func hijack(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
 	}
 	c, rw, err := hj.Hijack()
 	return c, rw, err == nil
+}
+
+// strayLength answers /stray-length/CODE with that bodiless status (204 or 304) and a
+// Content-Length: 7 nothing follows: forbidden on 204 (RFC 9110 §8.6), the selected
+// representation's length on 304. Over HTTP/1.1 the head is written raw (net/http would
+// normalise it) and the connection closed; over HTTP/2 the field is set as is.
+func strayLength(w http.ResponseWriter, r *http.Request) {
+	code, err := tail(r, "/stray-length/")
+	if err != nil || (code != http.StatusNoContent && code != http.StatusNotModified) {
+		http.Error(w, "bad status", http.StatusBadRequest)
+		return
+	}
+	if r.ProtoMajor == 2 {
+		w.Header().Set("Content-Length", "7")
+		w.WriteHeader(int(code))
+		return
+	}
+	name := w.Header().Get("x-origin")
+	c, rw, ok := hijack(w)
+	if !ok {
+		return
+	}
+	defer c.Close()
+	fmt.Fprintf(rw, "HTTP/1.1 %d %s\r\nx-origin: %s\r\nContent-Length: 7\r\nConnection: close\r\n\r\n", code, http.StatusText(int(code)), name)
+	rw.Flush()
 }
 
 // closeMid promises 100000 bytes, sends 1000, and hangs up: an upstream dying mid-response.

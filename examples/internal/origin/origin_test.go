@@ -167,6 +167,12 @@ func TestDelayWaitsAndHonoursCancellation(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("delay handler ignored cancellation")
 	}
+	// ...and counts the cancelled wait under /cancelled.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/seen?path=/cancelled/delay/10000", nil))
+	if got := rec.Header().Get("x-seen"); got != "1" {
+		t.Fatalf("cancelled waits seen: %q, want 1", got)
+	}
 }
 
 func TestEchoTenMiBWithLength(t *testing.T) {

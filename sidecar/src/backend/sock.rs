@@ -15,6 +15,19 @@ pub(crate) fn peek_reusable(sock: SockRef<'_>) -> bool {
     }
 }
 
+/// Non-blocking one-byte peek shared by both backends' `peek`: nothing is consumed.
+pub(crate) fn peek(sock: SockRef<'_>) -> crate::core::rt::Peek {
+    use crate::core::rt::Peek;
+    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+    match sock.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+        Ok(0) => Peek::Closed,
+        Ok(_) => Peek::Data,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Peek::Empty,
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Peek::Empty,
+        Err(_) => Peek::Closed,
+    }
+}
+
 /// The socket's local address, shared by both backends.
 pub(crate) fn local_addr(sock: SockRef<'_>) -> Option<SocketAddr> {
     sock.local_addr().ok()?.as_socket()

@@ -88,6 +88,11 @@ pub trait Stream: ReadHalf + WriteHalf {
     /// neither EOF, nor an error, nor bytes the peer sent unasked. One syscall, no waiting.
     fn is_reusable(&self) -> bool;
 
+    /// What a non-blocking peek finds on the read side, consuming nothing: how an HTTP/1
+    /// exchange tells a client that closed (or reset) from one that pipelined its next
+    /// request, after `readable()` fired while the request is in flight. One syscall.
+    fn peek(&self) -> Peek;
+
     /// The stream as a poll-based tokio I/O object, for HTTP/2 (`h2` is written against those
     /// traits). One-way: the connection is HTTP/2 for the rest of its life.
     fn into_io(self) -> io::Result<Self::Io>;
@@ -100,6 +105,17 @@ pub trait Stream: ReadHalf + WriteHalf {
     /// redirected it equals [`Stream::local_addr`]; `None` when the kernel has no NAT record
     /// for it (e.g. no conntrack).
     fn original_dst(&self) -> Option<SocketAddr>;
+}
+
+/// What [`Stream::peek`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Nothing to read yet (readiness was stale).
+    Empty,
+    /// Bytes are waiting (left in place for the next read).
+    Data,
+    /// End of stream, or an error (a reset): the peer is gone.
+    Closed,
 }
 
 /// Why a deadline-bound wait ended without its value.

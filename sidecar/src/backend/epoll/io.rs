@@ -162,6 +162,10 @@ impl Stream for EpollStream {
         crate::backend::sock::peek_reusable(socket2::SockRef::from(&self.0))
     }
 
+    fn peek(&self) -> crate::core::rt::Peek {
+        crate::backend::sock::peek(socket2::SockRef::from(&self.0))
+    }
+
     fn local_addr(&self) -> Option<SocketAddr> {
         crate::backend::sock::local_addr(socket2::SockRef::from(&self.0))
     }

@@ -186,6 +186,10 @@ impl Stream for UringStream {
         with_sock(&self.0, crate::backend::sock::peek_reusable)
     }
 
+    fn peek(&self) -> crate::core::rt::Peek {
+        with_sock(&self.0, crate::backend::sock::peek)
+    }
+
     fn local_addr(&self) -> Option<SocketAddr> {
         with_sock(&self.0, crate::backend::sock::local_addr)
     }

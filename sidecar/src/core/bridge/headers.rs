@@ -224,8 +224,7 @@ pub fn h2_response(head: &ResponseHead) -> Result<http::Response<()>, Malformed>
 /// The Content-Length a bodiless response keeps: HEAD and 304 responses describe the body
 /// they would have had; a 204 (or 1xx) never carries one (RFC 9110 §8.6).
 fn kept_length(head: &ResponseHead) -> Option<u64> {
-    let status = head.status();
-    if status == 204 || status < 200 {
+    if length_forbidden(head.status()) {
         return None;
     }
     match head.body() {
@@ -234,6 +233,12 @@ fn kept_length(head: &ResponseHead) -> Option<u64> {
             .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
         _ => None,
     }
+}
+
+/// Whether a response with `status` must never carry Content-Length (RFC 9110 §8.6: 1xx and
+/// 204), whatever its upstream sent: the one rule every protocol pair applies.
+pub fn length_forbidden(status: u16) -> bool {
+    status == 204 || status < 200
 }
 
 /// HTTP/2 trailers as HTTP/1 trailer lines, each ending in CRLF.

@@ -48,24 +48,33 @@ pub struct H1Interim<'a, W>(pub &'a mut W);
 
 impl<W: WriteHalf> Interim for H1Interim<'_, W> {
     async fn informational(&mut self, head: &ResponseHead) -> io::Result<()> {
-        let mut out = BytesMut::with_capacity(128);
-        head.encode_downstream(
-            &mut out,
-            &DownstreamOpts {
-                close: false,
-                keep_alive: false,
-                body: BodyKind::Empty,
-                keep_upgrade: false,
-            },
-        );
-        self.0.write_all(out.freeze()).await
+        self.0.write_all(h1_informational(head)).await
     }
 
     async fn informational_h2(&mut self, head: http::Response<()>) -> io::Result<()> {
-        let (parts, ()) = head.into_parts();
-        let out = headers::h1_response_head(&parts, BodyKind::Empty, false, false, None);
-        self.0.write_all(out.freeze()).await
+        self.0.write_all(h1_informational_h2(head)).await
     }
+}
+
+/// An HTTP/1 upstream's informational head, encoded for an HTTP/1.1 client.
+pub fn h1_informational(head: &ResponseHead) -> Bytes {
+    let mut out = BytesMut::with_capacity(128);
+    head.encode_downstream(
+        &mut out,
+        &DownstreamOpts {
+            close: false,
+            keep_alive: false,
+            body: BodyKind::Empty,
+            keep_upgrade: false,
+        },
+    );
+    out.freeze()
+}
+
+/// An HTTP/2 upstream's informational response, encoded for an HTTP/1.1 client.
+pub fn h1_informational_h2(head: http::Response<()>) -> Bytes {
+    let (parts, ()) = head.into_parts();
+    headers::h1_response_head(&parts, BodyKind::Empty, false, false, None).freeze()
 }
 
 /// An HTTP/2 client's stream, before its final response.

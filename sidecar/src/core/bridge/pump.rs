@@ -4,9 +4,11 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::pin::pin;
 use std::task::Poll;
 
 use bytes::Bytes;
+use futures_util::future::{select, Either};
 use h2::{RecvStream, SendStream};
 use http::HeaderMap;
 
@@ -115,20 +117,38 @@ pub async fn h2_to_sink<K: Sink>(
     dst: &mut K,
 ) -> Result<(u64, Option<HeaderMap>), PumpError> {
     let mut moved = 0u64;
-    while let Some(chunk) = src.data().await {
+    // A sink whose reader left (`Sink::gone`) ends the wait: the source stream is then
+    // dropped, which resets it (RST_STREAM CANCEL). Waits on h2 streams are safe to drop.
+    while let Some(chunk) = until_gone(dst, src.data()).await? {
         let chunk = chunk.map_err(PumpError::Recv)?;
         let n = chunk.len();
         moved += n as u64;
         dst.data(chunk).await.map_err(PumpError::Write)?;
         let _ = src.flow_control().release_capacity(n);
     }
-    let trailers = src.trailers().await.map_err(PumpError::Recv)?;
+    let trailers = until_gone(dst, src.trailers())
+        .await?
+        .map_err(PumpError::Recv)?;
     let lines = trailers
         .as_ref()
         .map(super::headers::h1_trailer_lines)
         .unwrap_or_default();
     dst.end(&lines).await.map_err(PumpError::Write)?;
     Ok((moved, trailers))
+}
+
+/// `fut`'s output, or [`PumpError::Write`] (`ConnectionAborted`) if `dst`'s reader left first.
+async fn until_gone<K: Sink, F: std::future::Future>(
+    dst: &K,
+    fut: F,
+) -> Result<F::Output, PumpError> {
+    match select(pin!(fut), pin!(dst.gone())).await {
+        Either::Left((v, _)) => Ok(v),
+        Either::Right(((), _)) => Err(PumpError::Write(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "client closed the connection",
+        ))),
+    }
 }
 
 /// An HTTP/2 stream as a [`Sink`] for bodies coming from HTTP/1: chunked trailers become

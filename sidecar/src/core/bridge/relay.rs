@@ -6,9 +6,11 @@
 //! exactly what we parsed.
 
 use std::io;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::future::{select, Either};
 
 use crate::core::error::ProxyError;
 use crate::core::http1::{self, BodyKind, Chunk, ChunkedDecoder};
@@ -29,6 +31,9 @@ pub enum RelayError {
     Framing(String),
     #[error("no body bytes for {0:?}")]
     Stalled(Duration),
+    /// The sink's reader left (an HTTP/1.1 client closed its connection: `gone`).
+    #[error("client closed the connection")]
+    Gone,
 }
 
 impl RelayError {
@@ -40,6 +45,7 @@ impl RelayError {
             Self::Truncated => ProxyError::DownstreamClosed,
             Self::Framing(m) => ProxyError::DownstreamProtocol(m),
             Self::Stalled(_) => ProxyError::DownstreamTimeout,
+            Self::Gone => ProxyError::DownstreamClosed,
         }
     }
 
@@ -51,6 +57,7 @@ impl RelayError {
             Self::Truncated => ProxyError::UpstreamClosed,
             Self::Framing(m) => ProxyError::UpstreamProtocol(m),
             Self::Stalled(_) => ProxyError::Timeout,
+            Self::Gone => ProxyError::DownstreamClosed,
         }
     }
 }
@@ -62,6 +69,11 @@ pub trait Sink {
     fn data(&mut self, data: Bytes) -> impl std::future::Future<Output = io::Result<()>>;
     /// The body ended. `trailers` are HTTP/1 field lines, each ending in CRLF (empty if none).
     fn end(&mut self, trailers: &[u8]) -> impl std::future::Future<Output = io::Result<()>>;
+    /// Completes when the sink's reader went away while the source is quiet (see
+    /// `bridge::gone`); never, for sinks that do not watch.
+    fn gone(&self) -> impl std::future::Future<Output = ()> {
+        std::future::pending()
+    }
 }
 
 /// Relays a body of framing `input` from `src` (with `buf` holding bytes already read) to
@@ -80,7 +92,7 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
         BodyKind::Length(n) => {
             let mut left = n;
             while left > 0 {
-                if buf.is_empty() && !fill::<R, _>(src, buf, stall, left).await? {
+                if buf.is_empty() && !fill::<R, _, _>(src, buf, stall, left, sink).await? {
                     return Err(RelayError::Truncated);
                 }
                 let take = (buf.len() as u64).min(left) as usize;
@@ -92,7 +104,7 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
             }
         }
         BodyKind::CloseDelimited => loop {
-            if buf.is_empty() && !fill::<R, _>(src, buf, stall, BODY_CHUNK as u64).await? {
+            if buf.is_empty() && !fill::<R, _, _>(src, buf, stall, BODY_CHUNK as u64, sink).await? {
                 break;
             }
             sent += buf.len() as u64;
@@ -116,7 +128,7 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
                         return Ok(sent);
                     }
                     None => {
-                        if !fill::<R, _>(src, buf, stall, BODY_CHUNK as u64).await? {
+                        if !fill::<R, _, _>(src, buf, stall, BODY_CHUNK as u64, sink).await? {
                             return Err(RelayError::Truncated);
                         }
                     }
@@ -128,15 +140,27 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
     Ok(sent)
 }
 
-/// Reads more into `buf`; false on EOF.
-async fn fill<R: Rt, S: ReadHalf>(
+/// Reads more into `buf`; false on EOF. [`RelayError::Gone`] when the sink's reader left
+/// first: the source's read may then be dropped in flight, so the caller must close the
+/// source (DESIGN.md §5.1), which every caller does with a failed exchange.
+async fn fill<R: Rt, S: ReadHalf, K: Sink>(
     src: &mut S,
     buf: &mut BytesMut,
     stall: Duration,
     want: u64,
+    sink: &K,
 ) -> Result<bool, RelayError> {
     let want = (want as usize).clamp(1, BODY_CHUNK);
-    let (res, b) = read_by::<R, _>(src, std::mem::take(buf), want, Instant::now() + stall).await;
+    let read = pin!(read_by::<R, _>(
+        src,
+        std::mem::take(buf),
+        want,
+        Instant::now() + stall
+    ));
+    let (res, b) = match select(read, pin!(sink.gone())).await {
+        Either::Left((r, _)) => r,
+        Either::Right(((), _)) => return Err(RelayError::Gone),
+    };
     *buf = b;
     match res {
         Ok(n) => Ok(n > 0),

@@ -26,13 +26,20 @@ pub fn h2_transport_limit(max_header_bytes: usize, max_headers: usize) -> u32 {
 /// requests are held to.
 ///
 /// # Errors
-/// 400 for userinfo in `:authority` (RFC 9113 §8.3.1, RFC 9110 §4.2.4), 431 for too many
-/// fields or too large a head.
+/// 501 for CONNECT (as on HTTP/1.1), 400 for userinfo in `:authority` (RFC 9113 §8.3.1,
+/// RFC 9110 §4.2.4), 431 for too many fields or too large a head.
 pub fn check_h2(
     parts: &http::request::Parts,
     max_header_bytes: usize,
     max_headers: usize,
 ) -> Result<(), Refused> {
+    // RFC 9110 §9.3.6: Ringside is no CONNECT proxy; HTTP/1.1 answers the same (501).
+    if parts.method == http::Method::CONNECT {
+        return Err(Refused {
+            status: 501,
+            label: "method not supported",
+        });
+    }
     let authority = parts.uri.authority().map(|a| a.as_str());
     if authority.is_some_and(|a| a.contains('@')) {
         return Err(Refused {
@@ -103,6 +110,14 @@ mod tests {
             );
         }
         assert_eq!(check_h2(&req("a.example:8080", &[]), 65536, 100), Ok(()));
+    }
+
+    #[test]
+    fn connect_is_not_supported_as_on_http1() {
+        let mut parts = req("a.example:443", &[]);
+        parts.method = http::Method::CONNECT;
+        let r = check_h2(&parts, 65536, 100).map_err(|r| (r.status, r.label));
+        assert_eq!(r, Err((501, "method not supported")));
     }
 
     #[test]

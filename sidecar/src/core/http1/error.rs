@@ -34,6 +34,10 @@ impl RequestError {
     /// The cause sent in `x-ringside-error` with [`RequestError::status`].
     pub fn label(&self) -> &'static str {
         match self {
+            // The label HTTP/2 requests get for the same fault (`down::limits`).
+            Self::Bad("invalid Host" | "invalid authority in absolute-form target") => {
+                "invalid authority"
+            }
             Self::Bad(_) | Self::NotHttp => "invalid request",
             Self::UriTooLong => "request target too long",
             Self::HeadersTooLarge => "request header section too large",

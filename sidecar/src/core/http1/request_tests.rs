@@ -291,3 +291,17 @@ fn an_http10_request_without_host_goes_upstream_with_an_empty_host() {
     let up = upstream(&h);
     assert!(up.starts_with("GET /x HTTP/1.1\r\nhost: \r\n"), "{up}");
 }
+
+#[test]
+fn authority_faults_carry_the_label_http2_gives_them() {
+    for raw in [
+        &b"GET / HTTP/1.1\r\nHost: user:pw@a.example\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a.example@evil.example\r\n\r\n",
+        b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let e = parse(raw).expect_err("refused");
+        assert_eq!((e.status(), e.label()), (400, "invalid authority"), "{e}");
+    }
+    let e = parse(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").expect_err("refused");
+    assert_eq!((e.status(), e.label()), (501, "method not supported"));
+}

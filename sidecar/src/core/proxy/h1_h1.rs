@@ -3,10 +3,13 @@
 //! back, and the connection pooled when both sides allow it.
 
 use crate::core::wire::Wire;
+use std::pin::pin;
+
 use bytes::{Bytes, BytesMut};
+use futures_util::future::{select, Either};
 
 use super::exchange::{idempotent, Done, Exchange, Failure, Next, Replay};
-use crate::core::bridge::interim::{Drop1xx, H1Interim};
+use crate::core::bridge::gone::{client_gone, Held1xx, Watching};
 use crate::core::bridge::relay::{self, H1Sink, RelayError, Watched};
 use crate::core::error::ProxyError;
 use crate::core::http1::{
@@ -45,7 +48,7 @@ pub async fn proxy<R: Rt>(
     let (mut up, resp, mut ubuf, early) = loop {
         let mut up = x.acquire_h1(replay, fresh).await.map_err(Before)?;
         match attempt::<R>(x, down, buf, head, &encoded, &mut up).await {
-            Ok((resp, ubuf, early)) => {
+            Ok(Some((resp, ubuf, early))) => {
                 x.responded(resp.status());
                 let facts = Replay {
                     reused: up.reused,
@@ -57,6 +60,8 @@ pub async fn proxy<R: Rt>(
                 }
                 break (up, resp, ubuf, early);
             }
+            // Dropping `up` closes it: the upstream sees the request cancelled.
+            Ok(None) => return Err(Failure::Cancelled),
             Err(e) => {
                 let facts = Replay {
                     reused: up.reused,
@@ -119,11 +124,12 @@ async fn relay_response<R: Rt>(
     }
     done.bytes_out = out.len() as u64;
     x.conn.add_out(out.len() as u64);
-    if let Err(e) = down.write_all(out.freeze()).await {
-        return Err(Failure::After(done, ProxyError::DownstreamIo(e)));
+    // A client that cannot take the response left: 499, as on HTTP/2 (the caller drops `up`).
+    if down.write_all(out.freeze()).await.is_err() {
+        return Err(Failure::Cancelled);
     }
     if !body_in.is_empty() {
-        let mut sink = H1Sink::new(down, out_body);
+        let mut sink = Watching::<R, _>::new(down, out_body);
         match relay::relay::<R, _, _>(&mut up.stream, ubuf, &mut sink, body_in, x.deadline.stall)
             .await
         {
@@ -131,6 +137,7 @@ async fn relay_response<R: Rt>(
                 done.bytes_out += n;
                 x.conn.add_out(n);
             }
+            Err(RelayError::Gone | RelayError::Write(_)) => return Err(Failure::Cancelled),
             Err(e) => return Err(Failure::After(done, e.on_response())),
         }
     }
@@ -138,7 +145,8 @@ async fn relay_response<R: Rt>(
 }
 
 /// One attempt on `up`: the head, the body (stopping at an early response), then the final
-/// response head. Returns the head, the bytes read past it, and whether it came early.
+/// response head. Returns the head, the bytes read past it, and whether it came early;
+/// `None` when the client left while the response was awaited (the caller closes `up`).
 async fn attempt<R: Rt>(
     x: &Exchange<'_, R>,
     down: &mut Wire<R::Stream>,
@@ -146,7 +154,7 @@ async fn attempt<R: Rt>(
     head: &RequestHead,
     encoded: &Bytes,
     up: &mut Upstream<Wire<R::Stream>>,
-) -> Result<(ResponseHead, BytesMut, bool), ProxyError> {
+) -> Result<Option<(ResponseHead, BytesMut, bool)>, ProxyError> {
     send_head(up, encoded.clone()).await?;
     let mut early = false;
     if !head.body().is_empty() {
@@ -165,28 +173,13 @@ async fn attempt<R: Rt>(
         }
     }
     let mut ubuf = BytesMut::new();
-    let resp = if head.version() == Version::Http10 {
-        read_response_head::<R, _>(
-            &mut up.stream,
-            &mut ubuf,
-            head.is_head(),
-            x.deadline.at,
-            &mut Drop1xx,
-        )
-        .await
-    } else {
-        let mut interim = H1Interim(down);
-        read_response_head::<R, _>(
-            &mut up.stream,
-            &mut ubuf,
-            head.is_head(),
-            x.deadline.at,
-            &mut interim,
-        )
-        .await
+    let resp = match response_head::<R>(x, down, head, &mut up.stream, &mut ubuf).await {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => return Ok(None),
+        Err(e) => Err(e),
     };
     match resp {
-        Ok(r) => Ok((r, ubuf, early)),
+        Ok(r) => Ok(Some((r, ubuf, early))),
         // The body write failed and no response explains why: the upstream went away with
         // part of the body, which cannot be replayed.
         Err(ProxyError::UpstreamClosed | ProxyError::UpstreamIo(_)) if early => {
@@ -195,6 +188,36 @@ async fn attempt<R: Rt>(
             )))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The final response head from `up`, 1xx forwarded to an HTTP/1.1 client as they come,
+/// while watching the client: `None` when it left first (the read on `up` may then have been
+/// dropped in flight, so the caller must close `up`: DESIGN.md §5.1).
+async fn response_head<R: Rt>(
+    x: &Exchange<'_, R>,
+    down: &mut Wire<R::Stream>,
+    head: &RequestHead,
+    up: &mut Wire<R::Stream>,
+    ubuf: &mut BytesMut,
+) -> Result<Option<ResponseHead>, ProxyError> {
+    loop {
+        let mut held = Held1xx::default();
+        let read = read_response_head::<R, _>(up, ubuf, head.is_head(), x.deadline.at, &mut held);
+        let res = match select(pin!(read), pin!(client_gone::<R, _>(&*down))).await {
+            Either::Left((r, _)) => r,
+            Either::Right(((), _)) => return Ok(None),
+        };
+        match (res, held.take()) {
+            // HTTP/1.0 clients get no 1xx (RFC 9110 §15.2).
+            (Err(ProxyError::DownstreamIo(_)), Some(_)) if head.version() == Version::Http10 => {}
+            (Err(ProxyError::DownstreamIo(_)), Some(info)) => {
+                down.write_all(info)
+                    .await
+                    .map_err(ProxyError::DownstreamIo)?;
+            }
+            (r, _) => return r.map(Some),
+        }
     }
 }
 

@@ -8,14 +8,17 @@ use std::pin::pin;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{select, Either};
+use h2::client::ResponseFuture;
+use h2::RecvStream;
 use http::{HeaderValue, Request};
 
 use super::exchange::{idempotent, Done, Exchange, Failure, Next, Replay};
 use super::h2_open::open;
+use crate::core::bridge::gone::{client_gone, Held1xx, Watching};
 use crate::core::bridge::headers;
-use crate::core::bridge::interim::{Drop1xx, H1Interim};
+use crate::core::bridge::interim::Drop1xx;
 use crate::core::bridge::pump::{self, H2Sink, PumpError};
-use crate::core::bridge::relay::{relay, H1Sink};
+use crate::core::bridge::relay::{relay, RelayError};
 use crate::core::error::ProxyError;
 use crate::core::http1::{BodyKind, RequestHead, Version, CONTINUE};
 use crate::core::rt::{timeout, Rt, WriteHalf};
@@ -41,16 +44,12 @@ pub async fn proxy<R: Rt>(
         reused: true,
     };
     let mut fresh = false;
-    let (opened, resp, early) = loop {
+    let (mut opened, resp, early) = loop {
         let mut opened = open::<R>(x, &req, end, fresh).await.map_err(Before)?;
         let mut early = false;
-        let waited = if end {
-            let mut interim = H1Interim(&mut *down);
-            timeout::<R, _>(
-                x.deadline.left(),
-                final_response(&mut opened.response, &mut interim),
-            )
-            .await
+        let forward_1xx = end && head.version() != Version::Http10;
+        let raced = if end {
+            None
         } else {
             if head.expect_continue() {
                 down.write_all(Bytes::from_static(CONTINUE))
@@ -76,19 +75,36 @@ pub async fn proxy<R: Rt>(
             let answered = final_response(&mut opened.response, &mut dropped);
             let answered = pin!(timeout::<R, _>(x.deadline.left(), answered));
             match select(body, answered).await {
-                Either::Left((Ok(sent), answered)) => {
+                // The response wait is dropped (safe: it is a poll of the h2 stream) and
+                // resumed below, watching the client.
+                Either::Left((Ok(sent), _)) => {
                     x.conn.add_in(sent);
-                    answered.await
+                    None
+                }
+                // The upstream stopped taking the body (a reset after an early answer, as Go
+                // sends with a 413): its response, if it sent one, is the answer.
+                Either::Left((Err(RelayError::Write(_)), answered)) => {
+                    early = true;
+                    Some(
+                        answered
+                            .await
+                            .map_err(|_| ProxyError::Timeout)
+                            .and_then(|r| r.map(Some)),
+                    )
                 }
                 Either::Left((Err(e), _)) => return Err(Before(e.on_request())),
                 Either::Right((r, _)) => {
                     early = true;
-                    r
+                    Some(r.map_err(|_| ProxyError::Timeout).and_then(|r| r.map(Some)))
                 }
             }
         };
+        let waited = match raced {
+            Some(r) => r,
+            None => response_watching::<R>(x, down, forward_1xx, &mut opened.response).await,
+        };
         match waited {
-            Ok(Ok(r)) => {
+            Ok(Some(r)) => {
                 let status = r.status().as_u16();
                 x.responded(status);
                 // Retried by policy: the stream is reset (dropped) unread.
@@ -97,22 +113,59 @@ pub async fn proxy<R: Rt>(
                 }
                 break (opened, r, early);
             }
-            Ok(Err(e)) => {
+            // The client left: RST_STREAM(CANCEL) tells the upstream at once.
+            Ok(None) => {
+                opened.send.send_reset(h2::Reason::CANCEL);
+                return Err(Failure::Cancelled);
+            }
+            Err(ProxyError::Timeout) => {
+                x.attempt_failed(&ProxyError::Timeout);
+                return Err(Before(ProxyError::Timeout));
+            }
+            Err(e) => {
                 if !early && x.replay_after(&e, replay).await {
                     fresh = true;
                     continue;
                 }
                 return Err(Before(e));
             }
-            Err(_) => {
-                x.attempt_failed(&ProxyError::Timeout);
-                return Err(Before(ProxyError::Timeout));
-            }
         }
     };
-    let (done, close) = relay_response(x, down, head, resp, early).await?;
+    let relayed = relay_response(x, down, head, resp, early).await;
+    if matches!(relayed, Err(Failure::Cancelled)) {
+        opened.send.send_reset(h2::Reason::CANCEL);
+    }
+    let (done, close) = relayed?;
     drop(opened);
     Ok((done, if close { Next::Close } else { Next::KeepAlive }))
+}
+
+/// The final response within the deadline, while watching the client; 1xx forwarded to it
+/// when `forward_1xx`. `None` when the client left first.
+async fn response_watching<R: Rt>(
+    x: &Exchange<'_, R>,
+    down: &mut Wire<R::Stream>,
+    forward_1xx: bool,
+    resp: &mut ResponseFuture,
+) -> Result<Option<http::Response<RecvStream>>, ProxyError> {
+    loop {
+        let mut held = Held1xx::default();
+        let wait = timeout::<R, _>(x.deadline.left(), final_response(resp, &mut held));
+        let res = match select(pin!(wait), pin!(client_gone::<R, _>(&*down))).await {
+            Either::Left((Ok(r), _)) => r,
+            Either::Left((Err(_), _)) => return Err(ProxyError::Timeout),
+            Either::Right(((), _)) => return Ok(None),
+        };
+        match (res, held.take()) {
+            (Err(ProxyError::DownstreamIo(_)), Some(_)) if !forward_1xx => {}
+            (Err(ProxyError::DownstreamIo(_)), Some(info)) => {
+                down.write_all(info)
+                    .await
+                    .map_err(ProxyError::DownstreamIo)?;
+            }
+            (r, _) => return r.map(Some),
+        }
+    }
 }
 
 /// Sends the upstream's response to the HTTP/1.1 client with framing re-derived; whether the
@@ -143,7 +196,7 @@ async fn relay_response<R: Rt>(
     let client_keeps = !early && head.keep_alive() && !x.must_close();
     let close = !client_keeps || framing == BodyKind::CloseDelimited;
     let keep_alive = !close && head.version() == Version::Http10;
-    let kept_length = match (no_body && status != 204, declared) {
+    let kept_length = match (no_body && !headers::length_forbidden(status), declared) {
         (true, Some(n)) => Some(n),
         _ => None,
     };
@@ -151,19 +204,19 @@ async fn relay_response<R: Rt>(
     let mut done = Done::status(status);
     done.bytes_out = out.len() as u64;
     x.conn.add_out(out.len() as u64);
-    if let Err(e) = down.write_all(out.freeze()).await {
-        return Err(Failure::After(done, ProxyError::DownstreamIo(e)));
+    // A client that cannot take the response, or that left while the upstream was quiet
+    // (a server stream between messages): 499, as on HTTP/2.
+    if down.write_all(out.freeze()).await.is_err() {
+        return Err(Failure::Cancelled);
     }
     if !framing.is_empty() {
-        let mut sink = H1Sink::new(down, framing);
+        let mut sink = Watching::<R, _>::new(down, framing);
         match pump::h2_to_sink(&mut rbody, &mut sink).await {
             Ok((n, _)) => {
                 done.bytes_out += n;
                 x.conn.add_out(n);
             }
-            Err(PumpError::Write(e)) => {
-                return Err(Failure::After(done, ProxyError::DownstreamIo(e)))
-            }
+            Err(PumpError::Write(_)) => return Err(Failure::Cancelled),
             Err(PumpError::Recv(e) | PumpError::Send(e)) => {
                 return Err(Failure::After(done, stream_error(e, true)))
             }

@@ -224,7 +224,10 @@ async fn response_side<R: Rt>(
         return Ok(None);
     }
     held.answered.set(true);
-    let (rparts, mut rbody) = resp.into_parts();
+    let (mut rparts, mut rbody) = resp.into_parts();
+    if headers::length_forbidden(rparts.status.as_u16()) {
+        rparts.headers.remove(http::header::CONTENT_LENGTH);
+    }
     let mut done = Done::status(rparts.status.as_u16());
     done.grpc_status = grpc::grpc_status(&rparts.headers).map(str::to_owned);
     let rend = rbody.is_end_stream();

@@ -111,6 +111,20 @@ impl<R: AsyncRead + Unpin> Buffered<R> {
         )
     }
 
+    /// What `readable` left for `read`, consuming nothing (plaintext already decrypted, or
+    /// the end of the stream); `Empty` when it found nothing yet.
+    pub fn peek(&self) -> crate::core::rt::Peek {
+        use crate::core::rt::Peek;
+        let inner = self.inner.borrow();
+        if !inner.pending.is_empty() {
+            Peek::Data
+        } else if inner.eof {
+            Peek::Closed
+        } else {
+            Peek::Empty
+        }
+    }
+
     /// The stream, for writing (a whole TLS stream reads and writes through one object).
     pub fn io_mut(&mut self) -> &mut R {
         &mut self.inner.get_mut().io

@@ -18,7 +18,7 @@ pub use self::buffered::Buffered;
 pub use self::io::TlsIo;
 pub use self::io::WireIo;
 use crate::core::h2::rewind::Rewind;
-use crate::core::rt::{ReadHalf, Stream, WriteHalf};
+use crate::core::rt::{Peek, ReadHalf, Stream, WriteHalf};
 
 /// A connection: the backend's stream, or TLS over it.
 pub enum Wire<S: Stream> {
@@ -126,6 +126,13 @@ impl<S: Stream> Stream for Wire<S> {
         match self {
             Wire::Plain(s) => s.is_reusable(),
             Wire::Tls(t) => t.io.is_quiet(),
+        }
+    }
+
+    fn peek(&self) -> Peek {
+        match self {
+            Wire::Plain(s) => s.peek(),
+            Wire::Tls(t) => t.io.peek(),
         }
     }
 
