@@ -44,10 +44,12 @@ pub async fn accept<R: Rt>(
     }
     let (res, first) = read_by::<R, _>(&mut wire, BytesMut::new(), 4096, deadline).await;
     match res {
-        Ok(n) if n > 0 => conn.add_in(n as u64),
+        Ok(n) if n > 0 => {}
         _ => return Accepted::Gone,
     }
     if first.first() != Some(&HANDSHAKE_RECORD) {
+        // `/connections` counts application bytes: plaintext, or TLS once decrypted.
+        conn.add_in(first.len() as u64);
         if tls.mode == TlsMode::Permissive {
             transport(listener, "plaintext");
             return Accepted::Plain(wire, first);
