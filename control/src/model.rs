@@ -165,12 +165,21 @@ impl EscapedSlashes {
     ];
 }
 
-/// Request head limits of an HTTP listener.
+/// A listener's limits: request head limits (HTTP only) and load shedding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// Connections open on the listener across all workers; at it, accepting pauses (the
+    /// kernel's listen backlog holds new clients) until one closes. `None`: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Requests in flight on the listener across all workers (HTTP only); over it a request
+    /// is refused at once: 503 with `Retry-After` on HTTP/1.1, REFUSED_STREAM on HTTP/2.
+    /// `None`: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
 }
 
 impl Default for Limits {
@@ -178,6 +187,8 @@ impl Default for Limits {
         Limits {
             max_header_bytes: 65536,
             max_headers: 100,
+            max_connections: None,
+            max_requests: None,
         }
     }
 }

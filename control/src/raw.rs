@@ -52,6 +52,10 @@ pub(crate) struct RawDestination {
 pub(crate) struct RawLimits {
     pub max_header_bytes: Option<usize>,
     pub max_headers: Option<usize>,
+    pub max_connections: Option<u32>,
+    pub max_requests: Option<u32>,
+    /// The first key written that applies only to http listeners, and where.
+    pub http_only: Option<At<&'static str>>,
 }
 
 pub(crate) struct RawPathNormalization {
@@ -213,7 +217,13 @@ fn listener(node: &Node, has_identity: bool, sink: &mut Sink) -> RawListener {
         out.idle = t.get("idle").and_then(|n| sink.duration(n, "idle timeout"));
     }
     out.limits = f.get("limits").and_then(|n| {
-        let l = sink.mapping(n, "listener limits", &["max_header_bytes", "max_headers"])?;
+        const KEYS: [&str; 4] = [
+            "max_header_bytes",
+            "max_headers",
+            "max_connections",
+            "max_requests",
+        ];
+        let l = sink.mapping(n, "listener limits", &KEYS)?;
         let mut limit = |key: &str| {
             let v = sink.uint(l.get(key)?, key)?;
             match usize::try_from(v.value) {
@@ -224,9 +234,38 @@ fn listener(node: &Node, has_identity: bool, sink: &mut Sink) -> RawListener {
                 Ok(n) => Some(n),
             }
         };
+        let max_header_bytes = limit("max_header_bytes");
+        let max_headers = limit("max_headers");
+        let mut shed = |key: &str| {
+            let v = sink.uint(l.get(key)?, key)?;
+            match u32::try_from(v.value) {
+                Ok(0) => {
+                    sink.report(v.pos, format!("{key} must be greater than zero"));
+                    None
+                }
+                Ok(n) => Some(n),
+                Err(_) => {
+                    sink.report(v.pos, format!("{key} must be at most {}", u32::MAX));
+                    None
+                }
+            }
+        };
+        let max_connections = shed("max_connections");
+        let max_requests = shed("max_requests");
+        let http_only = ["max_header_bytes", "max_headers", "max_requests"]
+            .into_iter()
+            .find_map(|k| {
+                l.get(k).map(|n| At {
+                    value: k,
+                    pos: crate::node::pos_of(n),
+                })
+            });
         let value = RawLimits {
-            max_header_bytes: limit("max_header_bytes"),
-            max_headers: limit("max_headers"),
+            max_header_bytes,
+            max_headers,
+            max_connections,
+            max_requests,
+            http_only,
         };
         Some(At { value, pos: l.pos })
     });

@@ -39,6 +39,11 @@ pub struct ListenerSpec {
     pub max_header_bytes: usize,
     /// HTTP only; TCP listeners carry the HTTP default, unused.
     pub max_headers: usize,
+    /// Connections open across all workers before accepting pauses; `None`: no limit.
+    pub max_connections: Option<u32>,
+    /// HTTP only: requests in flight across all workers before new ones are refused (503,
+    /// REFUSED_STREAM); `None`: no limit.
+    pub max_requests: Option<u32>,
     /// HTTP only; TCP listeners carry the HTTP default, unused.
     pub path_normalization: crate::model::PathNormalization,
     /// TLS termination; `None`: plaintext only.
@@ -324,6 +329,8 @@ fn compile_listener(
         idle_timeout: l.timeouts.idle,
         max_header_bytes: limits.max_header_bytes,
         max_headers: limits.max_headers,
+        max_connections: limits.max_connections,
+        max_requests: limits.max_requests,
         path_normalization: l.path_normalization.unwrap_or_default(),
         tls: match &l.tls {
             Some(t) => Some(ListenerTlsSpec {

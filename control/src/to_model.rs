@@ -40,22 +40,27 @@ pub(crate) fn config(raw: RawConfig) -> Option<Config> {
 
 fn listener(raw: RawListener) -> Option<Listener> {
     let protocol = raw.protocol?.value;
+    let written = raw.limits.map(|l| l.value);
+    let defaults = Limits::default();
+    let shed = Limits {
+        max_connections: written.as_ref().and_then(|l| l.max_connections),
+        ..defaults.clone()
+    };
     let limits = match protocol {
-        ListenerProtocol::Http => {
-            let written = raw.limits.map(|l| l.value);
-            let defaults = Limits::default();
-            Some(Limits {
-                max_header_bytes: written
-                    .as_ref()
-                    .and_then(|l| l.max_header_bytes)
-                    .unwrap_or(defaults.max_header_bytes),
-                max_headers: written
-                    .as_ref()
-                    .and_then(|l| l.max_headers)
-                    .unwrap_or(defaults.max_headers),
-            })
-        }
-        ListenerProtocol::Tcp => None,
+        ListenerProtocol::Http => Some(Limits {
+            max_header_bytes: written
+                .as_ref()
+                .and_then(|l| l.max_header_bytes)
+                .unwrap_or(defaults.max_header_bytes),
+            max_headers: written
+                .as_ref()
+                .and_then(|l| l.max_headers)
+                .unwrap_or(defaults.max_headers),
+            max_requests: written.as_ref().and_then(|l| l.max_requests),
+            ..shed
+        }),
+        // Only `max_connections` applies to a tcp listener (validation refuses the others).
+        ListenerProtocol::Tcp => shed.max_connections.is_some().then_some(shed),
     };
     let routes = match raw.routes {
         Some(routes) => routes.value.into_iter().map(route).collect::<Option<_>>()?,

@@ -271,8 +271,15 @@ fn check_tcp(listener: &RawListener, known: &KnownClusters, sink: &mut Sink) {
     if let Some(p) = &listener.path_normalization {
         sink.report(p.pos, "path_normalization applies only to http listeners");
     }
-    if let Some(limits) = &listener.limits {
-        sink.report(limits.pos, "limits apply only to http listeners");
+    if let Some(key) = listener
+        .limits
+        .as_ref()
+        .and_then(|l| l.value.http_only.as_ref())
+    {
+        sink.report(
+            key.pos,
+            format!("limits.{} applies only to http listeners", key.value),
+        );
     }
 }
 

@@ -283,9 +283,24 @@ fn tcp_listener_rules() {
         found,
         [
             "6:30: header_read applies only to http listeners",
-            "7:13: limits apply only to http listeners",
+            "7:28: limits.max_headers applies only to http listeners",
         ]
     );
+    // Connections are limited on every listener; requests only where there are requests.
+    let text = with_listeners(
+        "  - name: t\n    address: 127.0.0.1:1\n    protocol: tcp\n    cluster: db\n    limits: { max_connections: 5, max_requests: 0 }\n",
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "6:49: max_requests must be greater than zero",
+            "6:49: limits.max_requests applies only to http listeners",
+        ]
+    );
+    let text = with_listeners(
+        "  - name: t\n    address: 127.0.0.1:1\n    protocol: tcp\n    cluster: db\n    limits: { max_connections: 5 }\n",
+    );
+    assert!(problems(&text).is_empty(), "{:?}", problems(&text));
 }
 
 #[test]

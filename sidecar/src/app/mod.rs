@@ -56,6 +56,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         drain_timeout: args.drain_timeout,
         no_metrics: args.no_metrics,
         discovery: discovery.clone(),
+        loads: Default::default(),
     };
     let mut senders = Vec::with_capacity(workers);
     for id in 0..workers {

@@ -53,6 +53,9 @@ pub struct Conn {
     kicked: Cell<bool>,
     /// Set once the TLS handshake completes; empty on plaintext connections.
     pub tls: std::cell::OnceCell<Box<crate::core::tls::TlsInfo>>,
+    /// The connection's place under its listener's `max_connections`; also where its requests
+    /// are admitted under `max_requests`.
+    slot: crate::core::shed::ConnSlot,
 }
 
 impl std::fmt::Debug for Conn {
@@ -66,6 +69,11 @@ impl std::fmt::Debug for Conn {
 
 impl Conn {
     /// `https` on a TLS connection, else `http` (for `x-forwarded-proto`).
+    /// The listener's load, shared by all workers (load shedding).
+    pub fn load(&self) -> &crate::core::shed::Load {
+        self.slot.load()
+    }
+
     pub fn scheme(&self) -> &'static str {
         if self.tls.get().is_some() {
             "https"
@@ -146,6 +154,7 @@ impl Registry {
         listener: Rc<str>,
         protocol: Protocol,
         span: tracing::Span,
+        slot: crate::core::shed::ConnSlot,
     ) -> Registered {
         let id = self.next.get();
         self.next.set(id + 1);
@@ -164,6 +173,7 @@ impl Registry {
             idle_until: Cell::new(None),
             kicked: Cell::new(false),
             tls: std::cell::OnceCell::new(),
+            slot,
         });
         self.live.borrow_mut().insert(id, conn.clone());
         Registered {
@@ -311,12 +321,30 @@ impl Drop for Registered {
 mod tests {
     use super::*;
 
+    fn slot() -> crate::core::shed::ConnSlot {
+        std::sync::Arc::new(crate::core::shed::Load::default())
+            .try_connection(None)
+            .expect("no limit")
+    }
+
     #[test]
     fn lists_live_connections_and_forgets_closed_ones() {
         let r = Rc::new(Registry::default());
         let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
-        let a = r.open(peer, Rc::from("in"), Protocol::Http1, tracing::Span::none());
-        let b = r.open(peer, Rc::from("db"), Protocol::Tcp, tracing::Span::none());
+        let a = r.open(
+            peer,
+            Rc::from("in"),
+            Protocol::Http1,
+            tracing::Span::none(),
+            slot(),
+        );
+        let b = r.open(
+            peer,
+            Rc::from("db"),
+            Protocol::Tcp,
+            tracing::Span::none(),
+            slot(),
+        );
         a.conn.requests.set(3);
         a.conn.add_in(10);
         let (views, total) = r.list(7, 10);
@@ -337,7 +365,15 @@ mod tests {
         let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        let open = |name: &str| r.open(peer, Rc::from(name), Protocol::Tcp, tracing::Span::none());
+        let open = |name: &str| {
+            r.open(
+                peer,
+                Rc::from(name),
+                Protocol::Tcp,
+                tracing::Span::none(),
+                slot(),
+            )
+        };
         let mut gone = std::pin::pin!(Abortable::new(
             std::future::pending(),
             open("gone"),

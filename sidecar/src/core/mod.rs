@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod rate;
 pub mod rt;
 pub mod serve;
+pub mod shed;
 pub mod stats;
 pub mod tcp;
 pub mod tls;

@@ -30,6 +30,7 @@ pub fn connection<R: Rt>(
     stream: R::Stream,
     peer: SocketAddr,
     listener: Rc<str>,
+    slot: super::shed::ConnSlot,
 ) -> impl Future<Output = ()> {
     let live = w.lifecycle.connection();
     let protocol = match w.snapshot().listener(&listener).map(|l| &l.kind) {
@@ -40,7 +41,7 @@ pub fn connection<R: Rt>(
     // worker. Disabled below debug, where entering it is a flag check. It lives in the
     // registry entry (already on the heap), not in the task's future.
     let span = tracing::debug_span!("conn", %peer, listener = %listener, worker = w.id);
-    let reg = w.conns.open(peer, listener.clone(), protocol, span);
+    let reg = w.conns.open(peer, listener.clone(), protocol, span, slot);
     let conn = reg.conn.clone();
     Abortable::new(
         serve(w, Wire::Plain(stream), peer, listener, conn),

@@ -48,6 +48,8 @@ pub struct Options {
     pub no_metrics: bool,
     /// The live endpoint sets of clusters with DNS names (written by the resolver thread).
     pub discovery: Arc<crate::discovery::Live>,
+    /// Every listener's connection and request counts, shared by the workers (load shedding).
+    pub loads: Arc<super::shed::Loads>,
 }
 
 pub struct Worker<R: Rt> {
@@ -107,6 +109,22 @@ impl<R: Rt> Worker<R> {
     /// Whether the current config still has `listener` (no snapshot clone: one atomic load).
     pub fn has_listener(&self, listener: &str) -> bool {
         self.config.load().listener(listener).is_some()
+    }
+
+    /// The live config's `max_connections` for `listener` (one atomic load, no clone).
+    pub fn max_connections(&self, listener: &str) -> Option<u32> {
+        self.config
+            .load()
+            .listener(listener)
+            .and_then(|l| l.max_connections)
+    }
+
+    /// The live config's `max_requests` for `listener` (one atomic load, no clone).
+    pub fn max_requests(&self, listener: &str) -> Option<u32> {
+        self.config
+            .load()
+            .listener(listener)
+            .and_then(|l| l.max_requests)
     }
 
     /// This worker's figures; `runtime` comes from the backend. Resets the worst-lag window.

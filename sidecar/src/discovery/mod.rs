@@ -23,4 +23,5 @@ pub fn describe() {
         "Live endpoints of a cluster with DNS names"
     );
     crate::core::up::describe();
+    crate::core::shed::describe();
 }

@@ -236,8 +236,11 @@ mod tests {
             Lifecycle::new(),
             Default::default(),
         ));
+        let slot = Arc::new(crate::core::shed::Load::default())
+            .try_connection(None)
+            .expect("no limit");
         let fut = serve::guarded(
-            serve::connection(w, EpollStream(client), addr, Rc::from("l")),
+            serve::connection(w, EpollStream(client), addr, Rc::from("l"), slot),
             0,
             addr,
         );

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -10,8 +9,8 @@ use tokio::task::LocalSet;
 
 use super::io::{Epoll, EpollStream};
 use crate::backend::worker::{BoundListener, WorkerCmd, WorkerSetup};
-use crate::core::serve;
 use crate::core::worker::{Worker, TICK};
+use crate::core::{serve, shed};
 
 pub fn run(setup: WorkerSetup) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -84,6 +83,8 @@ async fn accept_loop(
     name: Rc<str>,
     mut stopped: oneshot::Receiver<()>,
 ) {
+    let load = worker.opts.loads.get(&name);
+    let mut backoff = shed::AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -91,15 +92,36 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                backoff.succeeded(&name, worker.id);
+                // Over the listener's max_connections, this connection waits (unserved) for
+                // room and the worker accepts no other meanwhile: at most one connection per
+                // worker over the limit.
+                let slot = match load.try_connection(worker.max_connections(&name)) {
+                    Some(s) => s,
+                    None => tokio::select! {
+                        s = shed::room(&worker, &load, &name) => s,
+                        _ = &mut stopped => break,
+                    },
+                };
                 let _ = stream.set_nodelay(true);
-                let conn =
-                    serve::connection(worker.clone(), EpollStream(stream), peer, name.clone());
+                let conn = serve::connection(
+                    worker.clone(),
+                    EpollStream(stream),
+                    peer,
+                    name.clone(),
+                    slot,
+                );
                 tokio::task::spawn_local(serve::guarded(conn, worker.id, peer));
             }
             Err(e) => {
-                tracing::warn!(listener = %name, error = %e, "accept failed");
-                // Out of fds or memory: back off rather than spin.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of fds or memory: pause with backoff rather than spin.
+                let wait = backoff.failed(&e, &name, worker.id);
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = &mut stopped => break,
+                    }
+                }
             }
         }
     }

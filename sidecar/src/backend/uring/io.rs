@@ -282,7 +282,10 @@ mod tests {
                 Lifecycle::new(),
                 Default::default(),
             ));
-            let fut = serve::guarded(serve::connection(w, s, addr, Rc::from("l")), 0, addr);
+            let slot = Arc::new(crate::core::shed::Load::default())
+                .try_connection(None)
+                .expect("no limit");
+            let fut = serve::guarded(serve::connection(w, s, addr, Rc::from("l"), slot), 0, addr);
             let size = std::mem::size_of_val(&fut);
             eprintln!("io_uring connection future: {size} bytes");
             assert!(size <= 1000, "connection future grew to {size} bytes");

@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use monoio::net::TcpListener;
 use monoio::{IoUringDriver, RuntimeBuilder};
@@ -11,8 +10,8 @@ use monoio::{IoUringDriver, RuntimeBuilder};
 use super::io::{shutdown_listener, Uring, UringStream};
 use crate::backend::probe::{RingFlags, RING_ENTRIES};
 use crate::backend::worker::{BoundListener, WorkerCmd, WorkerSetup};
-use crate::core::serve;
 use crate::core::worker::{Worker, TICK};
+use crate::core::{serve, shed};
 
 pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
     let mut rt = RuntimeBuilder::<IoUringDriver>::new()
@@ -112,23 +111,55 @@ async fn accept_loop(
     name: Rc<str>,
     stopped: Rc<Cell<bool>>,
 ) {
+    let load = worker.opts.loads.get(&name);
+    let mut backoff = shed::AcceptBackoff::default();
     while !stopped.get() {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                backoff.succeeded(&name, worker.id);
+                // Over the listener's max_connections, this connection waits (unserved) for
+                // room and the worker accepts no other meanwhile: at most one connection per
+                // worker over the limit. The wait ends on its own (a sleep), so a stop is seen
+                // within PAUSE_POLL.
+                let slot = match load.try_connection(worker.max_connections(&name)) {
+                    Some(s) => s,
+                    None => {
+                        let room = std::pin::pin!(shed::room(&worker, &load, &name));
+                        let stop = std::pin::pin!(until_stopped(&stopped));
+                        match futures_util::future::select(room, stop).await {
+                            futures_util::future::Either::Left((s, _)) => s,
+                            futures_util::future::Either::Right(_) => break,
+                        }
+                    }
+                };
                 let _ = stream.set_nodelay(true);
-                let conn =
-                    serve::connection(worker.clone(), UringStream(stream), peer, name.clone());
+                let conn = serve::connection(
+                    worker.clone(),
+                    UringStream(stream),
+                    peer,
+                    name.clone(),
+                    slot,
+                );
                 monoio::spawn(serve::guarded(conn, worker.id, peer));
             }
             Err(_) if stopped.get() => break,
             Err(e) => {
-                tracing::warn!(listener = %name, error = %e, "accept failed");
-                // Out of fds or memory: back off rather than spin.
-                monoio::time::sleep(Duration::from_millis(50)).await;
+                // Out of fds or memory: pause with backoff rather than spin.
+                let wait = backoff.failed(&e, &name, worker.id);
+                if !wait.is_zero() {
+                    monoio::time::sleep(wait).await;
+                }
             }
         }
     }
     tracing::debug!(worker = worker.id, listener = %name, "stopped accepting");
+}
+
+/// Completes once `stopped` is set (checked every [`shed::PAUSE_POLL`]).
+async fn until_stopped(stopped: &Cell<bool>) {
+    while !stopped.get() {
+        monoio::time::sleep(shed::PAUSE_POLL).await;
+    }
 }
 
 async fn housekeeping(worker: Rc<Worker<Uring>>) {

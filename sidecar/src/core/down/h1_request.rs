@@ -20,6 +20,7 @@ use crate::core::proxy::exchange::{self, Deadline, Exchange, Failure, Next, Reco
 use crate::core::proxy::{h1_h1, h1_h2};
 use crate::core::rate;
 use crate::core::rt::{Rt, WriteHalf};
+use crate::core::shed;
 use crate::core::stats::NONE;
 use crate::core::trace;
 use crate::core::worker::Worker;
@@ -62,6 +63,16 @@ pub async fn handle<R: Rt>(
         started,
         counted,
     };
+    // Shed first: an overloaded listener spends nothing more on the request.
+    let _slot = match at.conn.load().admit_request(at.spec.max_requests) {
+        Ok(slot) => slot,
+        Err(_) => {
+            shed::count_shed(at.w, &at.spec.name);
+            let next = answer_retry(down, at.conn, 503, "overloaded", keep, Some(1)).await;
+            rec.record(&head, NONE, NONE, None, 503, None);
+            return next;
+        }
+    };
     // Nothing visibly invalid reaches an upstream: the path the routes match is the one the
     // upstream receives, and body bytes already in hand must frame correctly.
     if let Err(reason) = normalize(&mut head, at.spec, buf) {
@@ -84,12 +95,7 @@ pub async fn handle<R: Rt>(
         return next;
     }
     if let Err(secs) = rate::admit(&at.spec.name, route) {
-        let resp = local::response_retry(429, "rate limited", keep, Some(secs));
-        at.conn.add_out(resp.len() as u64);
-        let next = match down.write_all(resp).await {
-            Ok(()) if keep != LocalConn::Close => Next::KeepAlive,
-            _ => Next::Close,
-        };
+        let next = answer_retry(down, at.conn, 429, "rate limited", keep, Some(secs)).await;
         rec.record(&head, &route.name, NONE, None, 429, trace.as_deref());
         return next;
     }
@@ -224,7 +230,19 @@ async fn answer<S: WriteHalf, T>(
     detail: &str,
     keep: LocalConn,
 ) -> Next<T> {
-    let resp = local::response(status, detail, keep);
+    answer_retry(down, conn, status, detail, keep, None).await
+}
+
+/// [`answer`] with `Retry-After: SECONDS` (429, 503).
+async fn answer_retry<S: WriteHalf, T>(
+    down: &mut S,
+    conn: &Conn,
+    status: u16,
+    detail: &str,
+    keep: LocalConn,
+    retry_after: Option<u64>,
+) -> Next<T> {
+    let resp = local::response_retry(status, detail, keep, retry_after);
     conn.add_out(resp.len() as u64);
     match down.write_all(resp).await {
         Ok(()) if keep != LocalConn::Close => Next::KeepAlive,

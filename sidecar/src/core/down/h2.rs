@@ -21,6 +21,7 @@ use crate::core::conns::{Conn, Protocol};
 use crate::core::h2::rewind::Rewind;
 use crate::core::h2::settings;
 use crate::core::rt::{timeout, Rt, Stream};
+use crate::core::shed::RequestSlot;
 use crate::core::worker::Worker;
 
 enum Event<T> {
@@ -98,11 +99,21 @@ pub async fn serve<R: Rt>(
         })
         .await;
         match event {
-            Event::Stream((req, respond)) => {
+            Event::Stream((req, mut respond)) => {
                 last_active = Instant::now();
                 conn.requests.set(conn.requests.get() + 1);
-                conn.in_flight.set(true);
-                streams.push(h2_stream::handle(&ctx, req, respond));
+                match conn.load().admit_request(w.max_requests(&listener)) {
+                    Ok(slot) => {
+                        conn.in_flight.set(true);
+                        streams.push(admitted(slot, h2_stream::handle(&ctx, req, respond)));
+                    }
+                    // RFC 9113 §8.7: REFUSED_STREAM tells the client the request was not
+                    // processed, so it may send it again, here later or elsewhere.
+                    Err(_) => {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        crate::core::shed::count_shed(w, &listener);
+                    }
+                }
             }
             Event::Kicked => {
                 let draining =
@@ -122,4 +133,10 @@ pub async fn serve<R: Rt>(
         }
     }
     conn.set_idle_until(None);
+}
+
+/// A stream's work, holding its place under the listener's `max_requests` until it ends.
+async fn admitted<F: Future<Output = ()>>(slot: Option<RequestSlot<'_>>, stream: F) {
+    stream.await;
+    drop(slot);
 }
