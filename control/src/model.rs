@@ -209,6 +209,9 @@ pub struct Route {
     /// A local rate limit shared by all workers; over it, 429.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<crate::rate_limit::RateLimitConfig>,
+    /// This route's retry policy; `None`: its cluster's `retry`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::retry::RetryPolicy>,
 }
 
 /// Default whole-request timeout of a route.

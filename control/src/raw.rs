@@ -71,6 +71,7 @@ pub(crate) struct RawRoute {
     pub timeout: Option<At<Duration>>,
     pub authz: Option<At<crate::tls::Authz>>,
     pub rate_limit: Option<At<crate::rate_limit::RateLimitConfig>>,
+    pub retry: Option<At<crate::retry::RetryPolicy>>,
 }
 
 #[derive(Default)]
@@ -329,6 +330,7 @@ fn route(node: &Node, sink: &mut Sink) -> RawRoute {
         timeout: None,
         authz: None,
         rate_limit: None,
+        retry: None,
     };
     let Some(f) = sink.mapping(
         node,
@@ -340,6 +342,7 @@ fn route(node: &Node, sink: &mut Sink) -> RawRoute {
             "timeout",
             "authz",
             "rate_limit",
+            "retry",
         ],
     ) else {
         return out;
@@ -364,6 +367,9 @@ fn route(node: &Node, sink: &mut Sink) -> RawRoute {
     out.rate_limit = f
         .get("rate_limit")
         .and_then(|n| crate::rate_limit::decode(n, sink));
+    out.retry = f
+        .get("retry")
+        .and_then(|n| crate::retry::decode_retry(n, sink));
     out
 }
 

@@ -1,6 +1,7 @@
-//! Retry policy and retry budget of a cluster (DESIGN.md §4 `retry`, `retry_budget`). The
-//! data plane's one retry rule (`proxy::exchange::may_replay`) decides what is safe; a policy
-//! only widens what is retried within that.
+//! Retry policy (of a route, or a cluster's default for its routes) and retry budget of a
+//! cluster (DESIGN.md §4 `retry`, `retry_budget`). The data plane's one retry rule
+//! (`proxy::exchange::may_replay`) decides what is safe; a policy only widens what is retried
+//! within that.
 
 use crate::node::{At, Sink};
 use marked_yaml::Node;
@@ -22,6 +23,16 @@ pub enum RetryOn {
     /// Any 5xx response, or a reset.
     #[serde(rename = "5xx")]
     FiveXx,
+    /// gRPC CANCELLED (1) in a Trailers-Only response.
+    Cancelled,
+    /// gRPC DEADLINE_EXCEEDED (4) in a Trailers-Only response.
+    DeadlineExceeded,
+    /// gRPC RESOURCE_EXHAUSTED (8) in a Trailers-Only response.
+    ResourceExhausted,
+    /// gRPC INTERNAL (13) in a Trailers-Only response.
+    Internal,
+    /// gRPC UNAVAILABLE (14) in a Trailers-Only response.
+    Unavailable,
     /// This status.
     #[serde(untagged)]
     Status(u16),
@@ -34,7 +45,25 @@ impl RetryOn {
         ("reset", RetryOn::Reset),
         ("gateway-error", RetryOn::GatewayError),
         ("5xx", RetryOn::FiveXx),
+        ("cancelled", RetryOn::Cancelled),
+        ("deadline-exceeded", RetryOn::DeadlineExceeded),
+        ("resource-exhausted", RetryOn::ResourceExhausted),
+        ("internal", RetryOn::Internal),
+        ("unavailable", RetryOn::Unavailable),
     ];
+
+    /// Whether a Trailers-Only gRPC response with status `code` is retried under this
+    /// condition (gRPC status codes, as Envoy's `retry_on` names them).
+    pub fn matches_grpc(self, code: u8) -> bool {
+        matches!(
+            (self, code),
+            (RetryOn::Cancelled, 1)
+                | (RetryOn::DeadlineExceeded, 4)
+                | (RetryOn::ResourceExhausted, 8)
+                | (RetryOn::Internal, 13)
+                | (RetryOn::Unavailable, 14)
+        )
+    }
 
     /// Whether a response with `status` is retried under this condition.
     pub fn matches_status(self, status: u16) -> bool {
@@ -56,6 +85,11 @@ impl RetryOn {
                     RetryOn::Reset | RetryOn::GatewayError | RetryOn::FiveXx,
                     FailureKind::Reset
                 )
+                // A per-try timeout is what Ringside would answer 504 for (as Envoy counts it).
+                | (
+                    RetryOn::GatewayError | RetryOn::FiveXx,
+                    FailureKind::AttemptTimeout
+                )
         )
     }
 }
@@ -66,9 +100,11 @@ pub enum FailureKind {
     Connect,
     Refused,
     Reset,
+    /// The attempt's `per_try_timeout` ran out before a response head.
+    AttemptTimeout,
 }
 
-/// A cluster's retry policy.
+/// A retry policy: a route's own, or its cluster's default for the routes that have none.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -78,6 +114,14 @@ pub struct RetryPolicy {
     /// Wait before retry n: a random time up to `backoff × 2^(n-1)` (full jitter), at most 1 s.
     #[serde(with = "crate::duration::serde_str")]
     pub backoff: Duration,
+    /// The longest wait for one attempt's response head; `None`: only the route's timeout,
+    /// which always bounds the whole request, retries included.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::serde_opt"
+    )]
+    pub per_try_timeout: Option<Duration>,
 }
 
 /// The most attempts a policy may ask for.
@@ -92,6 +136,10 @@ impl RetryPolicy {
 
     pub fn on_failure(&self, kind: FailureKind) -> bool {
         self.on.iter().any(|o| o.matches_failure(kind))
+    }
+
+    pub fn on_grpc(&self, code: u8) -> bool {
+        self.on.iter().any(|o| o.matches_grpc(code))
     }
 }
 
@@ -119,7 +167,7 @@ impl Default for RetryBudget {
     }
 }
 
-const RETRY_FIELDS: &[&str] = &["attempts", "on", "backoff"];
+const RETRY_FIELDS: &[&str] = &["attempts", "on", "backoff", "per_try_timeout"];
 const BUDGET_FIELDS: &[&str] = &["ratio", "min_per_second"];
 
 /// Decodes a cluster's `retry` mapping. `None` after a reported problem.
@@ -170,11 +218,28 @@ pub(crate) fn decode_retry(node: &Node, sink: &mut Sink<'_>) -> Option<At<RetryP
         }
         None => DEFAULT_BACKOFF,
     };
+    let per_try_timeout = match f
+        .get("per_try_timeout")
+        .map(|n| sink.duration(n, "per_try_timeout"))
+    {
+        Some(Some(d)) if d.value.is_zero() => {
+            sink.report(d.pos, "per_try_timeout must be greater than zero");
+            ok = false;
+            None
+        }
+        Some(Some(d)) => Some(d.value),
+        Some(None) => {
+            ok = false;
+            None
+        }
+        None => None,
+    };
     ok.then_some(At {
         value: RetryPolicy {
             attempts,
             on,
             backoff,
+            per_try_timeout,
         },
         pos,
     })

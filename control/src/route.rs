@@ -37,6 +37,8 @@ pub struct RouteSpec {
     pub authz: Option<std::sync::Arc<crate::tls::AllowList>>,
     /// The route's rate limit, shared by every worker (a reload starts it afresh).
     pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,
+    /// The route's own retry policy; `None`: the cluster's applies.
+    pub retry: Option<std::sync::Arc<crate::retry::RetryPolicy>>,
 }
 
 impl RouteSpec {
@@ -72,6 +74,7 @@ impl RouteSpec {
                 .rate_limit
                 .as_ref()
                 .map(|c| std::sync::Arc::new(crate::rate_limit::RateLimiter::new(c))),
+            retry: route.retry.clone().map(std::sync::Arc::new),
         })
     }
 

@@ -113,6 +113,7 @@ fn route(rng: &mut Rng, i: usize, hosts: &[String]) -> Route {
         timeout: DEFAULT_ROUTE_TIMEOUT,
         authz: None,
         rate_limit: None,
+        retry: None,
     }
 }
 
@@ -260,6 +261,7 @@ fn fuzzed_hosts_and_paths_agree_with_the_scan() {
                     timeout: DEFAULT_ROUTE_TIMEOUT,
                     authz: None,
                     rate_limit: None,
+                    retry: None,
                 }
             })
             .collect();

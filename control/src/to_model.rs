@@ -130,6 +130,7 @@ fn route(raw: RawRoute) -> Option<Route> {
         timeout: value(raw.timeout).unwrap_or(DEFAULT_ROUTE_TIMEOUT),
         authz: value(raw.authz),
         rate_limit: value(raw.rate_limit),
+        retry: value(raw.retry),
     })
 }
 

@@ -24,6 +24,7 @@ func main() {
 	name := flag.String("name", "grpc", "instance name, sent back as header metadata x-served-by")
 	ready := flag.String("ready-file", "", "write the bound address here once listening")
 	ignoreDeadline := flag.Bool("ignore-deadline", false, "drop grpc-timeout before the service sees it")
+	unavailableRate := flag.Float64("unavailable-rate", 0, "share of Unary calls (0..1) answered UNAVAILABLE at once (Trailers-Only), spread evenly")
 	var tlsFiles grpcecho.TLSFiles
 	flag.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve over TLS with this certificate (PEM)")
 	flag.StringVar(&tlsFiles.Key, "tls-key", "", "the private key of -tls-cert")
@@ -45,7 +46,9 @@ func main() {
 		}
 		opts = append(opts, creds)
 	}
-	g := grpcecho.NewGRPCServer(grpcecho.New(*name), opts...)
+	svc := grpcecho.New(*name)
+	svc.UnavailableRate = *unavailableRate
+	g := grpcecho.NewGRPCServer(svc, opts...)
 	if !*ignoreDeadline {
 		log.Fatal(g.Serve(l))
 	}

@@ -16,6 +16,10 @@
 //	x-trailers-only  set no header metadata (not even x-served-by), so an error answer is a
 //	                 Trailers-Only response
 //
+// With UnavailableRate (grpcserver -unavailable-rate) a share of Unary calls is answered
+// UNAVAILABLE before anything else (Trailers-Only); Stats reports
+// "cancelled=N unary=N unavailable=N".
+//
 // ServerStream reads x-count, x-size and x-interval-ms (a pause before each message after the
 // first, honouring cancellation and counted like x-sleep-ms). Every response carries header
 // x-served-by: NAME.
@@ -57,6 +61,21 @@ const (
 type Server struct {
 	name      string
 	cancelled atomic.Int64
+	// UnavailableRate is the share (0..1) of Unary calls answered UNAVAILABLE at once, as a
+	// Trailers-Only response, spread evenly: call i fails when ⌊(i+1)·r⌋ > ⌊i·r⌋.
+	UnavailableRate float64
+	unaryCalls      atomic.Int64
+	unavailable     atomic.Int64
+}
+
+// failNext reports whether the next Unary call is answered UNAVAILABLE, counting it.
+func (s *Server) failNext() bool {
+	i := float64(s.unaryCalls.Add(1) - 1)
+	if s.UnavailableRate <= 0 || int64((i+1)*s.UnavailableRate) == int64(i*s.UnavailableRate) {
+		return false
+	}
+	s.unavailable.Add(1)
+	return true
 }
 
 // New returns the service, tagging responses with x-served-by: name.
@@ -121,6 +140,10 @@ func unaryHandler(srv any, ctx context.Context, dec func(any) error, icpt grpc.U
 }
 
 func (s *Server) unary(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+	if s.failNext() {
+		// Before any header metadata: a Trailers-Only response.
+		return nil, status.Error(codes.Unavailable, "unavailable on purpose (-unavailable-rate)")
+	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	echo := metadata.MD{}
 	for k, v := range md {
@@ -185,7 +208,7 @@ func statsHandler(srv any, ctx context.Context, dec func(any) error, icpt grpc.U
 	}
 	s := srv.(*Server)
 	call := func(context.Context, any) (any, error) {
-		return wrapperspb.String(fmt.Sprintf("cancelled=%d", s.Cancelled())), nil
+		return wrapperspb.String(fmt.Sprintf("cancelled=%d unary=%d unavailable=%d", s.Cancelled(), s.unaryCalls.Load(), s.unavailable.Load())), nil
 	}
 	if icpt == nil {
 		return call(ctx, in)

@@ -26,6 +26,9 @@ pub struct Entry<'a> {
     pub route: &'a str,
     pub cluster: &'a str,
     pub endpoint: Option<SocketAddr>,
+    /// Upstream attempts made, the first included: above 1 when the request was retried or
+    /// replayed; 0 when Ringside answered it itself.
+    pub attempts: u32,
     pub status: u16,
     pub duration_ms: f64,
     pub bytes_in: u64,
@@ -112,6 +115,7 @@ mod tests {
             route: "r",
             cluster: "c",
             endpoint: None,
+            attempts: 0,
             status: 200,
             duration_ms: 1.5,
             bytes_in: 1,

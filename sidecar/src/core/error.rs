@@ -69,6 +69,10 @@ pub enum ProxyError {
     UpstreamProtocol(String),
     #[error("route timeout expired")]
     Timeout,
+    /// The retry policy's `per_try_timeout` ran out before the attempt's response head (the
+    /// route's timeout had not): the upstream may have acted on the request.
+    #[error("per-try timeout expired")]
+    AttemptTimeout,
     #[error("client I/O error: {0}")]
     DownstreamIo(io::Error),
     #[error("client closed the connection")]
@@ -91,7 +95,7 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             Self::NoRoute => 404,
-            Self::Timeout => 504,
+            Self::Timeout | Self::AttemptTimeout => 504,
             Self::Overflow(_) => 503,
             Self::Unsupported(_) => 501,
             Self::DownstreamTimeout => 408,
@@ -122,7 +126,9 @@ impl ProxyError {
             | Self::UpstreamTls { .. }
             | Self::Refused(_)
             | Self::StaleConnection(_) => Retry::Always,
-            Self::UpstreamClosed | Self::UpstreamIo(_) => Retry::IfIdempotent,
+            Self::UpstreamClosed | Self::UpstreamIo(_) | Self::AttemptTimeout => {
+                Retry::IfIdempotent
+            }
             _ => Retry::Never,
         }
     }
@@ -142,6 +148,7 @@ impl ProxyError {
             Self::UpstreamReset(_) => "upstream reset the stream",
             Self::UpstreamProtocol(_) => "invalid upstream response",
             Self::Timeout => "upstream timeout",
+            Self::AttemptTimeout => "upstream per-try timeout",
             Self::DownstreamIo(_) | Self::DownstreamClosed => "client closed the connection",
             Self::DownstreamProtocol(_) => "invalid request body",
             Self::DownstreamTimeout => "request body timeout",

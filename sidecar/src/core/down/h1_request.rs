@@ -16,7 +16,9 @@ use crate::core::authz;
 use crate::core::conns::Conn;
 use crate::core::http1::{self, BodyKind, RequestHead, Version};
 use crate::core::path;
-use crate::core::proxy::exchange::{self, Deadline, Exchange, Failure, Next, Record, RequestInfo};
+use crate::core::proxy::exchange::{
+    self, Deadline, Exchange, Failure, Next, Record, RequestInfo, Tried,
+};
 use crate::core::proxy::{h1_h1, h1_h2};
 use crate::core::rate;
 use crate::core::rt::{Rt, WriteHalf};
@@ -69,7 +71,7 @@ pub async fn handle<R: Rt>(
         Err(_) => {
             shed::count_shed(at.w, &at.spec.name);
             let next = answer_retry(down, at.conn, 503, "overloaded", keep, Some(1)).await;
-            rec.record(&head, NONE, NONE, None, 503, None);
+            rec.record(&head, NONE, NONE, Tried::NONE, 503, None);
             return next;
         }
     };
@@ -77,7 +79,7 @@ pub async fn handle<R: Rt>(
     // upstream receives, and body bytes already in hand must frame correctly.
     if let Err(reason) = normalize(&mut head, at.spec, buf) {
         let next = answer(down, at.conn, 400, reason, LocalConn::Close).await;
-        rec.record(&head, NONE, NONE, None, 400, None);
+        rec.record(&head, NONE, NONE, Tried::NONE, 400, None);
         return next;
     }
     let ListenerKind::Http { routes } = &at.spec.kind else {
@@ -86,17 +88,17 @@ pub async fn handle<R: Rt>(
     let trace = trace::context(&head, at.w.opts.start_traces);
     let Some(route) = routes.find(&View(&head)) else {
         let next = answer(down, at.conn, 404, "no route", keep).await;
-        rec.record(&head, NONE, NONE, None, 404, trace.as_deref());
+        rec.record(&head, NONE, NONE, Tried::NONE, 404, trace.as_deref());
         return next;
     };
     if !authz::admits_request(at.spec, route, at.conn) {
         let next = answer(down, at.conn, 403, "forbidden by authz", keep).await;
-        rec.record(&head, &route.name, NONE, None, 403, trace.as_deref());
+        rec.record(&head, &route.name, NONE, Tried::NONE, 403, trace.as_deref());
         return next;
     }
     if let Err(secs) = rate::admit(&at.spec.name, route) {
         let next = answer_retry(down, at.conn, 429, "rate limited", keep, Some(secs)).await;
-        rec.record(&head, &route.name, NONE, None, 429, trace.as_deref());
+        rec.record(&head, &route.name, NONE, Tried::NONE, 429, trace.as_deref());
         return next;
     }
     let cluster = at.snap.cluster(route.pick_cluster(fastrand::u32(..)));
@@ -115,6 +117,7 @@ pub async fn handle<R: Rt>(
         client_ip: &client_ip,
         conn: at.conn,
         cluster,
+        retry: exchange::policy(route, cluster),
         deadline: Deadline {
             at: started + route.timeout,
             grpc: false,
@@ -134,7 +137,11 @@ pub async fn handle<R: Rt>(
         Ok((done, next)) => (done.status, next),
         Err(Failure::Before(e)) => {
             tracing::debug!(peer = %at.peer, route = %route.name, cluster = %cluster.name, error = %e, "request failed");
-            if matches!(e, crate::core::error::ProxyError::Timeout) {
+            if matches!(
+                e,
+                crate::core::error::ProxyError::Timeout
+                    | crate::core::error::ProxyError::AttemptTimeout
+            ) {
                 at.w.stats.cluster(&cluster.name).timeouts.increment(1);
             }
             // The request body may be half-read: only a bodiless request keeps the connection.
@@ -154,7 +161,7 @@ pub async fn handle<R: Rt>(
         &head,
         &route.name,
         &cluster.name,
-        x.endpoint.get(),
+        x.tried(),
         status,
         trace.as_deref(),
     );
@@ -175,7 +182,7 @@ impl<R: Rt> Finish<'_, '_, R> {
         head: &RequestHead,
         route: &str,
         cluster: &str,
-        endpoint: Option<SocketAddr>,
+        upstream: Tried,
         status: u16,
         trace: Option<&str>,
     ) {
@@ -190,7 +197,7 @@ impl<R: Rt> Finish<'_, '_, R> {
             listener: &self.at.spec.name,
             route,
             cluster,
-            endpoint,
+            upstream,
             status,
             grpc_status: None,
             started: self.started,

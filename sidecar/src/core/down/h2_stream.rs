@@ -20,7 +20,9 @@ use crate::core::error::{grpc_code_for_http, ProxyError};
 use crate::core::h2::grpc;
 use crate::core::http1::XFCC;
 use crate::core::path;
-use crate::core::proxy::exchange::{self, Deadline, Done, Exchange, Failure, Record, RequestInfo};
+use crate::core::proxy::exchange::{
+    self, Deadline, Done, Exchange, Failure, Record, RequestInfo, Tried,
+};
 use crate::core::proxy::{h2_h1, h2_h2};
 use crate::core::rate;
 use crate::core::rt::Rt;
@@ -98,13 +100,25 @@ pub async fn handle<R: Rt>(
     if let Some((status, label)) = refused {
         let code = is_grpc.then(|| grpc_code_for_http(status).to_string());
         let sent = local(&mut respond, status, label, is_grpc);
-        rec.record(NONE, NONE, None, &Done::status(sent), code.as_deref());
+        rec.record(
+            NONE,
+            NONE,
+            Tried::NONE,
+            &Done::status(sent),
+            code.as_deref(),
+        );
         return;
     }
     let Some(route) = routes.find(&View(&parts)) else {
         let status = local(&mut respond, 404, "no route", is_grpc);
         let code = is_grpc.then(|| grpc_code_for_http(404).to_string());
-        rec.record(NONE, NONE, None, &Done::status(status), code.as_deref());
+        rec.record(
+            NONE,
+            NONE,
+            Tried::NONE,
+            &Done::status(status),
+            code.as_deref(),
+        );
         return;
     };
     if !authz::admits_request(spec, route, ctx.conn) {
@@ -113,7 +127,7 @@ pub async fn handle<R: Rt>(
         rec.record(
             &route.name,
             NONE,
-            None,
+            Tried::NONE,
             &Done::status(status),
             code.as_deref(),
         );
@@ -125,7 +139,7 @@ pub async fn handle<R: Rt>(
         rec.record(
             &route.name,
             NONE,
-            None,
+            Tried::NONE,
             &Done::status(status),
             code.as_deref(),
         );
@@ -147,6 +161,7 @@ pub async fn handle<R: Rt>(
         client_ip: ctx.client_ip,
         conn: ctx.conn,
         cluster,
+        retry: exchange::policy(route, cluster),
         deadline: Deadline {
             at: started + limit,
             grpc: grpc_timeout.is_some_and(|g| g <= route.timeout),
@@ -163,24 +178,24 @@ pub async fn handle<R: Rt>(
         UpstreamProtocol::Http1 => h2_h1::proxy::<R>(&x, parts, body, &mut respond).await,
     };
     let (r, c) = (route.name.as_str(), cluster.name.as_str());
-    let endpoint = x.endpoint.get();
+    let tried = x.tried();
     match outcome {
-        Ok(done) => rec.record(r, c, endpoint, &done, done.grpc_status.as_deref()),
+        Ok(done) => rec.record(r, c, tried, &done, done.grpc_status.as_deref()),
         Err(Failure::Before(e)) => {
             tracing::debug!(peer = %ctx.peer, route = r, cluster = c, error = %e, "h2 request failed");
-            if matches!(e, ProxyError::Timeout) {
+            if matches!(e, ProxyError::Timeout | ProxyError::AttemptTimeout) {
                 w.stats.cluster(c).timeouts.increment(1);
             }
             let (status, code) = answer_failure(&mut respond, &e, is_grpc, &x.deadline);
-            rec.record(r, c, endpoint, &Done::status(status), code.as_deref());
+            rec.record(r, c, tried, &Done::status(status), code.as_deref());
         }
         Err(Failure::After(done, e)) => {
             tracing::debug!(peer = %ctx.peer, route = r, cluster = c, error = %e, "h2 response aborted");
-            rec.record(r, c, endpoint, &done, done.grpc_status.as_deref());
+            rec.record(r, c, tried, &done, done.grpc_status.as_deref());
         }
         // 499, as nginx counts a client that went away before the response.
         Err(Failure::Cancelled) => {
-            rec.record(r, c, endpoint, &Done::status(499), is_grpc.then_some("1"))
+            rec.record(r, c, tried, &Done::status(499), is_grpc.then_some("1"))
         }
     }
 }
@@ -243,7 +258,7 @@ impl<R: Rt> Finish<'_, R> {
         &self,
         route: &str,
         cluster: &str,
-        endpoint: Option<SocketAddr>,
+        upstream: Tried,
         done: &Done,
         grpc_status: Option<&str>,
     ) {
@@ -257,7 +272,7 @@ impl<R: Rt> Finish<'_, R> {
             listener: self.ctx.listener,
             route,
             cluster,
-            endpoint,
+            upstream,
             status: done.status,
             grpc_status,
             started: self.started,

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use control::retry::RetryPolicy;
 use control::snapshot::ClusterSpec;
 
 use crate::core::access_log::Entry;
@@ -21,8 +22,8 @@ use crate::core::up::h1::Upstream;
 use crate::core::worker::Worker;
 
 pub use super::replay::{
-    failure_kind, idempotent, kind_label, may_replay, may_retry_status, Replay, Verdict,
-    MAX_ATTEMPTS,
+    failure_kind, idempotent, kind_label, may_replay, may_retry_grpc, may_retry_status, Replay,
+    Verdict, MAX_ATTEMPTS,
 };
 
 /// One request's trip to one cluster, whatever the protocols on each side.
@@ -33,6 +34,8 @@ pub struct Exchange<'a, R: Rt> {
     pub client_ip: &'a str,
     pub conn: &'a Conn,
     pub cluster: &'a ClusterSpec,
+    /// The route's retry policy, else the cluster's ([`policy`]).
+    pub retry: Option<&'a RetryPolicy>,
     pub deadline: Deadline,
     /// The listener the request arrived on.
     pub listener: &'a str,
@@ -54,7 +57,7 @@ impl<R: Rt> Exchange<'_, R> {
     /// also where the attempt's endpoint is told it failed (outlier ejection).
     pub async fn replay_after(&self, e: &ProxyError, req: Replay) -> bool {
         self.attempt_failed(e);
-        let verdict = may_replay(e, req, self.attempts.get(), self.cluster.retry.as_ref());
+        let verdict = may_replay(e, req, self.attempts.get(), self.retry);
         let reason = failure_kind(e).map_or("other", kind_label);
         match verdict {
             Verdict::No => return false,
@@ -76,16 +79,13 @@ impl<R: Rt> Exchange<'_, R> {
         true
     }
 
-    /// Whether a response with `status` is retried (the cluster's retry policy, for
-    /// idempotent requests whose body is held, within the budget), after the backoff. The
-    /// caller has reported the response ([`Self::responded`]) and drops it if so.
+    /// Whether a response with `status` is retried (the retry policy, for idempotent
+    /// requests whose body is held, within the budget), after the backoff. The caller has
+    /// reported the response ([`Self::responded`]) and drops it if so.
     pub async fn retry_status(&self, status: u16, req: Replay) -> bool {
-        if !may_retry_status(
-            status,
-            req,
-            self.attempts.get(),
-            self.cluster.retry.as_ref(),
-        ) || !self.budget_retry()
+        if !may_retry_status(status, req, self.attempts.get(), self.retry)
+            || !self.budget_retry()
+            || !self.admit_retry()
         {
             return false;
         }
@@ -93,6 +93,56 @@ impl<R: Rt> Exchange<'_, R> {
         tracing::debug!(cluster = %self.cluster.name, status, attempt = self.attempts.get() + 1, "retrying after status");
         self.count_retry("status");
         true
+    }
+
+    /// Whether a Trailers-Only gRPC response with status `code` is retried ([`may_retry_grpc`],
+    /// within the budget), after the backoff. The caller drops the response if so.
+    pub async fn retry_grpc(&self, code: u8, req: Replay) -> bool {
+        if !may_retry_grpc(code, req, self.attempts.get(), self.retry)
+            || !self.budget_retry()
+            || !self.admit_retry()
+        {
+            return false;
+        }
+        self.backoff().await;
+        tracing::debug!(cluster = %self.cluster.name, grpc_status = code, attempt = self.attempts.get() + 1, "retrying after gRPC status");
+        self.count_retry("grpc-status");
+        true
+    }
+
+    /// When the current attempt's response head must have arrived: the route's deadline, or
+    /// sooner the policy's `per_try_timeout` after the attempt began.
+    pub fn head_deadline(&self) -> Instant {
+        match (
+            self.retry.and_then(|p| p.per_try_timeout),
+            self.endpoint.started.get(),
+        ) {
+            (Some(t), Some(began)) => (began + t).min(self.deadline.at),
+            _ => self.deadline.at,
+        }
+    }
+
+    /// Time left until [`Self::head_deadline`] (zero once passed).
+    pub fn head_left(&self) -> Duration {
+        self.head_deadline()
+            .saturating_duration_since(Instant::now())
+    }
+
+    /// A head wait that ran out is the route's timeout, or only the attempt's: an
+    /// [`ProxyError::AttemptTimeout`] a policy may retry.
+    pub fn timed_out(&self, e: ProxyError) -> ProxyError {
+        match e {
+            ProxyError::Timeout if !self.deadline.passed() => ProxyError::AttemptTimeout,
+            e => e,
+        }
+    }
+
+    /// The latest attempt's endpoint and how many attempts were made, for the record.
+    pub fn tried(&self) -> Tried {
+        Tried {
+            endpoint: self.endpoint.get(),
+            attempts: self.attempts.get(),
+        }
     }
 
     fn budget_retry(&self) -> bool {
@@ -113,7 +163,7 @@ impl<R: Rt> Exchange<'_, R> {
     /// Full jitter (a random wait up to `backoff × 2^(retries so far)`, at most 1 s), never
     /// past the request's deadline.
     async fn backoff(&self) {
-        let Some(p) = &self.cluster.retry else {
+        let Some(p) = self.retry else {
             return;
         };
         let doublings = self.attempts.get().saturating_sub(1).min(10);
@@ -190,10 +240,11 @@ impl<R: Rt> Exchange<'_, R> {
     }
 
     /// Marks the start of an attempt on `endpoint`. The first one counts the request for the
-    /// cluster's retry budget.
+    /// cluster's retry budget (requests with a retry policy only: the budget is a share of
+    /// the requests that could be retried).
     pub fn attempt(&self, endpoint: Target) {
         self.attempts.set(self.attempts.get() + 1);
-        if self.attempts.get() == 1 {
+        if self.attempts.get() == 1 && self.retry.is_some() {
             endpoint.cluster().budget_request();
         }
         self.endpoint.addr.set(Some(endpoint.addr()));
@@ -220,6 +271,31 @@ impl<R: Rt> Exchange<'_, R> {
             t.observe(since.elapsed());
         }
     }
+}
+
+/// The retry policy that applies to a request: its route's, else its cluster's.
+pub fn policy<'a>(
+    route: &'a control::RouteSpec,
+    cluster: &'a ClusterSpec,
+) -> Option<&'a RetryPolicy> {
+    route.retry.as_deref().or(cluster.retry.as_ref())
+}
+
+/// What the record says of an exchange's upstream side.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tried {
+    /// The latest attempt's endpoint; `None` if no attempt was made.
+    pub endpoint: Option<SocketAddr>,
+    /// Attempts made, the first included (0: answered locally).
+    pub attempts: u32,
+}
+
+impl Tried {
+    /// Answered by Ringside itself.
+    pub const NONE: Tried = Tried {
+        endpoint: None,
+        attempts: 0,
+    };
 }
 
 /// The endpoint of an exchange's latest attempt.
@@ -256,7 +332,8 @@ fn endpoint_failure(e: &ProxyError) -> bool {
         ProxyError::UpstreamClosed
         | ProxyError::UpstreamIo(_)
         | ProxyError::UpstreamProtocol(_)
-        | ProxyError::Timeout => true,
+        | ProxyError::Timeout
+        | ProxyError::AttemptTimeout => true,
         ProxyError::UpstreamReset(r) => *r != h2::Reason::REFUSED_STREAM,
         _ => false,
     }
@@ -344,7 +421,7 @@ pub struct Record<'a> {
     pub listener: &'a str,
     pub route: &'a str,
     pub cluster: &'a str,
-    pub endpoint: Option<SocketAddr>,
+    pub upstream: Tried,
     pub status: u16,
     pub grpc_status: Option<&'a str>,
     pub started: Instant,
@@ -384,7 +461,8 @@ pub fn record<R: Rt>(
         host: req.host,
         route: r.route,
         cluster: r.cluster,
-        endpoint: r.endpoint,
+        endpoint: r.upstream.endpoint,
+        attempts: r.upstream.attempts,
         status: r.status,
         duration_ms: took.as_secs_f64() * 1e3,
         bytes_in: r.bytes.0,

@@ -203,7 +203,8 @@ async fn response_head<R: Rt>(
 ) -> Result<Option<ResponseHead>, ProxyError> {
     loop {
         let mut held = Held1xx::default();
-        let read = read_response_head::<R, _>(up, ubuf, head.is_head(), x.deadline.at, &mut held);
+        let read =
+            read_response_head::<R, _>(up, ubuf, head.is_head(), x.head_deadline(), &mut held);
         let res = match select(pin!(read), pin!(client_gone::<R, _>(&*down))).await {
             Either::Left((r, _)) => r,
             Either::Right(((), _)) => return Ok(None),
@@ -216,7 +217,7 @@ async fn response_head<R: Rt>(
                     .await
                     .map_err(ProxyError::DownstreamIo)?;
             }
-            (r, _) => return r.map(Some),
+            (r, _) => return r.map(Some).map_err(|e| x.timed_out(e)),
         }
     }
 }

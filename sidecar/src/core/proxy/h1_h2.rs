@@ -73,7 +73,7 @@ pub async fn proxy<R: Rt>(
             // (the client got Ringside's own 100 Continue).
             let mut dropped = Drop1xx;
             let answered = final_response(&mut opened.response, &mut dropped);
-            let answered = pin!(timeout::<R, _>(x.deadline.left(), answered));
+            let answered = pin!(timeout::<R, _>(x.head_left(), answered));
             match select(body, answered).await {
                 // The response wait is dropped (safe: it is a poll of the h2 stream) and
                 // resumed below, watching the client.
@@ -88,14 +88,17 @@ pub async fn proxy<R: Rt>(
                     Some(
                         answered
                             .await
-                            .map_err(|_| ProxyError::Timeout)
+                            .map_err(|_| x.timed_out(ProxyError::Timeout))
                             .and_then(|r| r.map(Some)),
                     )
                 }
                 Either::Left((Err(e), _)) => return Err(Before(e.on_request())),
                 Either::Right((r, _)) => {
                     early = true;
-                    Some(r.map_err(|_| ProxyError::Timeout).and_then(|r| r.map(Some)))
+                    Some(
+                        r.map_err(|_| x.timed_out(ProxyError::Timeout))
+                            .and_then(|r| r.map(Some)),
+                    )
                 }
             }
         };
@@ -150,10 +153,10 @@ async fn response_watching<R: Rt>(
 ) -> Result<Option<http::Response<RecvStream>>, ProxyError> {
     loop {
         let mut held = Held1xx::default();
-        let wait = timeout::<R, _>(x.deadline.left(), final_response(resp, &mut held));
+        let wait = timeout::<R, _>(x.head_left(), final_response(resp, &mut held));
         let res = match select(pin!(wait), pin!(client_gone::<R, _>(&*down))).await {
             Either::Left((Ok(r), _)) => r,
-            Either::Left((Err(_), _)) => return Err(ProxyError::Timeout),
+            Either::Left((Err(_), _)) => return Err(x.timed_out(ProxyError::Timeout)),
             Either::Right(((), _)) => return Ok(None),
         };
         match (res, held.take()) {

@@ -169,7 +169,7 @@ async fn attempt<R: Rt>(
         &mut up.stream,
         &mut ubuf,
         is_head,
-        x.deadline.at,
+        x.head_deadline(),
         &mut interim,
     )
     .await
@@ -180,6 +180,6 @@ async fn attempt<R: Rt>(
                 "upstream closed while the request body was being sent",
             )))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(x.timed_out(e)),
     }
 }

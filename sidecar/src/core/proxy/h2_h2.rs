@@ -191,7 +191,7 @@ async fn response_side<R: Rt>(
     let resp = loop {
         // The next head within the deadline, unless the client gives up first.
         let waited = {
-            let head = pin!(timeout::<R, _>(x.deadline.left(), next_head(response)));
+            let head = pin!(timeout::<R, _>(x.head_left(), next_head(response)));
             let gone = pin!(pump::client_reset(respond));
             match select(head, gone).await {
                 Either::Left((r, _)) => Some(r),
@@ -207,7 +207,7 @@ async fn response_side<R: Rt>(
                 }
             }
             Some(Ok(Err(e))) => return Err(Failure::Before(stream_error(e, true))),
-            Some(Err(_)) => return Err(Failure::Before(ProxyError::Timeout)),
+            Some(Err(_)) => return Err(Failure::Before(x.timed_out(ProxyError::Timeout))),
             None => return Err(Failure::Cancelled),
         }
     };
@@ -222,6 +222,17 @@ async fn response_side<R: Rt>(
     // body that outgrew what is held since cannot be replayed after all.
     if x.retry_status(status, facts).await && !held.overflowed.get() {
         return Ok(None);
+    }
+    // A Trailers-Only gRPC answer (its status in the head, the stream ended) with a code the
+    // route's policy names: the call is sent again, whatever its method.
+    let trailers_only = resp.body().is_end_stream();
+    if let Some(code) = grpc::grpc_status(resp.headers())
+        .filter(|_| trailers_only)
+        .and_then(|c| c.parse::<u8>().ok())
+    {
+        if x.retry_grpc(code, facts).await && !held.overflowed.get() {
+            return Ok(None);
+        }
     }
     held.answered.set(true);
     let (mut rparts, mut rbody) = resp.into_parts();

@@ -57,7 +57,9 @@ pub fn may_replay(
     if !safe {
         return Verdict::No;
     }
-    if (e.retry() == Retry::Always || req.reused) && attempts < MAX_ATTEMPTS {
+    // A per-try timeout on a reused connection is no keep-alive race: only a policy retries it.
+    let race = req.reused && !matches!(e, ProxyError::AttemptTimeout);
+    if (e.retry() == Retry::Always || race) && attempts < MAX_ATTEMPTS {
         return Verdict::Safe;
     }
     match (policy, failure_kind(e)) {
@@ -79,6 +81,15 @@ pub fn may_retry_status(
     })
 }
 
+/// Whether a Trailers-Only gRPC response with status `code` may be retried: only under a
+/// policy that names the code (`unavailable`, ...), and only if the request's body is held.
+/// Unlike [`may_retry_status`] the method is not asked: every gRPC call is a POST, and naming a
+/// gRPC code in a route's policy is the service owner's statement that a call answered so was
+/// not acted on (gRPC's own retry policy, gRFC A6, retries non-idempotent calls the same way).
+pub fn may_retry_grpc(code: u8, req: Replay, attempts: u32, policy: Option<&RetryPolicy>) -> bool {
+    policy.is_some_and(|p| attempts < p.attempts && req.body_held && p.on_grpc(code))
+}
+
 /// How a retry condition sees a failure.
 pub fn failure_kind(e: &ProxyError) -> Option<FailureKind> {
     match e {
@@ -90,6 +101,7 @@ pub fn failure_kind(e: &ProxyError) -> Option<FailureKind> {
         | ProxyError::UpstreamClosed
         | ProxyError::UpstreamIo(_)
         | ProxyError::UpstreamReset(_) => Some(FailureKind::Reset),
+        ProxyError::AttemptTimeout => Some(FailureKind::AttemptTimeout),
         _ => None,
     }
 }
@@ -100,6 +112,7 @@ pub fn kind_label(k: FailureKind) -> &'static str {
         FailureKind::Connect => "connect-failure",
         FailureKind::Refused => "refused-stream",
         FailureKind::Reset => "reset",
+        FailureKind::AttemptTimeout => "per-try-timeout",
     }
 }
 
@@ -136,6 +149,7 @@ mod tests {
             attempts: 3,
             on: on.to_vec(),
             backoff: Duration::from_millis(1),
+            per_try_timeout: None,
         }
     }
 
@@ -214,5 +228,48 @@ mod tests {
         );
         assert!(may_retry_status(503, fresh_get, 1, Some(&gateway_only)));
         assert!(!may_retry_status(500, fresh_get, 1, Some(&gateway_only)));
+    }
+
+    #[test]
+    fn a_per_try_timeout_is_retried_only_by_a_policy_and_only_if_idempotent() {
+        use control::retry::RetryOn;
+        let t = ProxyError::AttemptTimeout;
+        assert_eq!(
+            may_replay(&t, GET, 1, None),
+            Verdict::No,
+            "no keep-alive race"
+        );
+        let p = policy(&[RetryOn::GatewayError]);
+        assert_eq!(may_replay(&t, GET, 1, Some(&p)), Verdict::Policy);
+        assert_eq!(may_replay(&t, POST_NO_BODY, 1, Some(&p)), Verdict::No);
+        let resets_only = policy(&[RetryOn::Reset]);
+        assert_eq!(may_replay(&t, GET, 1, Some(&resets_only)), Verdict::No);
+    }
+
+    #[test]
+    fn a_grpc_status_is_retried_only_when_the_policy_names_it_and_the_body_is_held() {
+        use control::retry::RetryOn;
+        let p = policy(&[RetryOn::Unavailable]);
+        assert!(
+            may_retry_grpc(14, POST_NO_BODY, 1, Some(&p)),
+            "a gRPC call is a POST"
+        );
+        assert!(!may_retry_grpc(13, POST_NO_BODY, 1, Some(&p)));
+        assert!(
+            !may_retry_grpc(14, POST_NO_BODY, 3, Some(&p)),
+            "attempts spent"
+        );
+        let streamed = Replay {
+            body_held: false,
+            ..POST_NO_BODY
+        };
+        assert!(!may_retry_grpc(14, streamed, 1, Some(&p)));
+        assert!(!may_retry_grpc(14, POST_NO_BODY, 1, None));
+        assert!(!may_retry_grpc(
+            14,
+            POST_NO_BODY,
+            1,
+            Some(&policy(&[RetryOn::FiveXx]))
+        ));
     }
 }

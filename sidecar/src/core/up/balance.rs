@@ -34,8 +34,9 @@ pub struct ClusterState {
     health: Vec<Arc<Health>>,
     outlier: Outlier,
     name: String,
-    /// The cluster's retry budget, shared with every worker; `None` without a retry policy.
-    budget: Option<(Arc<super::budget::Budget>, control::retry::RetryBudget)>,
+    /// The cluster's retry budget, shared with every worker (used only by requests with a
+    /// retry policy).
+    budget: (Arc<super::budget::Budget>, control::retry::RetryBudget),
     /// The cluster's circuit breaker, shared with every worker.
     breaker: Arc<super::breaker::Breaker>,
     limits: control::resilience::ClusterLimits,
@@ -70,10 +71,7 @@ impl ClusterState {
             source,
             outlier: spec.outlier.clone(),
             name: spec.name.clone(),
-            budget: spec
-                .retry
-                .is_some()
-                .then(|| (live.budget(&spec.name), spec.retry_budget.clone())),
+            budget: (live.budget(&spec.name), spec.retry_budget.clone()),
             breaker: live.breaker(&spec.name),
             limits: spec.limits.clone(),
         }
@@ -96,19 +94,16 @@ impl ClusterState {
         slot
     }
 
-    /// Counts a new request against the retry budget (clusters with a retry policy only).
+    /// Counts a new request against the retry budget (called for requests with a retry
+    /// policy only, the route's or the cluster's).
     pub fn budget_request(&self) {
-        if let Some((b, _)) = &self.budget {
-            b.request();
-        }
+        self.budget.0.request();
     }
 
     /// Takes a policy retry from the budget; `false` (counted in
     /// `ringside_retry_budget_exhausted_total`) when it is spent.
     pub fn budget_retry(&self) -> bool {
-        let Some((b, spec)) = &self.budget else {
-            return false;
-        };
+        let (b, spec) = &self.budget;
         let ok = b.try_retry(spec);
         if !ok {
             metrics::counter!("ringside_retry_budget_exhausted_total", "cluster" => self.name.clone())
@@ -323,10 +318,7 @@ impl Balancers {
                 (None, None) => s.endpoints == spec.endpoints,
                 _ => false,
             };
-            let budget_same = match &s.budget {
-                Some((_, b)) => spec.retry.is_some() && *b == spec.retry_budget,
-                None => spec.retry.is_none(),
-            };
+            let budget_same = s.budget.1 == spec.retry_budget;
             if same
                 && s.lb == spec.lb
                 && s.outlier == spec.outlier
