@@ -237,11 +237,13 @@ def main():
         finally:
             origin.terminate()
     run_id += f" → {loadavg()}"
+    info["run"] = run_id
+    (out / "machine.json").write_text(json.dumps(info, indent=2) + "\n")
 
     print()
     report.check_distinct(results)
     tables = []
-    for s in PASS1 + PASS2:
+    for s in report.SCENARIO_ORDER:
         rows = [r for r in results if r["scenario"] == s]
         if rows or s in skipped:
             tables.append(report.table(s, rows, skipped.get(s, {}), run_id))

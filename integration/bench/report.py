@@ -49,6 +49,12 @@ def heading(scenario: str, rows: list[dict], run_id: str) -> list[str]:
         title += " (closed-loop capacity for the mix's requests)"
     lines = [title, "", f"run {run_id}, {reps} repetition(s); figures are median (min–max)"
              + (", direct measured before and after the proxies in each" if scenario == "mix" else ""), ""]
+    direct = next((r for r in rows if r["target"] == "direct"), None)
+    if direct and direct.get("proxy_core_busy") is not None:
+        # No proxy runs in direct's windows: whatever keeps the proxy core busy then is other
+        # work on the machine, there in the proxies' windows too.
+        lines[-1:-1] = ["", f"proxy core busy during direct's windows (other work on the machine): "
+                            f"{pct(direct, 'proxy_core_busy')}; load core: {pct(direct, 'load_core_busy')}"]
     invalid = next((r["invalid"] for r in rows if r.get("invalid")), None)
     if invalid:
         lines += [f"**INVALID, not a result**: the control (direct) did not hold the load: {invalid}", ""]
@@ -90,6 +96,14 @@ def table(scenario: str, rows: list[dict], skipped: dict, run_id: str = "") -> s
         lines.append(f"| {target} | skipped: {why} |")
     lines += verdicts(scenario, by)
     return "\n".join(lines) + "\n"
+
+
+def pct(r: dict, key: str) -> str:
+    """A 0..1 figure as a percentage, with its min–max."""
+    v, lo, hi = r.get(key), r.get(key + "_min"), r.get(key + "_max")
+    if v is None:
+        return "–"
+    return f"{v:.0%}" + (f" ({lo:.0%}–{hi:.0%})" if lo is not None and len(r.get("reps", [])) > 1 else "")
 
 
 def share(r: dict, key: str) -> str:
@@ -149,3 +163,20 @@ def charts(rows: list[dict], out: Path, venv: Path, hists: Path):
     r = subprocess.run([str(py), str(here / "charts.py"), str(data), str(out), str(hists)],
                        capture_output=True, text=True, cwd=here)
     print(r.stdout + r.stderr if r.returncode else f"charts written to {out}")
+
+
+SCENARIO_ORDER = ["idle", "steady", "h2", "h2h2", "churn", "tcp", "tls", "tlsnew", "plainhop", "mtlshop", "mixcap",
+                  "mix", "cost"]
+
+
+def render(out: Path) -> str:
+    """The tables of a finished run again, from its results.json and machine.json."""
+    rows = json.loads((out / "results.json").read_text())
+    machine = json.loads((out / "machine.json").read_text())
+    run_id = machine.get("run", f"{machine.get('date')}, load average {machine.get('loadavg')}")
+    return "\n".join(table(s, [r for r in rows if r["scenario"] == s], {}, run_id)
+                     for s in SCENARIO_ORDER if any(r["scenario"] == s for r in rows))
+
+
+if __name__ == "__main__":
+    print(render(Path(sys.argv[1] if len(sys.argv) > 1 else "target/bench")))
