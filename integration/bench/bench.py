@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import faults  # noqa: E402
 import hist  # noqa: E402
 import mixrun  # noqa: E402
 import report  # noqa: E402
@@ -36,8 +37,9 @@ TARGETS = ["direct", "ringside-io-uring", "ringside-epoll", "go-baseline", "ngin
 # idle first: it measures memory growth, which earlier load would hide in allocator caches.
 PASS1 = ["idle", "steady", "h2", "h2h2", "churn", "tcp", "tls", "tlsnew", "plainhop", "mtlshop"]
 PASS2 = ["mixcap", "mix", "cost"]
-# Scenarios that start their own targets per configuration (routes.py: 1 to 10,000 routes).
-OWN = ["routes"]
+# Scenarios that start their own targets (faults.py: three endpoints, one failing; routes.py: 1 to
+# 10,000 routes).
+OWN = ["faults", "routes"]
 
 
 @dataclass
@@ -173,7 +175,7 @@ def loadavg() -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smoke run: short, one repetition, no mix/cost/charts")
+    ap.add_argument("--quick", action="store_true", help="smoke run: short, one repetition, no mix/mixcap/cost/faults/charts")
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--scenarios", default=",".join(PASS1 + PASS2 + OWN))
     ap.add_argument("--out", default=str(targets.ROOT / "target/bench"))
@@ -195,12 +197,12 @@ def main():
     # The harness itself (slow clients, parsing) stays off the proxy core.
     os.sched_setaffinity(0, {env.load_cpu})
     if args.quick:
-        chosen -= {"mix", "cost"}
+        chosen -= {"mix", "mixcap", "cost", "faults"}
     if not shutil.which("wrk"):
         sys.exit("wrk is required (apt-get install wrk, or run integration/bench/setup.sh)")
 
     info = machine()
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "machine.json").write_text(json.dumps(info, indent=2) + "\n")
     print("== machine: " + ", ".join(f"{k}={v}" for k, v in info.items() if v), flush=True)
@@ -231,6 +233,13 @@ def main():
             for t in started.values():
                 t.stop()
         try:
+            if "faults" in chosen:
+                if not env.mix_rate:
+                    env.mix_rate = args.mix_rate or int(mixrun.calibrate(env, upstream) * args.mix_rate_factor)
+                print(f"== faults: the mix at {env.mix_rate:,} req/s over three endpoints, one failing half its "
+                      "requests", flush=True)
+                faults.run(env, upstream, work, TARGETS_SELECTED, save_hist(out), results, attempts,
+                           skipped.setdefault("faults", {}))
             if "routes" in chosen:
                 print("== routes: 1 to 10,000 routes, one per host (local 404, proxied, start, reload)", flush=True)
                 route_rows, skipped["routes"] = routes.run(env, upstream, work, args.quick, TARGETS_SELECTED)

@@ -79,3 +79,5 @@ def percentile_curves(scenario, title, name):
 
 percentile_curves("mix", "Production mix latency percentiles (open loop, all valid repetitions)",
                   "mix_percentiles.svg")
+percentile_curves("faults", "Production mix, one of three endpoints failing half its requests",
+                  "faults_percentiles.svg")

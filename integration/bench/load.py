@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -73,6 +74,7 @@ def wrk(addr: str, cpu: int, seconds: float, conns: int, path: str = "/", churn:
         "max_ms": r["max_us"] / 1e3,
         "errors": r["errors"] + r["non2xx"],  # transport errors and non-2xx answers
         "transport_errors": r["errors"],
+        "undesigned": r["errors"],
         "non2xx": r["non2xx"],
         "seconds": secs,
         "load_cpu_us_per_req": load_cpu * 1e6 / r["requests"] if r["requests"] else None,
@@ -129,6 +131,9 @@ class Attack:
     samples: list[tuple[float, int]]
     due: int
     cpu_s: float
+    plain: int = 0  # requests not designed to fail (paths other than /status/...)
+    plain_ok: int = 0  # of those, answered 2xx
+    error_kinds: dict = None  # transport error message (addresses and ports blanked) -> count
 
 
 def intended_latencies(rows: list[tuple[int, int, int]], rate: float) -> list[float]:
@@ -154,7 +159,14 @@ def vegeta(targets: list[str], rate: int, seconds: float, cpu: int, keepalive: b
     rows, cpu_s = _vegeta(targets, flags, seconds, cpu)
     parsed = [(int(c[0]), int(c[2]), int(c[8]), int(c[1])) for c in rows if len(c) > 8]
     lat = intended_latencies([(ts, l, seq) for ts, l, seq, _ in parsed], rate)
-    return Attack(samples=list(zip(lat, (code for *_, code in parsed))), due=int(rate * seconds), cpu_s=cpu_s)
+    plain = [c for c in rows if len(c) > 10 and "/status/" not in c[10]]
+    kinds = {}
+    for c in rows:
+        if len(c) > 5 and c[1] == "0":
+            k = re.sub(r"\d+\.\d+\.\d+\.\d+:\d+", "ADDR", c[5])[:120]
+            kinds[k] = kinds.get(k, 0) + 1
+    return Attack(samples=list(zip(lat, (code for *_, code in parsed))), due=int(rate * seconds), cpu_s=cpu_s,
+                  plain=len(plain), plain_ok=sum(1 for c in plain if c[1].startswith("2")), error_kinds=kinds)
 
 
 def vegeta_capacity(addr: str, paths: list[str], cpu: int, seconds: float = 5) -> float:
@@ -190,9 +202,15 @@ def summarize(attacks: list[Attack], ok_codes: set[int], seconds: float) -> dict
         "p999_ms": percentile(lat, 99.9),
         "max_ms": lat[-1] if lat else None,
         "errors": sum(1 for _, c in samples if c not in ok_codes),
+        "undesigned": sum(1 for _, c in samples if c not in ok_codes),
         "transport_errors": sum(1 for _, c in samples if c == 0),
         "non2xx": sum(1 for _, c in samples if not 200 <= c < 300),
         "unsent": max(0, due - len(samples)),
+        # Client success: the share of requests not designed to fail that got a 2xx answer.
+        "success": sum(a.plain_ok for a in attacks) / max(1, sum(a.plain for a in attacks)),
+        # The most frequent transport errors, to tell a refused connect from a timeout.
+        "error_kinds": dict(sorted(((k, v) for a in attacks for k, v in (a.error_kinds or {}).items()),
+                                   key=lambda kv: -kv[1])[:3]),
         "seconds": seconds,
         "load_cpu_us_per_req": sum(a.cpu_s for a in attacks) * 1e6 / len(samples) if samples else None,
         "latencies_ms": lat,

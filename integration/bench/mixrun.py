@@ -14,7 +14,7 @@ import scenarios
 import spread
 import validity
 
-RATE_SHARE = 0.5
+RATE_SHARE = 0.35
 MAX_ATTEMPTS = 4
 LOWER = 0.7
 
@@ -37,7 +37,8 @@ def one(s: str, t, env, attempt: int, rep: int, slot: str, save) -> dict:
           f"p99 {r['p99_ms']:,.2f} ms max {r['max_ms']:,.1f} ms"
           + (f" cpu {r['cpu_us_per_req']:.1f} µs/req" if r.get("cpu_us_per_req") else "")
           + f" load core {r['load_core_busy']:.0%}"
-          + (f"  [{'; '.join(r['reasons'])}]" if r["reasons"] else ""), flush=True)
+          + (f"  [{'; '.join(r['reasons'])}]" if r["reasons"] else "")
+          + (f" errors: {r['error_kinds']}" if r.get("error_kinds") else ""), flush=True)
     return r
 
 

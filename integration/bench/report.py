@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import spread
+import validity
 
 
 def fmt(v, digits=1):
@@ -45,6 +46,9 @@ def heading(scenario: str, rows: list[dict], run_id: str) -> list[str]:
     title = f"### {scenario}"
     if scenario == "mix" and rows:
         title += f" (open loop at {rows[0].get('offered_rps', 0):,.0f} req/s offered)"
+    elif scenario == "faults" and rows:
+        title += (f" (the mix open loop at {rows[0].get('offered_rps', 0):,.0f} req/s, one of three endpoints "
+                  "answering 50% 502)")
     elif scenario == "mixcap":
         title += " (closed-loop capacity for the mix's requests)"
     lines = [title, "", f"run {run_id}, {reps} repetition(s); figures are median (min–max)"
@@ -72,7 +76,7 @@ def table(scenario: str, rows: list[dict], skipped: dict, run_id: str = "") -> s
                          f"{ratio(r, nginx, 'kib_per_conn')} |")
     elif scenario == "mix":
         lines += ["| target | req/s done | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | "
-                  "load CPU µs/req | non-2xx | other errors | p99 ×direct | held the rate? |",
+                  "load CPU µs/req | non-2xx | other errors | p99 ×direct | within the rules every round? |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
             held = "yes" if not r.get("reasons") else "no: " + "; ".join(r["reasons"])
@@ -81,6 +85,15 @@ def table(scenario: str, rows: list[dict], skipped: dict, run_id: str = "") -> s
                 f"{cell(r, 'p999_ms', 2)} | {cell(r, 'max_ms', 1)} | {cell(r, 'cpu_us_per_req')} | "
                 f"{cell(r, 'load_cpu_us_per_req')} | {share(r, 'non2xx')} | {share(r, 'errors')} | "
                 f"{ratio(r, direct, 'p99_ms')} | {held} |")
+    elif scenario == "faults":
+        lines += ["| target | client success | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | non-2xx | "
+                  "other errors | p99 ×direct |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(
+                f"| {r['target']} | {pct(r, 'success', 2)} | {cell(r, 'p50_ms', 2)} | {cell(r, 'p99_ms', 2)} | "
+                f"{cell(r, 'p999_ms', 2)} | {cell(r, 'max_ms', 1)} | {cell(r, 'cpu_us_per_req')} | "
+                f"{share(r, 'non2xx')} | {share(r, 'errors')} | {ratio(r, direct, 'p99_ms')} |")
     else:
         lines += ["| target | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | load CPU µs/req | RSS KiB | "
                   "errors | rps ×direct | CPU ×nginx |",
@@ -98,12 +111,13 @@ def table(scenario: str, rows: list[dict], skipped: dict, run_id: str = "") -> s
     return "\n".join(lines) + "\n"
 
 
-def pct(r: dict, key: str) -> str:
+def pct(r: dict, key: str, digits: int = 0) -> str:
     """A 0..1 figure as a percentage, with its min–max."""
     v, lo, hi = r.get(key), r.get(key + "_min"), r.get(key + "_max")
     if v is None:
         return "–"
-    return f"{v:.0%}" + (f" ({lo:.0%}–{hi:.0%})" if lo is not None and len(r.get("reps", [])) > 1 else "")
+    f = f".{digits}%"
+    return f"{v:{f}}" + (f" ({lo:{f}}–{hi:{f}})" if lo is not None and len(r.get("reps", [])) > 1 else "")
 
 
 def share(r: dict, key: str) -> str:
@@ -115,14 +129,19 @@ def verdicts(scenario: str, by: dict) -> list[str]:
     """The comparisons the seed's question turns on, winners named only without overlap."""
     pairs = [("ringside-io-uring", "ringside-epoll"), ("ringside-io-uring", "go-baseline"),
              ("ringside-epoll", "go-baseline"), ("ringside-io-uring", "nginx"), ("ringside-epoll", "nginx")]
-    keys = [("p99_ms", "ms")] if scenario == "mix" else []
+    keys = [("p99_ms", "ms", True)] if scenario in ("mix", "faults") else []
+    if scenario == "faults":
+        pairs = [(f"ringside-{rt}", f"ringside-{rt}-retry") for rt in ("io-uring", "epoll")] + \
+                [(f"ringside-{rt}{p}", peer) for rt in ("io-uring", "epoll") for p in ("", "-retry")
+                 for peer in ("nginx", "haproxy")]
+        keys.insert(0, ("success", "", False))
     if scenario not in ("idle",):
-        keys.append(("cpu_us_per_req", "µs/req"))
+        keys.append(("cpu_us_per_req", "µs/req", True))
     out = []
     for a, b in pairs:
         if a in by and b in by and len(by[a].get("reps", [])) > 1:
-            for key, unit in keys:
-                out.append(f"- {key}: {spread.compare(by[a], by[b], key, unit)}")
+            for key, unit, lower in keys:
+                out.append(f"- {key}: {spread.compare(by[a], by[b], key, unit, lower)}")
     return ["", *out] if out else []
 
 
@@ -166,14 +185,32 @@ def charts(rows: list[dict], out: Path, venv: Path, hists: Path):
 
 
 SCENARIO_ORDER = ["idle", "steady", "h2", "h2h2", "churn", "tcp", "tls", "tlsnew", "plainhop", "mtlshop", "mixcap",
-                  "mix", "cost"]
+                  "mix", "faults", "cost"]
+
+
+def revalidate(row: dict) -> dict:
+    """A closed-loop row's verdicts recomputed from its repetitions with today's rules (the
+    open-loop ones depend on the run's p99 bound and rate changes, and are kept as run)."""
+    if row["scenario"] in ("mix", "faults") or not row.get("reps"):
+        return row
+    for r in row["reps"]:
+        r["reasons"] = validity.reasons(row["scenario"], r) if r.get("rps") else []
+    row["reasons"] = sorted({x for r in row["reps"] for x in r["reasons"]})
+    return row
 
 
 def render(out: Path) -> str:
     """The tables of a finished run again, from its results.json and machine.json."""
-    rows = json.loads((out / "results.json").read_text())
+    rows = [revalidate(r) for r in json.loads((out / "results.json").read_text())]
     machine = json.loads((out / "machine.json").read_text())
     run_id = machine.get("run", f"{machine.get('date')}, load average {machine.get('loadavg')}")
+    for s in {r["scenario"] for r in rows}:
+        control = [x for r in rows if r["scenario"] == s and r["target"] == "direct" for x in r.get("reasons", [])]
+        for r in rows:
+            if r["scenario"] == s and s not in ("mix", "faults"):
+                r.pop("invalid", None)
+                if control:
+                    r["invalid"] = "; ".join(sorted(set(control)))
     return "\n".join(table(s, [r for r in rows if r["scenario"] == s], {}, run_id)
                      for s in SCENARIO_ORDER if any(r["scenario"] == s for r in rows))
 

@@ -217,5 +217,5 @@ class load_skip(Exception):
     pass
 
 
-ALL = {"steady": steady, "h2": h2, "h2h2": h2h2, "churn": churn, "tcp": tcp, "idle": idle, "mixcap": mixcap, "mix": mix,
+ALL = {"faults": mix, "steady": steady, "h2": h2, "h2h2": h2h2, "churn": churn, "tcp": tcp, "idle": idle, "mixcap": mixcap, "mix": mix,
        "cost": cost, "tls": tls, "tlsnew": tlsnew, "mtlshop": mtlshop, "plainhop": plainhop}

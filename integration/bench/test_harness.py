@@ -58,6 +58,13 @@ class Validity(unittest.TestCase):
     def test_designed_errors_are_not_a_failure(self):
         self.assertEqual(validity.reasons("mix", mix_row(1000, 5.0), 50), [])
 
+    def test_closed_loop_mix_counts_designed_statuses_as_designed(self):
+        # wrk counts every non-2xx in errors; mixcap's 2% are the designed 5xx.
+        wrk_row = {"requests": 10000, "rps": 1000, "errors": 205, "transport_errors": 0, "undesigned": 0,
+                   "non2xx": 205, "seconds": 10}
+        self.assertEqual(validity.reasons("mixcap", wrk_row), [])
+        self.assertTrue(validity.reasons("mixcap", {**wrk_row, "transport_errors": 50, "undesigned": 50}))
+
     def test_overload_signs(self):
         self.assertTrue(any("non-2xx" in r for r in validity.reasons("mix", mix_row(1000, 5, non2xx_share=0.06), 50)))
         self.assertTrue(any("scheduled" in r for r in validity.reasons("mix", mix_row(800, 5), 50)))
@@ -111,6 +118,22 @@ class DistinctTables(unittest.TestCase):
         row = {"target": "direct", "offered_rps": 1234.0, "rps": 1234.0, "reps": [{}, {}]}
         self.assertIn("open loop at 1,234 req/s", report.table("mix", [row], {}, "r"))
         self.assertNotIn("open loop", report.table("mixcap", [dict(row)], {}, "r"))
+
+
+class Faults(unittest.TestCase):
+    def test_success_counts_only_requests_not_designed_to_fail(self):
+        ok = load.Attack(samples=[(1.0, 200)] * 97 + [(1.0, 503)] * 3, due=100, cpu_s=0.01, plain=98, plain_ok=97)
+        row = load.summarize([ok], {200, 500, 503}, 1.0)
+        self.assertAlmostEqual(row["success"], 97 / 98)
+
+    def test_table_names_a_more_successful_policy_only_without_overlap(self):
+        def row(target, success):
+            return {"target": target, **spread.aggregate([{"success": v, "p99_ms": 5.0, "rps": 1.0}
+                                                          for v in success])}
+        text = report.table("faults", [row("ringside-epoll", [0.83, 0.84]), row("ringside-epoll-retry",
+                                                                                [0.999, 1.0])], {}, "r")
+        self.assertIn("client success", text)
+        self.assertIn("ringside-epoll-retry higher", text)
 
 
 class Histograms(unittest.TestCase):
