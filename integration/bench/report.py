@@ -134,7 +134,7 @@ def verdicts(scenario: str, by: dict) -> list[str]:
         pairs = [(f"ringside-{rt}", f"ringside-{rt}-retry") for rt in ("io-uring", "epoll")] + \
                 [(f"ringside-{rt}{p}", peer) for rt in ("io-uring", "epoll") for p in ("", "-retry")
                  for peer in ("nginx", "haproxy")]
-        keys.insert(0, ("success", "", False))
+        keys.insert(0, ("success", "%", False))
     if scenario not in ("idle",):
         keys.append(("cpu_us_per_req", "µs/req", True))
     out = []

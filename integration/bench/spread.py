@@ -44,10 +44,13 @@ def compare(a: dict, b: dict, key: str, unit: str, lower_is_better: bool = True)
     x, y = span(a, key), span(b, key)
     if x is None or y is None:
         return f"{a['target']} vs {b['target']}: not measured"
-    ranges = f"{a['target']} {x[0]:,.3g}–{x[1]:,.3g} {unit} vs {b['target']} {y[0]:,.3g}–{y[1]:,.3g} {unit}"
+    def f(r):  # a share (unit "%") in percent, anything else to 3 significant digits
+        return f"{r[0]:.2%}–{r[1]:.2%}" if unit == "%" else f"{r[0]:,.3g}–{r[1]:,.3g} {unit}"
+
+    ranges = f"{a['target']} {f(x)} vs {b['target']} {f(y)}"
     if overlap(a, b, key):
         return f"{ranges}: ranges overlap, no winner"
-    a_better = (x[1] < y[0]) == lower_is_better
-    win, lose = (a, b) if a_better else (b, a)
+    a_lower = x[1] < y[0]
+    win = a if a_lower == lower_is_better else b
     return f"{ranges}: {win['target']} {'lower' if lower_is_better else 'higher'} " \
-           f"({a[key] / b[key]:.2f}× median ratio)"
+           f"(medians {a['target']} ÷ {b['target']} = {a[key] / b[key]:.2f}×)"
