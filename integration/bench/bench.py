@@ -268,7 +268,9 @@ def main():
     # Charts of a complete run go to docs/bench; a subset's stay under --out.
     complete = args.targets == ",".join(TARGETS) and args.scenarios == ",".join(PASS1 + PASS2 + OWN)
     if not args.quick:
-        report.charts(results, targets.ROOT / "docs/bench" if complete else out / "charts", out / "venv", out / "hist")
+        # One venv for every --out: matplotlib is installed once.
+        report.charts(results, targets.ROOT / "docs/bench" if complete else out / "charts",
+                      targets.ROOT / "target/bench/venv", out / "hist")
     failed = [f"{s}/{t}" for s, ts in skipped.items() for t, why in ts.items() if why.startswith("failed")]
     if failed or not any(r["target"].startswith("ringside") for r in results + route_rows):
         sys.exit(f"benchmark runs failed: {', '.join(failed) or 'no Ringside results'}")

@@ -167,6 +167,7 @@ def write_json(path: Path, rows: list[dict]):
 
 def charts(rows: list[dict], out: Path, venv: Path, hists: Path):
     """Renders SVGs with matplotlib from a venv (PyPI); skipped with a message if unavailable."""
+    out, venv, hists = out.resolve(), venv.resolve(), hists.resolve()  # charts.py runs elsewhere
     py = venv / "bin/python"
     if not py.exists():
         r = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True)
