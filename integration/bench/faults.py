@@ -7,6 +7,7 @@ and with a retry policy; nginx with max_fails and proxy_next_upstream; HAProxy w
 layer7, retry-on and redispatch; direct (one good origin) is the control that must hold the
 rate. The Go baseline proxies to a single upstream, so it has no row here."""
 
+import http.client
 import subprocess
 import time
 from pathlib import Path
@@ -63,6 +64,8 @@ def start(name: str, ups: list[str], port: int, cpu: int, workdir: Path) -> targ
         raise targets.Skipped(f"no faults configuration for {name}")
     p = targets.spawn(targets.pinned(cpu, argv), workdir, name)
     t = targets.Target(name, http=listen, pid=p.pid, procs=[p])
+    if name.startswith("ringside-"):
+        t.admin = admin  # read for ringside_outlier_ejections_total around each measurement
     try:
         targets.wait_port(listen)
     except targets.StartFailed as e:
@@ -99,3 +102,19 @@ def run(env, good: str, work: Path, selected: list[str], save, results: list, at
             t.stop()
         for p in procs:
             p.terminate()
+
+
+def ejections(t) -> int | None:
+    """Ringside's count of outlier ejections so far (its /metrics), None for other targets."""
+    admin = getattr(t, "admin", None)
+    if admin is None:
+        return None
+    host, port = admin.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        c.request("GET", "/metrics")
+        body = c.getresponse().read().decode()
+    finally:
+        c.close()
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in body.splitlines()
+               if line.startswith("ringside_outlier_ejections_total"))

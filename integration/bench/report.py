@@ -87,13 +87,15 @@ def table(scenario: str, rows: list[dict], skipped: dict, run_id: str = "") -> s
                 f"{ratio(r, direct, 'p99_ms')} | {held} |")
     elif scenario == "faults":
         lines += ["| target | client success | p50 ms | p99 ms | p99.9 ms | max ms | proxy CPU µs/req | non-2xx | "
-                  "other errors | p99 ×direct |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "other errors | p99 ×direct | ejections per round |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
+            ej = [x.get("ejections") for x in r.get("reps", [])]
             lines.append(
                 f"| {r['target']} | {pct(r, 'success', 2)} | {cell(r, 'p50_ms', 2)} | {cell(r, 'p99_ms', 2)} | "
                 f"{cell(r, 'p999_ms', 2)} | {cell(r, 'max_ms', 1)} | {cell(r, 'cpu_us_per_req')} | "
-                f"{share(r, 'non2xx')} | {share(r, 'errors')} | {ratio(r, direct, 'p99_ms')} |")
+                f"{share(r, 'non2xx')} | {share(r, 'errors')} | {ratio(r, direct, 'p99_ms')} | "
+                f"{', '.join(str(x) for x in ej) if any(x is not None for x in ej) else '–'} |")
     else:
         lines += ["| target | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | load CPU µs/req | RSS KiB | "
                   "errors | rps ×direct | CPU ×nginx |",

@@ -6,7 +6,7 @@ import statistics
 # The figures a row aggregates over its repetitions.
 FIGURES = ["rps", "offered_rps", "p50_ms", "p99_ms", "p999_ms", "max_ms", "cpu_us_per_req", "load_cpu_us_per_req",
            "rss_kib", "kib_per_conn", "vcpu_per_1k_rps", "proxy_core_busy", "load_core_busy", "success"]
-COUNTS = ["requests", "errors", "transport_errors", "undesigned", "non2xx", "unsent"]
+COUNTS = ["requests", "errors", "transport_errors", "undesigned", "non2xx", "unsent", "ejections"]
 
 
 def aggregate(reps: list[dict]) -> dict:
