@@ -4,9 +4,12 @@
     python3 integration/bench/bench.py            # full run (make bench)
     python3 integration/bench/bench.py --quick    # smoke run, under 90 s (make bench-quick)
 
-Each proxy gets CPU 0 alone with one worker/thread; the load generator and the upstream share
-CPU 1. Results: Markdown tables on stdout, target/bench/results.json, target/bench/machine.json,
-and (full runs) SVG charts in docs/bench/.
+Each proxy gets CPU 0 alone with one worker/thread; the load generator, the upstream and this
+harness share CPU 1. Every scenario runs `--reps` rounds over all targets (order rotated) and
+reports median (min–max); `direct` is the control whose failure makes a table INVALID
+(validity.py; the open-loop mix retries lower, mixrun.py). Results: Markdown tables on stdout
+and in tables.md, results.json (every round), attempts.json, hist/ (latency histograms) and
+machine.json under --out (target/bench), and SVG charts (docs/bench/ for a full run).
 """
 
 import argparse
