@@ -44,8 +44,10 @@ bench:
 	bash integration/bench/setup.sh
 	python3 integration/bench/bench.py
 
-## bench-quick: the same harness as a smoke run (under 90 s); CI runs it, with no thresholds
+## bench-quick: the harness's unit tests (validity rules, spreads, intended-time latency), then
+## the harness as a smoke run (under 90 s); CI runs it, with no thresholds on the figures
 bench-quick:
+	python3 -m unittest discover -s integration/bench -p 'test_*.py'
 	bash integration/bench/setup.sh
 	python3 integration/bench/bench.py --quick
 

@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import hist
+
 import matplotlib
 
 matplotlib.use("svg")
@@ -11,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 rows = json.loads(Path(sys.argv[1]).read_text())
 out = Path(sys.argv[2])
+hists = Path(sys.argv[3]) if len(sys.argv) > 3 else None
 
 
 def bars(scenario, key, title, ylabel, name):
@@ -48,3 +51,33 @@ if mix:
     fig.tight_layout()
     fig.savefig(out / "mix_latency.svg")
     plt.close(fig)
+
+
+def percentile_curves(scenario, title, name):
+    """The latency percentile distribution per target (HdrHistogram's plot: x is how rare the
+    request is, 1/(1-p), on a log scale), from the merged histogram of the valid repetitions."""
+    files = sorted(hists.glob(f"{scenario}-*.hgrm")) if hists and hists.exists() else []
+    if not files:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for f in files:
+        pts = [(1 / (1 - p), ms) for p, ms in hist.read(f) if p < 1]
+        if pts:
+            ax.plot([x for x, _ in pts], [y for _, y in pts], label=f.stem.removeprefix(scenario + "-"))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [2, 10, 100, 1000, 10000]
+    ax.set_xticks(ticks, ["p50", "p90", "p99", "p99.9", "p99.99"])
+    ax.set_ylabel("ms from intended send time")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / name)
+    plt.close(fig)
+
+
+percentile_curves("mix", "Production mix latency percentiles (open loop, all valid repetitions)",
+                  "mix_percentiles.svg")
+percentile_curves("faults", "Production mix, one of three endpoints failing half its requests",
+                  "faults_percentiles.svg")

@@ -4,15 +4,36 @@ import resource
 import socket
 import threading
 import time
+from pathlib import Path
 
 import load
 
 
+# (proxy CPU, load CPU): set by bench.py; how busy each core was is read for every window.
+CPUS = (0, 1)
+
+
+def core_ticks(cpu: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU since boot, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            v = [int(x) for x in line.split()[1:]]
+            idle = v[3] + v[4]  # idle + iowait
+            return sum(v[:8]) - idle, sum(v[:8])
+    return 0, 0
+
+
 def measured(t, run) -> dict:
-    """Runs the load and adds the proxy's CPU per request and RSS over that window."""
+    """Runs the load and adds the proxy's CPU per request and RSS over that window, and how
+    busy the proxy core and the load core were (0..1, everything on them: what is not the
+    proxy's on the proxy core is other work disturbing the run)."""
+    cores0 = [core_ticks(c) for c in CPUS]
     c0 = t.cpu_seconds()
     r = run()
     c1 = t.cpu_seconds()
+    for name, c, (b0, t0) in zip(("proxy_core_busy", "load_core_busy"), CPUS, cores0):
+        b1, t1 = core_ticks(c)
+        r[name] = (b1 - b0) / (t1 - t0) if t1 > t0 else None
     if t.pid is not None and r["requests"]:
         r["cpu_us_per_req"] = (c1 - c0) * 1e6 / r["requests"]
         r["rss_kib"] = t.rss_kib()
@@ -86,34 +107,55 @@ MIX = ["/bytes/100"] * 40 + ["/bytes/1000"] * 25 + ["/bytes/10000"] * 20 + ["/by
 
 
 def mixcap(t, env):
-    """The target's capacity for the mix's requests, closed loop: the open-loop mix runs at
-    70% of the lowest of these, a rate every target (and the load generator) can sustain."""
+    """The target's capacity for the mix's requests, closed loop (wrk, 32 connections): how
+    far each target is from its limit at the open-loop rate. The rate itself comes from
+    direct's capacity (mixrun.calibrate)."""
     return measured(t, lambda: load.wrk(t.http, env.load_cpu, env.seconds, conns=32, script="mix.lua"))
 
 
+# Slow clients: 4 connections each reading a 1 MiB response at 256 KiB/s (1 MiB/s in all, a
+# few ms of load-core CPU per second), reconnecting when done, for the whole window.
+SLOW_CLIENTS, SLOW_RATE = 4, 256 * 1024
+
+
 def mix(t, env):
-    """Open loop at a fixed rate: 80% on keep-alive connections, 20% on new ones, plus a few slow
-    clients reading 1 MiB responses at 256 KiB/s for the whole run."""
+    """Open loop at env.mix_rate: 80% on keep-alive connections, 20% on a new connection
+    each, plus the slow clients. Latency from each request's intended send time."""
     rate = env.mix_rate
-    targets = [t.http + p for p in MIX]
-    results = {}
+    urls = [t.http + p for p in load.shuffled(MIX)]
+    attacks = {}
 
     def attack(key, r, keepalive):
-        results[key] = load.vegeta(targets, r, env.mix_seconds, env.load_cpu, keepalive=keepalive)
+        attacks[key] = load.vegeta(urls, r, env.mix_seconds, env.load_cpu, keepalive=keepalive)
 
     slow_stop = threading.Event()
-    slow = [threading.Thread(target=slow_client, args=(t.http, slow_stop), daemon=True) for _ in range(4)]
+    slow = [threading.Thread(target=slow_client, args=(t.http, slow_stop), daemon=True) for _ in range(SLOW_CLIENTS)]
 
     def run():
         for s in slow:
             s.start()
         a = threading.Thread(target=attack, args=("keep", max(1, rate * 8 // 10), True))
-        b = threading.Thread(target=attack, args=("new", max(1, rate * 2 // 10), False))
+        b = threading.Thread(target=attack, args=("new", max(1, rate - rate * 8 // 10), False))
         a.start(); b.start(); a.join(); b.join()
         slow_stop.set()
-        return load.summarize(results["keep"] + results["new"], {200, 500, 503}, env.mix_seconds)
+        for s in slow:
+            s.join(timeout=6)
+        if len(attacks) != 2:
+            raise RuntimeError("a vegeta attack failed")
+        return load.summarize([attacks["keep"], attacks["new"]], {200, 500, 503}, env.mix_seconds)
 
     return measured(t, run)
+
+
+def faults(t, env):
+    """The mix through faults.py's three endpoints, one failing; for Ringside, the outlier
+    ejections that happened during the window."""
+    import faults as f  # faults imports mixrun, which imports this module
+    e0 = f.ejections(t)
+    r = mix(t, env)
+    if e0 is not None:
+        r["ejections"] = f.ejections(t) - e0
+    return r
 
 
 def slow_client(addr, stop):
@@ -126,7 +168,7 @@ def slow_client(addr, stop):
                 chunk = s.recv(16384)
                 if not chunk:
                     break
-                time.sleep(16384 / (256 * 1024))
+                time.sleep(16384 / SLOW_RATE)
             s.close()
         except OSError:
             time.sleep(0.1)
@@ -137,7 +179,7 @@ def cost(t, env):
     if t.pid is None:
         return None
     r = measured(t, lambda: load.summarize(
-        load.vegeta([t.http + "/"], 1000, env.cost_seconds, env.load_cpu), {200}, env.cost_seconds))
+        [load.vegeta([t.http + "/"], 1000, env.cost_seconds, env.load_cpu)], {200}, env.cost_seconds))
     if "cpu_us_per_req" in r:
         r["vcpu_per_1k_rps"] = r["cpu_us_per_req"] * 1000 / 1e6
     return r
@@ -186,5 +228,5 @@ class load_skip(Exception):
     pass
 
 
-ALL = {"steady": steady, "h2": h2, "h2h2": h2h2, "churn": churn, "tcp": tcp, "idle": idle, "mixcap": mixcap, "mix": mix,
+ALL = {"faults": faults, "steady": steady, "h2": h2, "h2h2": h2h2, "churn": churn, "tcp": tcp, "idle": idle, "mixcap": mixcap, "mix": mix,
        "cost": cost, "tls": tls, "tlsnew": tlsnew, "mtlshop": mtlshop, "plainhop": plainhop}
