@@ -68,7 +68,8 @@ pub struct ListenerTlsSpec {
 #[derive(Debug, Clone)]
 pub struct ClusterTlsSpec {
     pub config: Arc<rustls::ClientConfig>,
-    /// SNI and name to check: `server_name`, else the endpoint's IP.
+    /// SNI and name to check: `server_name`, else the cluster's DNS name when all its
+    /// endpoints are written with the same one, else the endpoint's IP.
     pub server_name: Option<rustls_pki_types::ServerName<'static>>,
 }
 
@@ -168,9 +169,11 @@ impl Snapshot {
                 tls: c.tls.as_ref().and_then(|t| {
                     Some(ClusterTlsSpec {
                         config: t.built.0.clone()?,
-                        server_name: t.server_name.as_deref().and_then(|n| {
-                            rustls_pki_types::ServerName::try_from(n.to_string()).ok()
-                        }),
+                        server_name: t
+                            .server_name
+                            .clone()
+                            .or_else(|| sole_dns_host(&c.endpoints))
+                            .and_then(|n| rustls_pki_types::ServerName::try_from(n).ok()),
                     })
                 }),
                 // Resilience (control/src/resilience.rs).
@@ -348,4 +351,18 @@ fn compile_listener(
         },
         authz: l.authz.as_ref().and_then(|a| a.compiled.0.clone()),
     })
+}
+
+/// The one host name every endpoint of a cluster is written with (without a trailing `.`),
+/// for the TLS name to send and check; `None` with an IP endpoint or several names.
+fn sole_dns_host(endpoints: &[crate::endpoint::Endpoint]) -> Option<String> {
+    if endpoints.iter().any(|e| literal(e).is_some()) {
+        return None;
+    }
+    let mut hosts = endpoints
+        .iter()
+        .filter_map(dns_name)
+        .map(|n| n.host.trim_end_matches('.').to_owned());
+    let first = hosts.next()?;
+    hosts.all(|h| h == first).then_some(first)
 }
