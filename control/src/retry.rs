@@ -110,7 +110,9 @@ pub enum FailureKind {
 pub struct RetryPolicy {
     /// Attempts in all, the first included (2 = one retry).
     pub attempts: u32,
-    pub on: Vec<RetryOn>,
+    /// The conditions retried on (`retry_on`, Envoy's name; a bare `on` would be read as
+    /// `true` by YAML 1.1 tools such as Helm and kubectl).
+    pub retry_on: Vec<RetryOn>,
     /// Wait before retry n: a random time up to `backoff × 2^(n-1)` (full jitter), at most 1 s.
     #[serde(with = "crate::duration::serde_str")]
     pub backoff: Duration,
@@ -131,15 +133,15 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(25);
 
 impl RetryPolicy {
     pub fn on_status(&self, status: u16) -> bool {
-        self.on.iter().any(|o| o.matches_status(status))
+        self.retry_on.iter().any(|o| o.matches_status(status))
     }
 
     pub fn on_failure(&self, kind: FailureKind) -> bool {
-        self.on.iter().any(|o| o.matches_failure(kind))
+        self.retry_on.iter().any(|o| o.matches_failure(kind))
     }
 
     pub fn on_grpc(&self, code: u8) -> bool {
-        self.on.iter().any(|o| o.matches_grpc(code))
+        self.retry_on.iter().any(|o| o.matches_grpc(code))
     }
 }
 
@@ -167,7 +169,7 @@ impl Default for RetryBudget {
     }
 }
 
-const RETRY_FIELDS: &[&str] = &["attempts", "on", "backoff", "per_try_timeout"];
+const RETRY_FIELDS: &[&str] = &["attempts", "retry_on", "backoff", "per_try_timeout"];
 const BUDGET_FIELDS: &[&str] = &["ratio", "min_per_second"];
 
 /// Decodes a cluster's `retry` mapping. `None` after a reported problem.
@@ -195,15 +197,15 @@ pub(crate) fn decode_retry(node: &Node, sink: &mut Sink<'_>) -> Option<At<RetryP
             0
         }
     };
-    let mut on = Vec::new();
+    let mut conditions = Vec::new();
     match f
-        .required(sink, "on", "retry")
-        .and_then(|n| sink.list(n, "retry on"))
+        .required(sink, "retry_on", "retry")
+        .and_then(|n| sink.list(n, "retry_on"))
     {
         Some(items) => {
             for item in items {
                 match retry_on(item, sink) {
-                    Some(o) => on.push(o),
+                    Some(o) => conditions.push(o),
                     None => ok = false,
                 }
             }
@@ -237,7 +239,7 @@ pub(crate) fn decode_retry(node: &Node, sink: &mut Sink<'_>) -> Option<At<RetryP
     ok.then_some(At {
         value: RetryPolicy {
             attempts,
-            on,
+            retry_on: conditions,
             backoff,
             per_try_timeout,
         },

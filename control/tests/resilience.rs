@@ -54,7 +54,7 @@ fn load(extra: &str) -> Result<(Option<RetryPolicy>, RetryBudget), String> {
 
 #[test]
 fn policy_and_budget_decode_with_defaults() {
-    let (p, b) = load("    retry: { attempts: 3, on: [ reset, 5xx, 503 ] }\n")
+    let (p, b) = load("    retry: { attempts: 3, retry_on: [ reset, 5xx, 503 ] }\n")
         .unwrap_or_else(|e| panic!("{e}"));
     let p = p.expect("a policy");
     assert_eq!(p.attempts, 3);
@@ -67,11 +67,11 @@ fn policy_and_budget_decode_with_defaults() {
 
 #[test]
 fn bad_policies_are_reported() {
-    let e = load("    retry: { attempts: 9, on: [ 5xx ] }\n").unwrap_err();
+    let e = load("    retry: { attempts: 9, retry_on: [ 5xx ] }\n").unwrap_err();
     assert!(e.contains("from 1 to 5"), "{e}");
-    let e = load("    retry: { attempts: 2, on: [ 404 ] }\n").unwrap_err();
+    let e = load("    retry: { attempts: 2, retry_on: [ 404 ] }\n").unwrap_err();
     assert!(e.contains("not a 5xx"), "{e}");
-    let e = load("    retry: { attempts: 2, on: [ sometimes ] }\n").unwrap_err();
+    let e = load("    retry: { attempts: 2, retry_on: [ sometimes ] }\n").unwrap_err();
     assert!(e.contains("unknown retry condition `sometimes`"), "{e}");
     let e = load("    retry_budget: { ratio: 2 }\n").unwrap_err();
     assert!(e.contains("from 0 to 1"), "{e}");
@@ -98,4 +98,26 @@ fn cluster_limits_decode_and_are_off_by_default() {
         e.contains("unknown field `max_pending` in cluster limits"),
         "{e}"
     );
+}
+
+#[test]
+fn per_try_timeout_and_the_retry_on_key() {
+    let (p, _) =
+        load("    retry: { attempts: 2, retry_on: [ unavailable ], per_try_timeout: 250ms }\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    let p = p.expect("a policy");
+    assert_eq!(
+        p.per_try_timeout,
+        Some(std::time::Duration::from_millis(250))
+    );
+    assert!(p.on_grpc(14) && !p.on_grpc(13) && !p.on_status(503));
+    let e =
+        load("    retry: { attempts: 2, retry_on: [ 5xx ], per_try_timeout: 0s }\n").unwrap_err();
+    assert!(
+        e.contains("per_try_timeout must be greater than zero"),
+        "{e}"
+    );
+    // A bare `on` is what YAML 1.1 tools (Helm) turn into `true`: refused, naming the key.
+    let e = load("    retry: { attempts: 2, on: [ 5xx ] }\n").unwrap_err();
+    assert!(e.contains("retry_on"), "{e}");
 }

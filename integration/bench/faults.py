@@ -18,7 +18,7 @@ import targets
 # The bad endpoint: half its answers are a 502 (the origin's -fail-rate spreads them evenly), a status
 # the mix does not ask for, so a policy can retry it without retrying the designed 500s and 503s.
 FAIL = ["-fail-rate", "0.5", "-fail-status", "502"]
-RETRY = "retry: { attempts: 3, on: [ reset, 502 ], backoff: 5ms }"
+RETRY = "retry: { attempts: 3, retry_on: [ reset, 502 ], backoff: 5ms }"
 TARGETS = ["direct", "ringside-io-uring", "ringside-io-uring-retry", "ringside-epoll", "ringside-epoll-retry",
            "nginx", "haproxy"]
 

@@ -56,7 +56,7 @@ both_runtimes!(fn a_policy_retries_5xx_on_another_endpoint(rt) {
     let a = Origin::start("a");
     let b = Origin::start("b");
     let bad = Origin::start_with_flags("bad", &["-fail-rate", "0.5"]);
-    let cfg = config(&[&a, &b, &bad], "    retry: { attempts: 3, on: [ 5xx ], backoff: 1ms }\n");
+    let cfg = config(&[&a, &b, &bad], "    retry: { attempts: 3, retry_on: [ 5xx ], backoff: 1ms }\n");
     let proxy = Ringside::start(rt, &cfg);
     let n = 1200;
     let ok = gets(&proxy, "/x", n);
@@ -85,7 +85,7 @@ both_runtimes!(fn without_a_policy_5xx_reach_the_client_and_nothing_is_replayed(
 both_runtimes!(fn a_post_is_never_retried(rt) {
     let a = Origin::start("a");
     let bad = Origin::start_with_flags("bad", &["-fail-rate", "1"]);
-    let cfg = config(&[&a, &bad], "    retry: { attempts: 3, on: [ 5xx, reset ] }\n    outlier: { consecutive_5xx: 0 }\n");
+    let cfg = config(&[&a, &bad], "    retry: { attempts: 3, retry_on: [ 5xx, reset ] }\n    outlier: { consecutive_5xx: 0 }\n");
     let proxy = Ringside::start(rt, &cfg);
     let mut conn = client::Conn::open(proxy.addr("inbound"));
     let mut statuses = Vec::new();
@@ -108,7 +108,7 @@ both_runtimes!(fn retries_stay_within_the_budget(rt) {
     let bad2 = Origin::start_with_flags("bad2", &["-fail-rate", "1"]);
     let cfg = config(
         &[&bad1, &bad2],
-        "    retry: { attempts: 3, on: [ 5xx ], backoff: 1ms }\n    retry_budget: { ratio: 0.2, min_per_second: 1 }\n    outlier: { consecutive_5xx: 0 }\n",
+        "    retry: { attempts: 3, retry_on: [ 5xx ], backoff: 1ms }\n    retry_budget: { ratio: 0.2, min_per_second: 1 }\n    outlier: { consecutive_5xx: 0 }\n",
     );
     let proxy = Ringside::start(rt, &cfg);
     let n = 200u64;
@@ -135,7 +135,7 @@ both_runtimes!(fn h2_to_h2_retries_5xx_by_policy_and_never_a_post(rt) {
     let a = Origin::start_h2c("a");
     let b = Origin::start_h2c("b");
     let bad = Origin::start_with_flags("bad", &["-h2c", "-fail-rate", "0.5"]);
-    let cfg = config(&[&a, &b, &bad], "    protocol: http2\n    retry: { attempts: 3, on: [ 5xx ], backoff: 1ms }\n");
+    let cfg = config(&[&a, &b, &bad], "    protocol: http2\n    retry: { attempts: 3, retry_on: [ 5xx ], backoff: 1ms }\n");
     let proxy = Ringside::start(rt, &cfg);
     let n = 300u64;
     let count = n.to_string();

@@ -76,7 +76,7 @@ listeners:
       - name: retried
         match: {{ path_prefix: /retried }}
         backends: [ {{ cluster: app }} ]
-        retry: {{ attempts: 3, on: [ 503 ], backoff: 1ms }}
+        retry: {{ attempts: 3, retry_on: [ 503 ], backoff: 1ms }}
       - name: plain
         match: {{ path_prefix: / }}
         backends: [ {{ cluster: app }} ]
@@ -120,7 +120,7 @@ listeners:
         match: {{ path_prefix: / }}
         backends: [ {{ cluster: app }} ]
         timeout: 10s
-        retry: {{ attempts: 2, on: [ gateway-error ], per_try_timeout: 300ms, backoff: 1ms }}
+        retry: {{ attempts: 2, retry_on: [ gateway-error ], per_try_timeout: 300ms, backoff: 1ms }}
 clusters:
   - name: app
     endpoints: [ {}, {} ]
@@ -176,7 +176,7 @@ listeners:
       - name: echo
         match: {{ path_prefix: / }}
         backends: [ {{ cluster: echo }} ]
-        retry: {{ attempts: 3, on: [ unavailable ], backoff: 1ms }}
+        retry: {{ attempts: 3, retry_on: [ unavailable ], backoff: 1ms }}
   - name: plain
     address: 127.0.0.1:0
     protocol: http

@@ -147,7 +147,7 @@ mod tests {
     fn policy(on: &[control::retry::RetryOn]) -> RetryPolicy {
         RetryPolicy {
             attempts: 3,
-            on: on.to_vec(),
+            retry_on: on.to_vec(),
             backoff: Duration::from_millis(1),
             per_try_timeout: None,
         }
