@@ -3,7 +3,7 @@
 //! only widens what is retried within that.
 
 use crate::node::{At, Sink};
-use marked_yaml::Node;
+use crate::yaml::Node;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
