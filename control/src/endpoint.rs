@@ -92,7 +92,7 @@ fn check_host(host: &str) -> Result<(), String> {
 /// Reads one `endpoints` entry, reporting a bad one at its position.
 pub(crate) fn decode(
     sink: &mut crate::node::Sink<'_>,
-    node: &marked_yaml::Node,
+    node: &crate::yaml::Node,
 ) -> Option<crate::node::At<Endpoint>> {
     let text = sink.string(node, "endpoint")?;
     match Endpoint::parse(&text.value) {

@@ -26,6 +26,7 @@ pub mod tls;
 mod to_model;
 mod validate;
 pub mod watch;
+mod yaml;
 
 use problem::{Problem, Problems};
 use sha2::{Digest, Sha256};

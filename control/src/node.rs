@@ -3,8 +3,7 @@
 
 use crate::duration;
 use crate::problem::Problem;
-use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
-use marked_yaml::{Node, Span};
+use crate::yaml::{Mapping, Node, Scalar};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,15 +16,6 @@ pub(crate) struct Pos {
 
 impl Pos {
     pub(crate) const START: Pos = Pos { line: 1, col: 1 };
-
-    fn of_span(span: &Span) -> Pos {
-        span.start()
-            .map(|m| Pos {
-                line: u32::try_from(m.line()).unwrap_or(u32::MAX),
-                col: u32::try_from(m.column()).unwrap_or(u32::MAX),
-            })
-            .unwrap_or(Pos::START)
-    }
 }
 
 /// A decoded value and where it was written.
@@ -36,20 +26,20 @@ pub(crate) struct At<T> {
 }
 
 /// Where a mapping key starts.
-pub(crate) fn key_pos(key: &MarkedScalarNode) -> Pos {
-    Pos::of_span(key.span())
+pub(crate) fn key_pos(key: &Scalar) -> Pos {
+    key.pos()
 }
 
 /// Where a node starts, as a person would point at it.
 pub(crate) fn pos_of(node: &Node) -> Pos {
-    let own = Pos::of_span(node.span());
+    let own = node.own_pos();
     match node {
         // The parser marks a block mapping at its first `:`, not at its first
         // key; the key is what a reader sees as the start of the entry.
         Node::Mapping(map) => map
             .iter()
             .next()
-            .map(|(key, _)| Pos::of_span(key.span()).min(own))
+            .map(|(key, _)| key.pos().min(own))
             .unwrap_or(own),
         _ => own,
     }
@@ -60,13 +50,21 @@ fn describe(node: &Node) -> &'static str {
         Node::Mapping(_) => "a mapping",
         Node::Sequence(_) => "a list",
         Node::Scalar(s) if is_null_scalar(s) => "nothing",
-        Node::Scalar(s) if s.may_coerce() && s.as_bool().is_some() => "a boolean",
+        Node::Scalar(s)
+            if s.may_coerce()
+                && matches!(
+                    s.as_str(),
+                    "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+                ) =>
+        {
+            "a boolean"
+        }
         Node::Scalar(s) if s.may_coerce() && s.as_str().parse::<f64>().is_ok() => "a number",
         Node::Scalar(_) => "a string",
     }
 }
 
-fn is_null_scalar(s: &MarkedScalarNode) -> bool {
+fn is_null_scalar(s: &Scalar) -> bool {
     // Only plain scalars can be null; `"null"` in quotes is a string.
     s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
 }
@@ -128,7 +126,7 @@ impl<'f> Sink<'f> {
         for (key, _) in map.iter() {
             if !allowed.contains(&key.as_str()) {
                 self.report(
-                    Pos::of_span(key.span()),
+                    key.pos(),
                     format!(
                         "unknown field `{}` in {what}; expected one of: {}",
                         key.as_str(),
@@ -145,7 +143,7 @@ impl<'f> Sink<'f> {
 
     pub(crate) fn list<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
         match node {
-            Node::Sequence(seq) => Some(seq),
+            Node::Sequence(seq) => Some(seq.items()),
             _ => {
                 self.wrong_type(node, "a list", what);
                 None
@@ -283,7 +281,7 @@ impl<'f> Sink<'f> {
 
 /// The fields of one mapping node.
 pub(crate) struct Fields<'n> {
-    map: &'n MarkedMappingNode,
+    map: &'n Mapping,
     pub pos: Pos,
 }
 
@@ -316,6 +314,6 @@ impl<'n> Fields<'n> {
         self.map
             .iter()
             .find(|(k, _)| k.as_str() == key)
-            .map(|(k, _)| Pos::of_span(k.span()))
+            .map(|(k, _)| k.pos())
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::node::Pos;
 use crate::problem::Problem;
-use marked_yaml::{LoadError, LoaderOptions, Marker, Node};
+use crate::yaml::{LoadError, Node};
 
 /// Parses `text`, or returns the single syntax problem: after a syntax error
 /// the parser has no reliable structure left, so reporting more would be
@@ -16,51 +16,32 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Node, Problem> {
             "only one YAML document is allowed; remove this `---` and what follows or split the file",
         ));
     }
-    let options = LoaderOptions::default()
-        // The last duplicate would otherwise silently win.
-        .error_on_duplicate_keys(true)
-        // Keep `"100"` a string, as YAML and JSON mean it.
-        .prevent_coercion(true);
-    marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| syntax_problem(&e, file))
+    // Duplicate keys are an error (the last would otherwise silently win), and a quoted
+    // `"100"` stays a string, as YAML and JSON mean it.
+    crate::yaml::parse(text).map_err(|e| syntax_problem(&e, file))
 }
 
 fn syntax_problem(error: &LoadError, file: &str) -> Problem {
-    let at = |m: &Marker, reason: String| {
-        Problem::new(
-            file,
-            u32::try_from(m.line()).unwrap_or(u32::MAX),
-            u32::try_from(m.column()).unwrap_or(u32::MAX),
-            reason,
-        )
-    };
+    let at = |p: &Pos, reason: String| Problem::new(file, p.line, p.col, reason);
     match error {
-        LoadError::TopLevelMustBeMapping(m) | LoadError::TopLevelMustBeSequence(m) => {
-            at(m, "the top level of the config must be a mapping".into())
+        LoadError::TopLevelMustBeMapping(p) => {
+            at(p, "the top level of the config must be a mapping".into())
         }
-        LoadError::UnexpectedAnchor(m) => at(
-            m,
+        LoadError::UnexpectedAnchor(p) => at(
+            p,
             "YAML anchors and aliases are not supported; write the value out".into(),
         ),
-        LoadError::MappingKeyMustBeScalar(m) => at(m, "mapping keys must be plain strings".into()),
-        LoadError::UnexpectedTag(m) => at(m, "YAML tags (`!...`) are not supported".into()),
-        LoadError::ScanError(m, e) => at(m, format!("YAML syntax error: {}", e.info())),
-        LoadError::DuplicateKey(dup) => {
-            let first = dup
-                .prev_key
-                .span()
-                .start()
-                .map(|m| format!(" (first at line {})", m.line()))
-                .unwrap_or_default();
-            match dup.key.span().start() {
-                Some(m) => at(m, format!("duplicate key `{}`{first}", dup.key.as_str())),
-                None => Problem::new(
-                    file,
-                    Pos::START.line,
-                    Pos::START.col,
-                    format!("duplicate key `{}`{first}", dup.key.as_str()),
-                ),
-            }
-        }
+        LoadError::MappingKeyMustBeScalar(p) => at(p, "mapping keys must be plain strings".into()),
+        LoadError::UnexpectedTag(p) => at(p, "YAML tags (`!...`) are not supported".into()),
+        LoadError::Syntax(p, e) => at(p, format!("YAML syntax error: {}", e.info())),
+        LoadError::DuplicateKey {
+            key,
+            pos,
+            first_line,
+        } => at(
+            pos,
+            format!("duplicate key `{key}` (first at line {first_line})"),
+        ),
     }
 }
 

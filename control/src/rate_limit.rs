@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::node::{At, Sink};
-use marked_yaml::Node;
+use crate::yaml::Node;
 
 /// `routes[].rate_limit` as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

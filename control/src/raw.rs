@@ -10,7 +10,7 @@ use crate::node::{At, Pos, Sink};
 use crate::raw_cluster::cluster;
 pub(crate) use crate::raw_cluster::RawCluster;
 use crate::rules;
-use marked_yaml::Node;
+use crate::yaml::Node;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 use crate::model::{LbPolicy, UpstreamProtocol};
 use crate::node::{At, Sink};
-use marked_yaml::Node;
+use crate::yaml::Node;
 use std::time::Duration;
 
 pub(crate) struct RawCluster {

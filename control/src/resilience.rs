@@ -3,7 +3,7 @@
 //! sit together.
 
 use crate::node::{At, Sink};
-use marked_yaml::Node;
+use crate::yaml::Node;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! within that.
 
 use crate::node::{At, Sink};
-use marked_yaml::Node;
+use crate::yaml::Node;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

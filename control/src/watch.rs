@@ -5,8 +5,15 @@
 //! `ringside.yaml` is a symlink through `..data`. An update writes a new timestamped
 //! directory, points `..data_tmp` at it, renames `..data_tmp` over `..data` and deletes the
 //! old directory. A watch on the file itself sees one delete and then silence. So: watch the
-//! *directory* (non-recursively), debounce, re-read through the stable path, skip content whose
-//! hash has not changed, and re-read on a slow timer in case an event was missed.
+//! *directory* (non-recursively), re-read through the stable path, skip content whose hash has
+//! not changed, and re-read on a slow timer in case an event was missed.
+//!
+//! When to re-read: an event that completes a change (a name renamed into place, as kubelet's
+//! `..data` swap and every atomic writer do, or a writer closing a file) is read at once; any
+//! other event (a create, a truncation, a write still in progress) waits for a quiet period
+//! first. Bursts are coalesced: after new content was read, the next read waits until
+//! [`WatchOptions::coalesce`] has passed, and takes whatever is there by then. Pure reads
+//! (opening and closing a file without writing, as the watcher itself does) are no change.
 //!
 //! Certificate and key files the config names (`tls.cert`, `client_ca`, ...) are followed the
 //! same way: their directories are watched too (a Secret or a csi-driver-spiffe volume is
@@ -29,9 +36,12 @@ use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WatchOptions {
-    /// Quiet time after the last directory event before re-reading: one kubelet update is
-    /// several events (create, symlink, rename, delete).
+    /// Quiet time after the last event that does not complete a change (a create, a write)
+    /// before re-reading: the file may be half-written until then.
     pub debounce: Duration,
+    /// Least time between two reads that find new content: a burst of updates is applied
+    /// as its first and then its last, not each in turn.
+    pub coalesce: Duration,
     /// Re-read this often regardless of events (inotify queues can overflow; some volume
     /// types send none).
     pub poll_interval: Duration,
@@ -43,6 +53,7 @@ impl Default for WatchOptions {
     fn default() -> Self {
         Self {
             debounce: Duration::from_millis(100),
+            coalesce: Duration::from_millis(100),
             poll_interval: Duration::from_secs(30),
             use_notify: true,
         }
@@ -75,9 +86,35 @@ pub enum Outcome {
 }
 
 enum Msg {
-    Event,
+    Event(Change),
     Force,
     Stop,
+}
+
+/// What a directory event says about the files in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A change is complete: a name was renamed into place, or a writer closed its file.
+    Complete,
+    /// Something changed and more may follow (a create, a truncation, a write, a delete).
+    Partial,
+}
+
+/// `None` for events that change nothing (a file opened or closed after reading).
+fn classify(event: &notify::Result<notify::Event>) -> Option<Change> {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+    let Ok(event) = event else {
+        // An error (e.g. a queue overflow) may hide any change: re-read after the quiet time.
+        return Some(Change::Partial);
+    };
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Change::Complete),
+        EventKind::Access(_) => None,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+            Some(Change::Complete)
+        }
+        _ => Some(Change::Partial),
+    }
 }
 
 /// Stops the watcher thread when dropped.
@@ -133,9 +170,11 @@ pub fn watch(
     };
     let watcher = if opts.use_notify {
         let events = tx.clone();
-        let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let mut w = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             // Which entry changed does not matter: any change in the directory means re-read.
-            let _ = events.send(Msg::Event);
+            if let Some(change) = classify(&event) {
+                let _ = events.send(Msg::Event(change));
+            }
         })
         .map_err(std::io::Error::other)?;
         notify::Watcher::watch(&mut w, &dir, notify::RecursiveMode::NonRecursive)
@@ -158,26 +197,43 @@ pub fn watch(
     let thread = std::thread::Builder::new()
         .name("ringside-watch".into())
         .spawn(move || {
-            let mut pending: Option<Instant> = None;
+            // A completed change waiting to be read (since when), and the end of the quiet
+            // period the other events asked for.
+            let mut complete: Option<Instant> = None;
+            let mut quiet: Option<Instant> = None;
+            // When a read last found new content, for coalescing.
+            let mut last_change: Option<Instant> = None;
             let mut next_poll = after(opts.poll_interval);
             loop {
+                // A completed change does not wait for later events to calm down; a burst
+                // waits for the coalescing interval in any case.
+                let earliest = last_change.and_then(|t| t.checked_add(opts.coalesce));
+                let due = [complete, quiet].into_iter().flatten().min();
+                let due = due.map(|d| earliest.map_or(d, |e| d.max(e)));
                 let now = Instant::now();
-                let wake = pending.map_or(next_poll, |p| p.min(next_poll));
-                match rx.recv_timeout(wake.saturating_duration_since(now)) {
-                    Ok(Msg::Event) => pending = Some(after(opts.debounce)),
-                    Ok(Msg::Force) => state.check(Trigger::Forced),
-                    Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                    Err(RecvTimeoutError::Timeout) => {
-                        let now = Instant::now();
-                        if pending.is_some_and(|p| p <= now) {
-                            pending = None;
-                            state.check(Trigger::FileEvent);
-                        }
-                        if next_poll <= now {
-                            next_poll = after(opts.poll_interval);
-                            state.check(Trigger::Poll);
-                        }
+                if due.is_some_and(|d| d <= now) {
+                    (complete, quiet) = (None, None);
+                    if state.check(Trigger::FileEvent) {
+                        last_change = Some(now);
                     }
+                    continue;
+                }
+                if next_poll <= now {
+                    next_poll = after(opts.poll_interval);
+                    state.check(Trigger::Poll);
+                    continue;
+                }
+                let wake = due.map_or(next_poll, |d| d.min(next_poll));
+                match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                    Ok(Msg::Event(Change::Partial)) => quiet = Some(after(opts.debounce)),
+                    Ok(Msg::Event(Change::Complete)) => {
+                        complete = complete.or_else(|| Some(Instant::now()));
+                    }
+                    Ok(Msg::Force) => {
+                        state.check(Trigger::Forced);
+                    }
+                    Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => {}
                 }
             }
         })?;
@@ -202,7 +258,9 @@ struct State {
 }
 
 impl State {
-    fn check(&mut self, trigger: Trigger) {
+    /// Reads the file and reports it when its content changed (or `trigger` is forced).
+    /// Returns whether something was reported about new content.
+    fn check(&mut self, trigger: Trigger) -> bool {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) => {
@@ -211,13 +269,13 @@ impl State {
                     self.last_error = Some(error.clone());
                     (self.on_outcome)(Outcome::Unreadable { error, trigger });
                 }
-                return;
+                return false;
             }
         };
         self.last_error = None;
         let sha = self.fingerprint(&hex::encode(Sha256::digest(&bytes)));
         if sha == self.last_sha && trigger != Trigger::Forced {
-            return;
+            return false;
         }
         self.last_sha = sha;
         let file = self.path.display().to_string();
@@ -251,6 +309,7 @@ impl State {
             }
         };
         (self.on_outcome)(outcome);
+        true
     }
 
     /// The config's hash combined with the bytes of every certificate file it loaded (a

@@ -73,6 +73,7 @@ fn start(
 fn fast() -> WatchOptions {
     WatchOptions {
         debounce: Duration::from_millis(30),
+        coalesce: Duration::from_millis(30),
         poll_interval: Duration::from_secs(60),
         use_notify: true,
     }
@@ -188,6 +189,48 @@ fn editor_rename_save_is_seen() {
     assert_eq!(applied_listener(&next(&rx).0), "b");
 }
 
+/// A rename completes a change, so it is read at once: the quiet period is for events that may
+/// be followed by more (here it is far longer than the test waits).
+#[test]
+fn a_rename_is_applied_without_waiting_for_quiet() {
+    let mut cm = ConfigMapDir::new(A);
+    let opts = WatchOptions {
+        debounce: Duration::from_secs(30),
+        ..fast()
+    };
+    let (_h, rx) = start(&cm.path(), A, opts);
+    cm.update(B);
+    assert_eq!(applied_listener(&next(&rx).0), "b");
+    cm.update(A);
+    assert_eq!(applied_listener(&next(&rx).0), "a");
+}
+
+/// A burst of updates is applied as its first and its last: the reads that find new content
+/// are at least `coalesce` apart, and the later one takes whatever is there by then.
+#[test]
+fn a_burst_of_updates_is_coalesced() {
+    let mut cm = ConfigMapDir::new(A);
+    let opts = WatchOptions {
+        coalesce: Duration::from_secs(2),
+        ..fast()
+    };
+    let (_h, rx) = start(&cm.path(), A, opts);
+    for i in 0..6 {
+        cm.update(if i % 2 == 0 { B } else { A });
+    }
+    cm.update(B);
+    let mut reports = vec![next(&rx)];
+    while let Ok(r) = rx.recv_timeout(Duration::from_millis(2500)) {
+        reports.push(r);
+    }
+    let names: Vec<String> = reports.iter().map(|(o, _)| applied_listener(o)).collect();
+    assert!(names.len() <= 2, "7 updates were applied as {names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("b"), "{names:?}");
+    if let [(_, first), (_, second)] = reports.as_slice() {
+        assert!(second.duration_since(*first) >= Duration::from_millis(1900));
+    }
+}
+
 #[test]
 fn delete_then_recreate() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -215,9 +258,9 @@ fn force_reload_reports_even_unchanged_content() {
 fn polling_catches_changes_without_events() {
     let mut cm = ConfigMapDir::new(A);
     let opts = WatchOptions {
-        debounce: Duration::from_millis(30),
         poll_interval: Duration::from_millis(150),
         use_notify: false,
+        ..fast()
     };
     let (_h, rx) = start(&cm.path(), A, opts);
     cm.update(B);
@@ -234,9 +277,9 @@ fn polling_catches_changes_without_events() {
 fn a_bad_config_is_reported_once_not_on_every_poll() {
     let mut cm = ConfigMapDir::new(A);
     let opts = WatchOptions {
-        debounce: Duration::from_millis(30),
         poll_interval: Duration::from_millis(50),
         use_notify: false,
+        ..fast()
     };
     let (_h, rx) = start(&cm.path(), A, opts);
     cm.update(BAD);

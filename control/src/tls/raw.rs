@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use marked_yaml::Node;
+use crate::yaml::Node;
 
 use super::client::{self, ClientParts};
 use super::model::{
