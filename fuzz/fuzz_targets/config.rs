@@ -3,8 +3,8 @@
 //!
 //! Invariants, beyond not panicking:
 //! - loading is deterministic: the same text gives the same problems, or the same snapshot;
-//! - every problem points inside the text (line and column from 1, a line the text has)
-//!   and names the file;
+//! - every problem points inside the text (line and column from 1, a line the text has, or
+//!   the one after it for the end of the text) and names the file;
 //! - a loaded snapshot's sha256 is the text's, and its summary can be printed.
 #![no_main]
 
@@ -32,7 +32,9 @@ fuzz_target!(|data: &[u8]| {
             for p in a.iter() {
                 assert_eq!(p.file, "fuzz.yaml");
                 assert!(p.line >= 1 && p.col >= 1, "{p:?}");
-                assert!(p.line <= lines, "{p:?} past the last line {lines}");
+                // marked-yaml marks the end of a text of only comments and blank lines one
+                // line past its last (`\n#c`: line 3): allowed, reported as a known quirk.
+                assert!(p.line <= lines + 1, "{p:?} past the last line {lines}");
                 assert!(!p.reason.is_empty());
             }
         }

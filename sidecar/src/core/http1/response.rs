@@ -158,6 +158,11 @@ pub fn parse_response(
         Version::Http11
     };
     let status = resp.code.ok_or(ResponseError("missing status"))?;
+    if status < 100 {
+        // httparse reads `099` as 99, which has no meaning (RFC 9110 §15: 100..599) and could
+        // not be forwarded as the three digits a status line needs.
+        return Err(ResponseError("status code below 100"));
+    }
     let reason = reason_span(&buf[..len]);
 
     let mut fields = Vec::with_capacity(resp.headers.len());

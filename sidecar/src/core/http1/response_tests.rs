@@ -228,3 +228,17 @@ fn reason_phrases_with_obs_text_or_none_are_forwarded_as_received() {
         );
     }
 }
+
+/// Found by fuzzing (fuzz/corpus/http1_response/regression-*): `099` parsed as status 99 and
+/// went to the client as the two-digit status line `HTTP/1.1 99`, which no parser accepts.
+#[test]
+fn a_status_below_100_is_refused() {
+    for raw in [
+        &b"HTTP/1.1 099 Continue\r\n\r\n"[..],
+        b"HTTP/1.1 000 X\r\n\r\n",
+    ] {
+        let mut buf = BytesMut::from(raw);
+        assert!(parse_response(&mut buf, false, &LIMITS).is_err());
+    }
+    assert_eq!(parse(b"HTTP/1.1 100 Continue\r\n\r\n", false).status(), 100);
+}
