@@ -2,15 +2,16 @@
 SHELL := /bin/bash
 CARGO_FEATURES := --features ringside/test-hooks
 
-.PHONY: demo test lint go-test rust-test build release bench bench-quick chart-test
+.PHONY: demo test lint go-test rust-test build release bench bench-quick chart-test fuzz-smoke
 
 ## demo: a Go service behind Ringside on both runtimes: traffic, metrics and a hot reload
 demo: release
 	bash integration/demo/run.sh
 
 ## test: every check CI runs (formatting, lints, Go tests, Rust unit and end-to-end tests,
-## the benchmark harness as a smoke run, and the Helm chart and Dockerfile checks)
-test: lint go-test rust-test bench-quick chart-test
+## the benchmark harness as a smoke run, the Helm chart and Dockerfile checks, and a short
+## run of every fuzz target)
+test: lint go-test rust-test bench-quick chart-test fuzz-smoke
 	@bash integration/skips.sh
 
 lint:
@@ -50,6 +51,13 @@ bench-quick:
 	python3 -m unittest discover -s integration/bench -p 'test_*.py'
 	bash integration/bench/setup.sh
 	python3 integration/bench/bench.py --quick
+
+## fuzz-smoke: every cargo-fuzz target (fuzz/) replays its committed corpus, then mutates for
+## FUZZ_SECONDS each; a crash fails it. Needs cargo-fuzz (.ci/run installs it). Longer runs:
+## docs/fuzzing.md.
+FUZZ_SECONDS ?= 8
+fuzz-smoke:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 ## chart-test: helm lint, golden renders, strict Kubernetes decoding and semantics of the chart,
 ## `ringside check` on its rendered config, install/upgrade/rollback/uninstall of every values

@@ -149,8 +149,9 @@ impl RouteTable {
     }
 
     /// The definition `find` keeps to: the first route whose match holds, by a linear scan.
-    #[cfg(test)]
-    pub(crate) fn find_by_scan(&self, req: &impl RequestView) -> Option<&RouteSpec> {
+    /// Tests and the fuzz targets (feature `fuzzing`) check `find` against it.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn find_by_scan(&self, req: &impl RequestView) -> Option<&RouteSpec> {
         self.routes.iter().find(|r| r.matches(req))
     }
 

@@ -56,14 +56,15 @@ fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Decodes `%XX` of unreserved characters; upper-cases every other percent-encoding.
+/// Decodes `%XX` of unreserved characters; upper-cases every other percent-encoding. Works
+/// on bytes, so raw UTF-8 in the path is copied unchanged (not as one char per byte).
 fn decode_unreserved(path: &str, slashes: EscapedSlashes) -> Result<String, PathError> {
     let b = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] != b'%' {
-            out.push(b[i] as char);
+            out.push(b[i]);
             i += 1;
             continue;
         }
@@ -78,15 +79,16 @@ fn decode_unreserved(path: &str, slashes: EscapedSlashes) -> Result<String, Path
             return Err(PathError::EscapedSlash);
         }
         if unreserved(c) {
-            out.push(c as char);
+            out.push(c);
         } else {
-            out.push('%');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(hi)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(lo)]));
+            out.push(b'%');
+            out.push(b"0123456789ABCDEF"[usize::from(hi)]);
+            out.push(b"0123456789ABCDEF"[usize::from(lo)]);
         }
         i += 3;
     }
-    Ok(out)
+    // Only ASCII `%XX` triplets were replaced, by ASCII: the rest is `path`'s own UTF-8.
+    String::from_utf8(out).map_err(|_| PathError::BadPercent)
 }
 
 /// RFC 3986 §5.2.4, on an absolute path: `.` segments vanish, `..` removes the segment
@@ -195,6 +197,18 @@ mod tests {
             ..opts()
         };
         assert_eq!(normalize("/api/../admin", &off), Ok(None));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/path/regression-*): raw UTF-8 in a path that needed
+    /// normalising was copied one byte per char, so `é` reached the upstream as `Ã©`.
+    #[test]
+    fn raw_utf8_survives_normalisation() {
+        assert_eq!(norm("/caf\u{e9}/./men\u{fc}"), "/caf\u{e9}/men\u{fc}");
+        assert_eq!(
+            norm("/a\u{49d}\u{41b}.d/ba/./.b/"),
+            "/a\u{49d}\u{41b}.d/ba/.b/"
+        );
+        assert_eq!(norm("/\u{1f600}/%61/../x"), "/\u{1f600}/x");
     }
 
     #[test]

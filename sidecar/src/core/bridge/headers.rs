@@ -4,7 +4,7 @@
 use bytes::{BufMut, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::core::http1::{BodyKind, ResponseHead};
+use crate::core::http1::{is_authority, BodyKind, ResponseHead};
 
 /// Fields that are connection-specific in HTTP/1 and must not appear in HTTP/2 (§8.2.2);
 /// `te` is allowed only as `trailers` and handled apart. Framing is re-derived per side.
@@ -117,6 +117,11 @@ pub fn h1_request_head(
             .map(|h| h.as_bytes().to_vec())
             .ok_or(Malformed::NoAuthority)?,
     };
+    // What `http` accepts as an authority (userinfo, RFC 9113 §8.3.1 forbids it) or as a Host
+    // value (spaces, `/`) is more than an HTTP/1.1 upstream must: refused, not forwarded.
+    if !is_authority(&host) {
+        return Err(Malformed::Field(":authority".into()));
+    }
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let headers = &parts.headers;
     let mut out = BytesMut::with_capacity(512);
@@ -339,6 +344,44 @@ mod tests {
             h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]),
             Err(Malformed::NoAuthority)
         ));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/h2_h1_headers/regression-*): an `:authority` with
+    /// userinfo, or a Host that is no authority, became a Host line an HTTP/1.1 upstream
+    /// refuses (Ringside's own parser answers 400 to it).
+    #[test]
+    fn authorities_an_http1_upstream_would_refuse_are_refused() {
+        let ip = "127.0.0.1";
+        let (parts, ()) = http::Request::builder()
+            .uri("http://user@app.local/x")
+            .body(())
+            .expect("request")
+            .into_parts();
+        assert!(matches!(
+            h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]),
+            Err(Malformed::Field(_))
+        ));
+        for bad in ["a b", "a/b", "u@a"] {
+            let (parts, ()) = http::Request::builder()
+                .uri("/x")
+                .header("host", bad)
+                .body(())
+                .expect("request")
+                .into_parts();
+            assert!(
+                matches!(
+                    h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]),
+                    Err(Malformed::Field(_))
+                ),
+                "{bad}"
+            );
+        }
+        let (parts, ()) = http::Request::builder()
+            .uri("http://[::1]:8080/x")
+            .body(())
+            .expect("request")
+            .into_parts();
+        assert!(h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]).is_ok());
     }
 
     #[test]

@@ -158,7 +158,12 @@ pub fn parse_response(
         Version::Http11
     };
     let status = resp.code.ok_or(ResponseError("missing status"))?;
-    let reason = Span::of(buf, resp.reason.unwrap_or("").as_bytes());
+    if status < 100 {
+        // httparse reads `099` as 99, which has no meaning (RFC 9110 §15: 100..599) and could
+        // not be forwarded as the three digits a status line needs.
+        return Err(ResponseError("status code below 100"));
+    }
+    let reason = reason_span(&buf[..len]);
 
     let mut fields = Vec::with_capacity(resp.headers.len());
     let mut length: Option<u64> = None;
@@ -239,6 +244,22 @@ pub fn parse_response(
         buf: buf.split_to(len).freeze(),
         ..head
     }))
+}
+
+/// The reason phrase as received, obs-text included (RFC 9112 §4: `*( HTAB / SP / VCHAR /
+/// obs-text )`), from the status line of a head httparse accepted (`HTTP/1.x SP 3DIGIT
+/// [SP reason] CRLF`, after the empty lines it skips). Not httparse's `reason`: for a missing
+/// phrase or one with obs-text that is a `""` outside `head`, which has no span in it.
+fn reason_span(head: &[u8]) -> Span {
+    let start = head
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(head.len());
+    let line = &head[start..];
+    let line = &line[..memchr::memchr(b'\n', line).unwrap_or(line.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // `HTTP/1.1 200 ` is 13 bytes; a shorter line has no phrase.
+    Span::of(head, line.get(13..).unwrap_or(&line[line.len()..]))
 }
 
 #[cfg(test)]

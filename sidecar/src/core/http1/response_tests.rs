@@ -189,3 +189,56 @@ fn partial_response_waits_and_leftover_stays() {
     assert_eq!(r.status(), 200);
     assert_eq!(&buf[..], b"hiHTTP");
 }
+
+/// Found by fuzzing (fuzz/corpus/http1_response/regression-*): httparse gives a missing
+/// reason phrase, or one with obs-text, as a `""` outside the buffer, whose span was garbage
+/// (an overflow panic in debug builds, an out-of-range slice when re-encoding in release).
+#[test]
+fn reason_phrases_with_obs_text_or_none_are_forwarded_as_received() {
+    let cases: &[(&[u8], &[u8])] = &[
+        (b"HTTP/1.1 204 No Co\xdbntent\r\n\r\n", b"No Co\xdbntent"),
+        (
+            b"HTTP/1.1 103 Early \xb0Hints\r\nLink: </a>\r\n\r\n",
+            b"Early \xb0Hints",
+        ),
+        (b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", b""),
+        (b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n", b""),
+        (b"\r\nHTTP/1.1 404 Not Found\r\n\r\n", b"Not Found"),
+    ];
+    for (raw, reason) in cases {
+        let r = parse(raw, false);
+        let mut out = BytesMut::new();
+        r.encode_downstream(
+            &mut out,
+            &DownstreamOpts {
+                close: false,
+                keep_alive: false,
+                body: r.body(),
+                keep_upgrade: false,
+            },
+        );
+        let line_end = out.iter().position(|b| *b == b'\r').expect("a status line");
+        let mut want = format!("HTTP/1.1 {} ", r.status()).into_bytes();
+        want.extend_from_slice(reason);
+        assert_eq!(
+            &out[..line_end],
+            &want[..],
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
+
+/// Found by fuzzing (fuzz/corpus/http1_response/regression-*): `099` parsed as status 99 and
+/// went to the client as the two-digit status line `HTTP/1.1 99`, which no parser accepts.
+#[test]
+fn a_status_below_100_is_refused() {
+    for raw in [
+        &b"HTTP/1.1 099 Continue\r\n\r\n"[..],
+        b"HTTP/1.1 000 X\r\n\r\n",
+    ] {
+        let mut buf = BytesMut::from(raw);
+        assert!(parse_response(&mut buf, false, &LIMITS).is_err());
+    }
+    assert_eq!(parse(b"HTTP/1.1 100 Continue\r\n\r\n", false).status(), 100);
+}
