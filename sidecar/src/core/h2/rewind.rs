@@ -40,7 +40,7 @@ impl<'c, T> Rewind<'c, T> {
     /// expected to send GOAWAY(ENHANCE_YOUR_CALM) and close.
     pub fn watch_floods(mut self, flooded: &'c Cell<bool>) -> Self {
         self.flood = Some((
-            ControlFrames::new(crate::core::detect::PREFACE.len()),
+            ControlFrames::new(crate::core::detect::PREFACE.len(), Instant::now()),
             flooded,
         ));
         self
