@@ -164,7 +164,11 @@ both_runtimes!(
 // clean client is done.
 both_runtimes!(
     fn a_slow_reader_of_a_large_response_is_held_in_bounded_memory(rt) {
-        let bounds = Bounds { mem_growth_kib: 32 * MIB, cut_within: None, p99_slack: hostile::P99_SLACK };
+        // Until the socket buffers fill, 20 large responses are served as fast as the worker
+        // can copy them (several MiB each, on a debug build): a burst of work the clean client
+        // waits behind (p99 measured up to 85 ms, io_uring, under load), then nothing. The
+        // allowance says so rather than hide it.
+        let bounds = Bounds { mem_growth_kib: 32 * MIB, cut_within: None, p99_slack: Duration::from_millis(150) };
         case("slow reader", rt, bounds, |addr, stop| {
             let mut conns = open_many(addr, 20);
             let started = Instant::now();
