@@ -127,7 +127,7 @@ both_runtimes!(
                 assert!(n > 0, "closed before the response began");
                 got += n;
             }
-            signal(pid, "STOP");
+            signal(pid, libc::SIGSTOP);
             let stopped = Instant::now();
             // Drain what is buffered: the body must end short of 64 MiB, with a close.
             s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
@@ -139,18 +139,22 @@ both_runtimes!(
                 }
             }
             let after = stopped.elapsed();
-            signal(pid, "CONT");
+            signal(pid, libc::SIGCONT);
             assert!(got < 67_108_864, "the whole body arrived from a stopped upstream");
             Cut { after }
         });
     }
 );
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill -{sig} {pid}");
+/// Sends `sig` (SIGSTOP, SIGCONT) to the origin process `pid`.
+fn signal(pid: u32, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid");
+    // SAFETY: kill(2) on a child process this test started; no memory is involved.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
 }
