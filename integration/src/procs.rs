@@ -135,6 +135,11 @@ impl Origin {
         Self::launch(name, "127.0.0.1:0", None, flags)
     }
 
+    /// The origin's process id (to stop it with SIGSTOP, for one).
+    pub fn pid(&self) -> u32 {
+        self._proc.0.id()
+    }
+
     /// On `addr` (port 0 picks one), optionally inside network namespace `netns`.
     pub fn start_at(name: &str, addr: &str, netns: Option<&str>) -> Origin {
         Self::launch(name, addr, netns, &[])

@@ -25,6 +25,8 @@ func main() {
 	failStatus := flag.Int("fail-status", http.StatusServiceUnavailable, "status of the failing share")
 	delay := flag.Duration("delay", 0, "added before every answer (a slow server)")
 	noAccept := flag.Bool("no-accept", false, "listen but never accept: connects complete in the kernel's backlog, requests get no answer")
+	hang := flag.Bool("hang", false, "accept connections and read requests but never answer")
+	trickle := flag.Duration("trickle", 0, "answer every request with a fixed response written one byte per this interval")
 	flag.Parse()
 	if *failRate < 0 || *failRate > 1 {
 		log.Fatalf("-fail-rate %v: want 0..1", *failRate)
@@ -39,6 +41,12 @@ func main() {
 	fmt.Printf("origin %s listening on %s\n", *name, l.Addr())
 	if *noAccept {
 		select {} // holds the listener open, never accepting
+	}
+	if *hang {
+		log.Fatal(origin.ServeHang(l))
+	}
+	if *trickle > 0 {
+		log.Fatal(origin.ServeTrickle(l, *trickle))
 	}
 	faults := &origin.Faults{FailRate: *failRate, FailStatus: *failStatus, Delay: *delay}
 	srv := origin.Server(origin.HandlerWithFaults(*name, faults))

@@ -6,6 +6,7 @@
 //! answers with GOAWAY (graceful: streams in flight finish).
 
 use crate::core::wire::Wire;
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -49,8 +50,10 @@ pub async fn serve<R: Rt>(
         let max = super::limits::h2_transport_limit(spec.max_header_bytes, spec.max_headers);
         (spec.header_read_timeout, spec.idle_timeout, max)
     };
+    // Set by the connection's reads when the client floods PING or SETTINGS frames.
+    let flooded = Cell::new(false);
     let io = match down.into_io() {
-        Ok(io) => Rewind::new(io, preface.freeze(), Some(conn)),
+        Ok(io) => Rewind::new(io, preface.freeze(), Some(conn)).watch_floods(&flooded),
         Err(e) => {
             tracing::debug!(%peer, error = %e, "cannot switch the connection to HTTP/2");
             return;
@@ -74,18 +77,34 @@ pub async fn serve<R: Rt>(
         conn,
     };
     let mut streams = FuturesUnordered::new();
-    let mut going_away = false;
+    // When the graceful GOAWAY was sent. The shutdown then waits on the client (h2 follows
+    // the GOAWAY with a PING and waits for its ack); a client that never acks nor closes
+    // would hold the connection for ever, so with no stream left it gets `handshake_within`
+    // (the listener's `header_read` timeout) to finish, then the connection is closed.
+    let mut going_away: Option<Instant> = None;
     // Always set, even with streams open: the worker's sweep kicks only connections with a
     // deadline, and a drain must reach busy connections too.
     let mut last_active = Instant::now();
+    let mut calmed = false;
     loop {
         let mut kicked = pin!(conn.kicked());
         let event = poll_fn(|cx| {
             while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {
                 last_active = Instant::now();
             }
-            conn.set_idle_until(Some(last_active + idle));
+            let deadline = match going_away {
+                Some(at) if streams.is_empty() => at + handshake_within,
+                _ => last_active + idle,
+            };
+            conn.set_idle_until(Some(deadline));
             conn.in_flight.set(!streams.is_empty());
+            if flooded.get() && !calmed {
+                // GOAWAY(ENHANCE_YOUR_CALM) at once, streams and all (RFC 9113 §5.4.1): a
+                // flooder's streams are not worth finishing. poll_accept then ends.
+                calmed = true;
+                tracing::debug!(%peer, "h2 control-frame flood; closing");
+                h2.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+            }
             match h2.poll_accept(cx) {
                 Poll::Ready(Some(Ok(s))) => return Poll::Ready(Event::Stream(s)),
                 Poll::Ready(Some(Err(e))) => {
@@ -119,12 +138,18 @@ pub async fn serve<R: Rt>(
                 let draining =
                     w.lifecycle.is_draining() || w.snapshot().listener(&listener).is_none();
                 let idled = streams.is_empty() && last_active.elapsed() >= idle;
-                if (draining || idled) && !going_away {
+                if let Some(at) = going_away {
+                    if streams.is_empty() && at.elapsed() >= handshake_within {
+                        tracing::debug!(%peer, "h2 client did not finish the shutdown; closing");
+                        break;
+                    }
+                } else if draining || idled {
                     // GOAWAY with the last stream id: streams in flight finish, then the
                     // connection closes by itself (poll_accept ends).
-                    going_away = true;
+                    going_away = Some(Instant::now());
                     h2.graceful_shutdown();
-                } else if !streams.is_empty() {
+                }
+                if !streams.is_empty() {
                     // Busy past the idle deadline: not idle, so push the deadline out.
                     last_active = Instant::now();
                 }

@@ -1,14 +1,18 @@
 //! Gives back the bytes read while detecting the protocol (the HTTP/2 connection must see the
 //! client preface that detection already consumed), and counts the connection's bytes for
-//! `/connections`, as the HTTP/1 path does.
+//! `/connections`, as the HTTP/1 path does. On a downstream HTTP/2 connection it also watches
+//! the client's frames for a control-frame flood (`flood.rs`).
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::flood::ControlFrames;
 use crate::core::conns::Conn;
 
 pub struct Rewind<'c, T> {
@@ -16,11 +20,30 @@ pub struct Rewind<'c, T> {
     io: T,
     /// Where the bytes are counted (the preface was counted when it was read).
     conn: Option<&'c Conn>,
+    /// The flood watch and where a flood is reported (see [`Rewind::watch_floods`]).
+    flood: Option<(ControlFrames, &'c Cell<bool>)>,
 }
 
 impl<'c, T> Rewind<'c, T> {
     pub fn new(io: T, prefix: Bytes, conn: Option<&'c Conn>) -> Self {
-        Self { prefix, io, conn }
+        Self {
+            prefix,
+            io,
+            conn,
+            flood: None,
+        }
+    }
+
+    /// Watches the bytes read (the prefix included, which must begin with the 24-byte client
+    /// preface) for a PING or SETTINGS flood. Once one is seen, `flooded` is set, the reading
+    /// task is woken to act on it, and nothing more is read: the connection owner is
+    /// expected to send GOAWAY(ENHANCE_YOUR_CALM) and close.
+    pub fn watch_floods(mut self, flooded: &'c Cell<bool>) -> Self {
+        self.flood = Some((
+            ControlFrames::new(crate::core::detect::PREFACE.len(), Instant::now()),
+            flooded,
+        ));
+        self
     }
 }
 
@@ -30,16 +53,28 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<'_, T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
+        if self.flood.as_ref().is_some_and(|(_, f)| f.get()) {
+            // Flooded: read nothing more; the owner closes the connection.
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let r = if self.prefix.is_empty() {
+            let r = Pin::new(&mut self.io).poll_read(cx, buf);
+            if let Some(c) = self.conn {
+                c.add_in((buf.filled().len() - before) as u64);
+            }
+            r
+        } else {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.io).poll_read(cx, buf);
-        if let Some(c) = self.conn {
-            c.add_in((buf.filled().len() - before) as u64);
+            Poll::Ready(Ok(()))
+        };
+        if let Some((frames, flooded)) = &mut self.flood {
+            if frames.feed(&buf.filled()[before..], Instant::now()) {
+                flooded.set(true);
+                cx.waker().wake_by_ref();
+            }
         }
         r
     }
