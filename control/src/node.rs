@@ -7,16 +7,7 @@ use crate::yaml::{Mapping, Node, Scalar};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// 1-based position in the file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Pos {
-    pub line: u32,
-    pub col: u32,
-}
-
-impl Pos {
-    pub(crate) const START: Pos = Pos { line: 1, col: 1 };
-}
+pub(crate) use crate::yaml::Pos;
 
 /// A decoded value and where it was written.
 #[derive(Clone, Debug)]

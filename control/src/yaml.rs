@@ -8,9 +8,19 @@
 //! insertion-ordered hash map per mapping and a copy of every key. At 10,000 routes building
 //! and freeing that tree was most of the time to load a config (issue 18).
 
-use crate::node::Pos;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
+
+/// 1-based position in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Pos {
+    pub(crate) const START: Pos = Pos { line: 1, col: 1 };
+}
 
 /// One value of the document.
 #[derive(Debug)]

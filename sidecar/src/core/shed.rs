@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::rt::Rt;
-use super::worker::Worker;
 
 /// How often a listener paused at `max_connections` looks again for room.
 pub const PAUSE_POLL: Duration = Duration::from_millis(10);
@@ -117,31 +116,40 @@ impl Loads {
     }
 }
 
-/// Waits until `listener` has room for one more connection under its `max_connections` (read
-/// from the live config each time, so a reload that raises or removes it takes effect) and
-/// takes it.
-/// A pause is counted once in `ringside_accept_paused_total{reason="max_connections"}`.
-pub async fn room<R: Rt>(w: &Worker<R>, load: &Arc<Load>, listener: &str) -> ConnSlot {
+/// Where an accept loop runs: its worker, its listener, and whether metrics are recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Site<'a> {
+    pub worker: usize,
+    pub listener: &'a str,
+    pub metrics: bool,
+}
+
+/// Waits until the listener has room for one more connection under its `max_connections`
+/// (`limit`, read from the live config each time, so a reload that raises or removes it
+/// takes effect) and takes it. A pause is counted once in
+/// `ringside_accept_paused_total{reason="max_connections"}`.
+pub async fn room<R: Rt>(
+    load: &Arc<Load>,
+    limit: impl Fn() -> Option<u32>,
+    at: Site<'_>,
+) -> ConnSlot {
+    let (worker, listener) = (at.worker, at.listener);
     let mut paused = false;
     loop {
-        if let Some(slot) = load.try_connection(w.max_connections(listener)) {
+        if let Some(slot) = load.try_connection(limit()) {
             if paused {
-                tracing::info!(
-                    worker = w.id,
-                    listener,
-                    "accepting again: below max_connections"
-                );
+                tracing::info!(worker, listener, "accepting again: below max_connections");
             }
             return slot;
         }
         if !paused {
             paused = true;
             tracing::info!(
-                worker = w.id,
+                worker,
                 listener,
                 "max_connections reached: accepting paused"
             );
-            if !w.opts.no_metrics {
+            if at.metrics {
                 metrics::counter!("ringside_accept_paused_total", "listener" => listener.to_owned(), "reason" => "max_connections")
                     .increment(1);
             }
@@ -221,9 +229,9 @@ impl AcceptBackoff {
     }
 }
 
-/// Counts a request refused by `listener`'s `max_requests`.
-pub fn count_shed<R: Rt>(w: &Worker<R>, listener: &str) {
-    if !w.opts.no_metrics {
+/// Counts a request refused by `listener`'s `max_requests` (unless `--no-metrics`).
+pub fn count_shed(metrics: bool, listener: &str) {
+    if metrics {
         metrics::counter!("ringside_shed_total", "listener" => listener.to_owned(), "limit" => "max_requests")
             .increment(1);
     }

@@ -99,7 +99,7 @@ async fn accept_loop(
                 let slot = match load.try_connection(worker.max_connections(&name)) {
                     Some(s) => s,
                     None => tokio::select! {
-                        s = shed::room(&worker, &load, &name) => s,
+                        s = shed::room::<Epoll>(&load, || worker.max_connections(&name), site(&worker, &name)) => s,
                         _ = &mut stopped => break,
                     },
                 };
@@ -126,6 +126,15 @@ async fn accept_loop(
         }
     }
     tracing::debug!(worker = worker.id, listener = %name, "stopped accepting");
+}
+
+/// Where an accept loop of this worker runs, for load shedding's logs and metrics.
+fn site<'a>(worker: &Worker<Epoll>, listener: &'a str) -> shed::Site<'a> {
+    shed::Site {
+        worker: worker.id,
+        listener,
+        metrics: !worker.opts.no_metrics,
+    }
 }
 
 async fn housekeeping(worker: Rc<Worker<Epoll>>) {

@@ -124,7 +124,11 @@ async fn accept_loop(
                 let slot = match load.try_connection(worker.max_connections(&name)) {
                     Some(s) => s,
                     None => {
-                        let room = std::pin::pin!(shed::room(&worker, &load, &name));
+                        let room = std::pin::pin!(shed::room::<Uring>(
+                            &load,
+                            || worker.max_connections(&name),
+                            site(&worker, &name),
+                        ));
                         let stop = std::pin::pin!(until_stopped(&stopped));
                         match futures_util::future::select(room, stop).await {
                             futures_util::future::Either::Left((s, _)) => s,
@@ -159,6 +163,15 @@ async fn accept_loop(
 async fn until_stopped(stopped: &Cell<bool>) {
     while !stopped.get() {
         monoio::time::sleep(shed::PAUSE_POLL).await;
+    }
+}
+
+/// Where an accept loop of this worker runs, for load shedding's logs and metrics.
+fn site<'a>(worker: &Worker<Uring>, listener: &'a str) -> shed::Site<'a> {
+    shed::Site {
+        worker: worker.id,
+        listener,
+        metrics: !worker.opts.no_metrics,
     }
 }
 

@@ -4,7 +4,8 @@
 use bytes::{BufMut, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::core::http1::{is_authority, BodyKind, ResponseHead};
+use crate::core::http1::fields::is_authority;
+use crate::core::http1::{BodyKind, ResponseHead};
 
 /// Fields that are connection-specific in HTTP/1 and must not appear in HTTP/2 (§8.2.2);
 /// `te` is allowed only as `trailers` and handled apart. Framing is re-derived per side.

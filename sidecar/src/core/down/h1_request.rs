@@ -69,7 +69,7 @@ pub async fn handle<R: Rt>(
     let _slot = match at.conn.load().admit_request(at.spec.max_requests) {
         Ok(slot) => slot,
         Err(_) => {
-            shed::count_shed(at.w, &at.spec.name);
+            shed::count_shed(!at.w.opts.no_metrics, &at.spec.name);
             let next = answer_retry(down, at.conn, 503, "overloaded", keep, Some(1)).await;
             rec.record(&head, NONE, NONE, Tried::NONE, 503, None);
             return next;

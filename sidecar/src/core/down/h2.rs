@@ -130,7 +130,7 @@ pub async fn serve<R: Rt>(
                     // processed, so it may send it again, here later or elsewhere.
                     Err(_) => {
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
-                        crate::core::shed::count_shed(w, &listener);
+                        crate::core::shed::count_shed(!w.opts.no_metrics, &listener);
                     }
                 }
             }

@@ -12,7 +12,8 @@
 
 mod chunked;
 mod error;
-mod fields;
+/// Field syntax; `fields::is_authority` is also the Host check for heads built from HTTP/2.
+pub(crate) mod fields;
 mod request;
 mod response;
 mod target;
@@ -21,8 +22,6 @@ pub use chunked::{
     check_in_hand, encode_chunk_header, encode_last_chunk, Chunk, ChunkedDecoder, CHUNK_END,
 };
 pub use error::{BodyError, RequestError, ResponseError};
-/// The Host characters the request parser accepts, for heads built from HTTP/2 requests.
-pub(crate) use fields::is_authority;
 pub use request::{parse_request, RequestHead, UpstreamOpts, XFCC};
 pub use response::{parse_response, DownstreamOpts, ResponseHead};
 
