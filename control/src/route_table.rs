@@ -149,8 +149,10 @@ impl RouteTable {
     }
 
     /// The definition `find` keeps to: the first route whose match holds, by a linear scan.
-    #[cfg(test)]
-    pub(crate) fn find_by_scan(&self, req: &impl RequestView) -> Option<&RouteSpec> {
+    /// The test oracle for `find`; outside this crate's tests it exists with the `oracle`
+    /// feature (for fuzz targets: build the table with [`crate::load_str`]).
+    #[cfg(any(test, feature = "oracle"))]
+    pub fn find_by_scan(&self, req: &impl RequestView) -> Option<&RouteSpec> {
         self.routes.iter().find(|r| r.matches(req))
     }
 
