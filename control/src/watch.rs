@@ -60,6 +60,17 @@ impl Default for WatchOptions {
     }
 }
 
+/// How long after reporting new content the watcher reads the file once more, and then
+/// [`SETTLE_AGAIN`] after that. These reads find nothing new as a rule; what they are for is
+/// the allocation: the new config was built on this thread, and the allocator (mimalloc)
+/// takes back the memory of a thread's freed blocks (the parse's, and the previous config's
+/// once the data plane drops it) only when that thread allocates again, and returns the freed
+/// pages to the system at a later allocation still. Without them the watcher idles until the
+/// 30 s poll and the process keeps tens of MB it no longer uses (48 → 88 MB after four reloads
+/// of 5,000 routes).
+const SETTLE: Duration = Duration::from_secs(1);
+const SETTLE_AGAIN: Duration = Duration::from_millis(200);
+
 /// What made the watcher read the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -201,6 +212,9 @@ pub fn watch(
             // period the other events asked for.
             let mut complete: Option<Instant> = None;
             let mut quiet: Option<Instant> = None;
+            // Two more reads a while after new content was reported (see [`SETTLE`]).
+            let mut settle: Option<Instant> = None;
+            let mut settles_left = 0u8;
             // When a read last found new content, for coalescing.
             let mut last_change: Option<Instant> = None;
             let mut next_poll = after(opts.poll_interval);
@@ -208,13 +222,20 @@ pub fn watch(
                 // A completed change does not wait for later events to calm down; a burst
                 // waits for the coalescing interval in any case.
                 let earliest = last_change.and_then(|t| t.checked_add(opts.coalesce));
-                let due = [complete, quiet].into_iter().flatten().min();
+                let due = [complete, quiet, settle].into_iter().flatten().min();
                 let due = due.map(|d| earliest.map_or(d, |e| d.max(e)));
                 let now = Instant::now();
                 if due.is_some_and(|d| d <= now) {
-                    (complete, quiet) = (None, None);
+                    (complete, quiet, settle) = (None, None, None);
                     if state.check(Trigger::FileEvent) {
                         last_change = Some(now);
+                        settle = now.checked_add(SETTLE);
+                        settles_left = 2;
+                    } else if settles_left > 0 {
+                        settles_left -= 1;
+                        if settles_left > 0 {
+                            settle = now.checked_add(SETTLE_AGAIN);
+                        }
                     }
                     continue;
                 }
