@@ -55,7 +55,7 @@ bench-quick:
 ## docs/fuzzing.md.
 FUZZ_SECONDS ?= 8
 fuzz-smoke:
-	bash fuzz/run.sh $(FUZZ_SECONDS)
+	FUZZ_FRESH=1 bash fuzz/run.sh $(FUZZ_SECONDS)
 
 ## chart-test: helm lint, golden renders, strict Kubernetes decoding and semantics of the chart,
 ## `ringside check` on its rendered config, install/upgrade/rollback/uninstall of every values

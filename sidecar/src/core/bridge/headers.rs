@@ -23,6 +23,10 @@ fn is_connection_specific(name: &str) -> bool {
     CONNECTION_SPECIFIC.contains(&name)
 }
 
+/// The largest Content-Length an HTTP/1.1 head carries: the 19 digits Ringside's request
+/// parser accepts (`u64::MAX` has 20), so what goes upstream is what it would accept itself.
+const MAX_CONTENT_LENGTH: u64 = 9_999_999_999_999_999_999;
+
 /// Why a request cannot be translated.
 #[derive(Debug, thiserror::Error)]
 pub enum Malformed {
@@ -108,6 +112,9 @@ pub fn h1_request_head(
 ) -> Result<BytesMut, Malformed> {
     if parts.method == http::Method::CONNECT {
         return Err(Malformed::Connect);
+    }
+    if matches!(body, BodyKind::Length(n) if n > MAX_CONTENT_LENGTH) {
+        return Err(Malformed::Field("content-length".into()));
     }
     let host = match parts.uri.authority() {
         Some(a) => a.as_str().as_bytes().to_vec(),
@@ -382,6 +389,35 @@ mod tests {
             .expect("request")
             .into_parts();
         assert!(h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]).is_ok());
+    }
+
+    /// Found by fuzzing (fuzz/corpus/h2_h1_headers/regression-*): an HTTP/2 content-length
+    /// of 20 digits became an HTTP/1.1 Content-Length that HTTP/1.1 parsers refuse.
+    #[test]
+    fn a_content_length_past_19_digits_is_refused() {
+        let (parts, ()) = http::Request::builder()
+            .method("POST")
+            .uri("http://a/x")
+            .body(())
+            .expect("request")
+            .into_parts();
+        let ip = "127.0.0.1";
+        let huge = BodyKind::Length(MAX_CONTENT_LENGTH + 1);
+        assert!(matches!(
+            h1_request_head(&parts, huge, ip, "http", &[]),
+            Err(Malformed::Field(_))
+        ));
+        let max = BodyKind::Length(MAX_CONTENT_LENGTH);
+        let head = h1_request_head(&parts, max, ip, "http", &[]).expect("19 digits");
+        let mut buf = BytesMut::from(&head[..]);
+        let limits = crate::core::http1::Limits {
+            max_header_bytes: 8192,
+            max_headers: 64,
+        };
+        let parsed = crate::core::http1::parse_request(&mut buf, &limits)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(parsed.body(), max);
     }
 
     #[test]
