@@ -130,6 +130,11 @@ pub fn h1_request_head(
         return Err(Malformed::Field(":authority".into()));
     }
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    // `http` takes `?q` as a path and query; RFC 9113 §8.3.1 wants `/` first (or `*` for
+    // OPTIONS), and so does an HTTP/1.1 upstream's request line.
+    if !(target.starts_with('/') || (target == "*" && parts.method == http::Method::OPTIONS)) {
+        return Err(Malformed::Field(":path".into()));
+    }
     let headers = &parts.headers;
     let mut out = BytesMut::with_capacity(512);
     out.put_slice(parts.method.as_str().as_bytes());
@@ -392,9 +397,10 @@ mod tests {
     }
 
     /// Found by fuzzing (fuzz/corpus/h2_h1_headers/regression-*): an HTTP/2 content-length
-    /// of 20 digits became an HTTP/1.1 Content-Length that HTTP/1.1 parsers refuse.
+    /// of 20 digits, or a `:path` that is no origin-form (`?q`, `*` but for OPTIONS), became an
+    /// HTTP/1.1 head that HTTP/1.1 parsers refuse.
     #[test]
-    fn a_content_length_past_19_digits_is_refused() {
+    fn lengths_and_paths_an_http1_upstream_would_refuse_are_refused() {
         let (parts, ()) = http::Request::builder()
             .method("POST")
             .uri("http://a/x")
@@ -407,6 +413,28 @@ mod tests {
             h1_request_head(&parts, huge, ip, "http", &[]),
             Err(Malformed::Field(_))
         ));
+        for (method, path) in [("GET", "?q"), ("GET", "*")] {
+            let (parts, ()) = http::Request::builder()
+                .method(method)
+                .uri(
+                    http::Uri::builder()
+                        .scheme("http")
+                        .authority("a")
+                        .path_and_query(path)
+                        .build()
+                        .expect("uri"),
+                )
+                .body(())
+                .expect("request")
+                .into_parts();
+            assert!(
+                matches!(
+                    h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]),
+                    Err(Malformed::Field(_))
+                ),
+                "{path}"
+            );
+        }
         let max = BodyKind::Length(MAX_CONTENT_LENGTH);
         let head = h1_request_head(&parts, max, ip, "http", &[]).expect("19 digits");
         let mut buf = BytesMut::from(&head[..]);
