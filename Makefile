@@ -53,7 +53,7 @@ bench-quick:
 ## fuzz-smoke: every cargo-fuzz target (fuzz/) replays its committed corpus, then mutates for
 ## FUZZ_SECONDS each; a crash fails it. Needs cargo-fuzz (.ci/run installs it). Longer runs:
 ## docs/fuzzing.md.
-FUZZ_SECONDS ?= 8
+FUZZ_SECONDS ?= 6
 fuzz-smoke:
 	FUZZ_FRESH=1 bash fuzz/run.sh $(FUZZ_SECONDS)
 
