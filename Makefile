@@ -55,9 +55,9 @@ bench-quick:
 ## fuzz-smoke: every cargo-fuzz target (fuzz/) replays its committed corpus, then mutates for
 ## FUZZ_SECONDS each; a crash fails it. Needs cargo-fuzz (.ci/run installs it). Longer runs:
 ## docs/fuzzing.md.
-FUZZ_SECONDS ?= 8
+FUZZ_SECONDS ?= 6
 fuzz-smoke:
-	bash fuzz/run.sh $(FUZZ_SECONDS)
+	FUZZ_FRESH=1 bash fuzz/run.sh $(FUZZ_SECONDS)
 
 ## chart-test: helm lint, golden renders, strict Kubernetes decoding and semantics of the chart,
 ## `ringside check` on its rendered config, install/upgrade/rollback/uninstall of every values

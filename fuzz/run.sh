@@ -4,10 +4,11 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]      default: 8 s, every target
 #
-# Each target starts from its committed corpus (fuzz/corpus/TARGET: seeds, regression
-# inputs, a minimised corpus), replays all of it, then mutates for the time given. New inputs
-# go to fuzz/work/TARGET (not committed), so a run never changes the committed corpus; a
-# crash is saved under fuzz/artifacts/TARGET and fails the run.
+# Each target starts from its committed corpus (fuzz/corpus/TARGET: seeds and regression
+# inputs) and what earlier runs found (fuzz/work/TARGET, not committed), replays all of it,
+# then mutates for the time given; new inputs go to fuzz/work/TARGET, so a run never changes
+# the committed corpus. FUZZ_FRESH=1 (make fuzz-smoke) starts from the committed corpus only,
+# as CI does, and keeps nothing. A crash is saved under fuzz/artifacts/TARGET and fails the run.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-8}
@@ -28,11 +29,16 @@ echo "fuzz: targets built in $((built - start)) s"
 triple=$(rustc -vV | sed -n 's/^host: //p')
 bin=target/$triple/release
 status=0
+work=work
+if [[ ${FUZZ_FRESH:-} == 1 ]]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
 for t in "${targets[@]}"; do
-  mkdir -p "work/$t" "artifacts/$t"
+  mkdir -p "$work/$t" "artifacts/$t"
   log=$(mktemp)
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: one using 2 GiB is a leak.
-  if "$bin/$t" "work/$t" "corpus/$t" -max_total_time="$secs" -timeout=10 \
+  if "$bin/$t" "$work/$t" "corpus/$t" -max_total_time="$secs" -timeout=10 \
       -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
       -artifact_prefix="artifacts/$t/" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

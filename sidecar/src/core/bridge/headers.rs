@@ -24,6 +24,10 @@ fn is_connection_specific(name: &str) -> bool {
     CONNECTION_SPECIFIC.contains(&name)
 }
 
+/// The largest Content-Length an HTTP/1.1 head carries: the 19 digits Ringside's request
+/// parser accepts (`u64::MAX` has 20), so what goes upstream is what it would accept itself.
+const MAX_CONTENT_LENGTH: u64 = 9_999_999_999_999_999_999;
+
 /// Why a request cannot be translated.
 #[derive(Debug, thiserror::Error)]
 pub enum Malformed {
@@ -110,6 +114,9 @@ pub fn h1_request_head(
     if parts.method == http::Method::CONNECT {
         return Err(Malformed::Connect);
     }
+    if matches!(body, BodyKind::Length(n) if n > MAX_CONTENT_LENGTH) {
+        return Err(Malformed::Field("content-length".into()));
+    }
     let host = match parts.uri.authority() {
         Some(a) => a.as_str().as_bytes().to_vec(),
         None => parts
@@ -124,6 +131,11 @@ pub fn h1_request_head(
         return Err(Malformed::Field(":authority".into()));
     }
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    // `http` takes `?q` as a path and query; RFC 9113 §8.3.1 wants `/` first (or `*` for
+    // OPTIONS), and so does an HTTP/1.1 upstream's request line.
+    if !(target.starts_with('/') || (target == "*" && parts.method == http::Method::OPTIONS)) {
+        return Err(Malformed::Field(":path".into()));
+    }
     let headers = &parts.headers;
     let mut out = BytesMut::with_capacity(512);
     out.put_slice(parts.method.as_str().as_bytes());
@@ -383,6 +395,58 @@ mod tests {
             .expect("request")
             .into_parts();
         assert!(h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]).is_ok());
+    }
+
+    /// Found by fuzzing (fuzz/corpus/h2_h1_headers/regression-*): an HTTP/2 content-length
+    /// of 20 digits, or a `:path` that is no origin-form (`?q`, `*` but for OPTIONS), became an
+    /// HTTP/1.1 head that HTTP/1.1 parsers refuse.
+    #[test]
+    fn lengths_and_paths_an_http1_upstream_would_refuse_are_refused() {
+        let (parts, ()) = http::Request::builder()
+            .method("POST")
+            .uri("http://a/x")
+            .body(())
+            .expect("request")
+            .into_parts();
+        let ip = "127.0.0.1";
+        let huge = BodyKind::Length(MAX_CONTENT_LENGTH + 1);
+        assert!(matches!(
+            h1_request_head(&parts, huge, ip, "http", &[]),
+            Err(Malformed::Field(_))
+        ));
+        for (method, path) in [("GET", "?q"), ("GET", "*")] {
+            let (parts, ()) = http::Request::builder()
+                .method(method)
+                .uri(
+                    http::Uri::builder()
+                        .scheme("http")
+                        .authority("a")
+                        .path_and_query(path)
+                        .build()
+                        .expect("uri"),
+                )
+                .body(())
+                .expect("request")
+                .into_parts();
+            assert!(
+                matches!(
+                    h1_request_head(&parts, BodyKind::Empty, ip, "http", &[]),
+                    Err(Malformed::Field(_))
+                ),
+                "{path}"
+            );
+        }
+        let max = BodyKind::Length(MAX_CONTENT_LENGTH);
+        let head = h1_request_head(&parts, max, ip, "http", &[]).expect("19 digits");
+        let mut buf = BytesMut::from(&head[..]);
+        let limits = crate::core::http1::Limits {
+            max_header_bytes: 8192,
+            max_headers: 64,
+        };
+        let parsed = crate::core::http1::parse_request(&mut buf, &limits)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(parsed.body(), max);
     }
 
     #[test]
