@@ -129,6 +129,12 @@ pub(crate) fn decode_limits(node: &Node, sink: &mut Sink<'_>) -> Option<At<Clust
     ] {
         if let Some(n) = f.get(key) {
             match sink.uint(n, key).map(|v| (u32::try_from(v.value), v.pos)) {
+                // A zero connection or request limit refuses every request: a typo's outage,
+                // not a setting. `max_retries: 0` is a setting (no retries at all).
+                Some((Ok(0), pos)) if key != "max_retries" => {
+                    sink.report(pos, format!("{key} must be greater than zero"));
+                    ok = false;
+                }
                 Some((Ok(v), _)) => *slot = Some(v),
                 Some((Err(_), pos)) => {
                     sink.report(pos, format!("{key} is too large"));

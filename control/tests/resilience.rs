@@ -98,6 +98,15 @@ fn cluster_limits_decode_and_are_off_by_default() {
         e.contains("unknown field `max_pending` in cluster limits"),
         "{e}"
     );
+    // Zero connections or requests would refuse everything; zero retries is a setting.
+    let e = limits("    limits: { max_requests: 0, max_connections: 0 }\n").unwrap_err();
+    assert!(e.contains("max_requests must be greater than zero"), "{e}");
+    assert!(
+        e.contains("max_connections must be greater than zero"),
+        "{e}"
+    );
+    let none = limits("    limits: { max_retries: 0 }\n").expect("loads");
+    assert_eq!(none.max_retries, Some(0));
 }
 
 #[test]
