@@ -4,8 +4,14 @@
 //! keep a worker busy answering them, starving every other connection on it, and control
 //! frames are no activity, so nothing else ends it. This reads the frame headers (RFC 9113
 //! §4.1) in the bytes the connection receives, counts the frames that demand a reply, and
-//! reports a flood past [`MAX_PER_SECOND`] in one second; `down/h2.rs` then closes the
-//! connection with GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §5.4.1, §7).
+//! reports a flood past [`MAX_PER_SECOND`] in one second with no request traffic between
+//! them; `down/h2.rs` then closes the connection with GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113
+//! §5.4.1, §7).
+//!
+//! Request traffic (HEADERS, DATA, WINDOW_UPDATE) starts the count afresh, as grpc-go's own
+//! server counts "ping strikes" only between data: grpc-go clients ping for BDP estimation
+//! after every burst of data they receive, which on a busy bidirectional stream is far more
+//! than a hundred a second, each one legitimate.
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +21,11 @@ use std::time::{Duration, Instant};
 pub const MAX_PER_SECOND: u32 = 100;
 
 const HEADER: usize = 9;
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
 const SETTINGS: u8 = 4;
 const PING: u8 = 6;
+const WINDOW_UPDATE: u8 = 8;
 const ACK: u8 = 1;
 
 /// Follows the frame boundaries of one direction of an HTTP/2 connection.
@@ -64,6 +73,10 @@ impl ControlFrames {
             self.skip = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
             if matches!(h[3], SETTINGS | PING) && h[4] & ACK == 0 {
                 self.count(now);
+            } else if matches!(h[3], DATA | HEADERS | WINDOW_UPDATE)
+                && self.in_window <= MAX_PER_SECOND
+            {
+                self.in_window = 0;
             }
         }
         self.in_window > MAX_PER_SECOND
@@ -124,6 +137,24 @@ mod tests {
             c.feed(&[], now + Duration::from_secs(5)),
             "a flood stays seen"
         );
+    }
+
+    #[test]
+    fn pings_between_request_traffic_are_no_flood() {
+        // grpc-go's BDP pings on a busy bidirectional stream: one per message received.
+        let now = Instant::now();
+        let mut c = ControlFrames::new(0, now);
+        for i in 0..10 * MAX_PER_SECOND {
+            let between = [DATA, HEADERS, WINDOW_UPDATE][(i % 3) as usize];
+            assert!(!c.feed(&frame(PING, 0, 8), now));
+            assert!(!c.feed(&frame(between, 0, 4), now));
+        }
+        // Request traffic does not excuse a flood already seen, nor one without it.
+        let pings: Vec<u8> = (0..=MAX_PER_SECOND)
+            .flat_map(|_| frame(PING, 0, 8))
+            .collect();
+        assert!(c.feed(&pings, now));
+        assert!(c.feed(&frame(DATA, 0, 4), now), "a flood stays seen");
     }
 
     #[test]
