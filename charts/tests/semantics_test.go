@@ -33,6 +33,7 @@ var wants = map[string]want{
 	"example-off":                {native: true, runtime: "auto", seccomp: "RuntimeDefault"},
 	"interception-on":            {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true, interception: true},
 	"routes":                     {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true},
+	"resilience":                 {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true},
 	"tls-secret":                 {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true},
 	"tls-csi":                    {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true},
 	"tls-spire":                  {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true},
