@@ -17,6 +17,7 @@ pub mod held;
 pub mod http10;
 pub mod kubelet;
 pub mod metrics;
+pub mod overload;
 pub mod peers;
 pub mod pki;
 pub mod procs;

@@ -2,7 +2,9 @@
 //! slow Go origin (`-delay`); the admitted requests keep their latency, the rest are refused
 //! at once (503, `x-ringside-error: overflow`), nothing hangs, and the refusals are counted.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ringside_integration::overload::{self, pct};
 
 use ringside_integration::{
     both_runtimes, client, metrics, HeldUpstream, Options, Origin, Ringside,
@@ -31,54 +33,16 @@ clusters:
     )
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
 both_runtimes!(fn over_max_requests_is_refused_fast_and_admitted_requests_keep_their_latency(rt) {
     let origin = Origin::start_with_flags("slow", &["-delay", &format!("{DELAY_MS}ms")]);
     let opts = Options { workers: 2, ..Options::default() };
     let proxy = Ringside::start_with(rt, &config(&origin), &opts);
     let addr = proxy.addr("inbound");
-    // Unloaded: one request at a time.
-    let mut conn = client::Conn::open(addr);
-    let mut unloaded: Vec<Duration> = (0..8)
-        .map(|_| {
-            let t = Instant::now();
-            assert_eq!(conn.get("/", "").status, 200);
-            t.elapsed()
-        })
-        .collect();
-    unloaded.sort();
+    let unloaded = overload::sequential(addr, "/", 8);
     // 4× the capacity, each client sending requests back to back.
-    let clients = 4 * CAPACITY;
-    let results: Vec<(u16, Option<String>, Duration)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                s.spawn(move || {
-                    let mut conn = client::Conn::open(addr);
-                    (0..10)
-                        .map(|_| {
-                            let t = Instant::now();
-                            let r = conn.get("/", "");
-                            (r.status, r.header("x-ringside-error").map(str::to_owned), t.elapsed())
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("client")).collect()
-    });
-    let mut admitted: Vec<Duration> = results.iter().filter(|r| r.0 == 200).map(|r| r.2).collect();
-    let mut refused: Vec<Duration> = results
-        .iter()
-        .filter(|r| r.0 == 503 && r.1.as_deref() == Some("overflow"))
-        .map(|r| r.2)
-        .collect();
-    assert_eq!(admitted.len() + refused.len(), results.len(), "only 200s and overflow 503s: {results:?}");
+    let results = overload::closed_loop(addr, "/", 4 * CAPACITY, 10);
+    let (admitted, refused) = overload::admitted_and_refused(&results, "overflow");
     assert!(!admitted.is_empty() && !refused.is_empty(), "{} admitted, {} refused", admitted.len(), refused.len());
-    admitted.sort();
-    refused.sort();
     let (u99, a99, r50, r99) = (pct(&unloaded, 0.99), pct(&admitted, 0.99), pct(&refused, 0.5), pct(&refused, 0.99));
     eprintln!(
         "unloaded p99 {u99:?}; {} admitted p99 {a99:?}; {} refused p50 {r50:?} p99 {r99:?}",

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ringside_integration::h2raw::{
     frame, hpack, Frames, END_HEADERS, END_STREAM, HEADERS, RST_STREAM,
 };
+use ringside_integration::overload::{self, pct};
 use ringside_integration::{
     both_runtimes, client, metrics, HeldUpstream, Options, Origin, Ringside,
 };
@@ -34,10 +35,6 @@ clusters:
     endpoints: [ {endpoint} ]
 "#
     )
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 both_runtimes!(fn over_max_requests_a_request_is_refused_at_once_on_both_protocols(rt) {
@@ -89,43 +86,11 @@ both_runtimes!(fn four_times_max_requests_keeps_admitted_latency_and_refuses_fas
     let opts = Options { workers: 2, ..Options::default() };
     let proxy = Ringside::start_with(rt, &config(origin.addr, &format!("max_requests: {CAPACITY}")), &opts);
     let addr = proxy.addr("inbound");
-    let mut conn = client::Conn::open(addr);
-    let mut unloaded: Vec<Duration> = (0..8)
-        .map(|_| {
-            let t = Instant::now();
-            assert_eq!(conn.get("/app", "").status, 200);
-            t.elapsed()
-        })
-        .collect();
-    unloaded.sort();
+    let unloaded = overload::sequential(addr, "/app", 8);
     let rss_before = rss_kib(proxy.pid());
-    let results: Vec<(u16, Option<String>, Duration)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4 * CAPACITY)
-            .map(|_| {
-                s.spawn(move || {
-                    let mut conn = client::Conn::open(addr);
-                    (0..10)
-                        .map(|_| {
-                            let t = Instant::now();
-                            let r = conn.get("/app", "");
-                            (r.status, r.header("x-ringside-error").map(str::to_owned), t.elapsed())
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("client")).collect()
-    });
-    let mut admitted: Vec<Duration> = results.iter().filter(|r| r.0 == 200).map(|r| r.2).collect();
-    let mut refused: Vec<Duration> = results
-        .iter()
-        .filter(|r| r.0 == 503 && r.1.as_deref() == Some("overloaded"))
-        .map(|r| r.2)
-        .collect();
-    assert_eq!(admitted.len() + refused.len(), results.len(), "only 200s and overloaded 503s: {results:?}");
+    let results = overload::closed_loop(addr, "/app", 4 * CAPACITY, 10);
+    let (admitted, refused) = overload::admitted_and_refused(&results, "overloaded");
     assert!(!admitted.is_empty() && !refused.is_empty(), "{} admitted, {} refused", admitted.len(), refused.len());
-    admitted.sort();
-    refused.sort();
     let (u99, a99, r50, r99) = (pct(&unloaded, 0.99), pct(&admitted, 0.99), pct(&refused, 0.5), pct(&refused, 0.99));
     let grew = rss_kib(proxy.pid()).saturating_sub(rss_before);
     eprintln!(
