@@ -119,6 +119,16 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Requests for `path` this origin has received (its `/seen?path=` counter): what the
+    /// tests count at the upstream rather than trust the proxy's own figures for.
+    pub fn seen(&self, path: &str) -> u64 {
+        crate::client::get(self.addr, &format!("/seen?path={path}"))
+            .text()
+            .trim()
+            .parse()
+            .expect("a count")
+    }
+
     pub fn start(name: &str) -> Origin {
         Self::launch(name, "127.0.0.1:0", None, &[])
     }

@@ -27,15 +27,6 @@ clusters:
     )
 }
 
-/// Requests reaching `origin` so far, asked of the origin itself.
-fn seen(origin: &Origin, path: &str) -> u64 {
-    client::get(origin.addr, &format!("/seen?path={path}"))
-        .text()
-        .trim()
-        .parse()
-        .expect("a count")
-}
-
 fn clusters(proxy: &Ringside) -> String {
     client::get(proxy.addr("admin"), "/clusters").text()
 }
@@ -54,8 +45,8 @@ both_runtimes!(fn consecutive_failures_eject_an_endpoint_for_every_worker(rt) {
     }
     let failed = statuses.iter().filter(|s| **s == 503).count();
     assert_eq!(failed, 3, "{statuses:?}");
-    assert_eq!(seen(&bad, "/x"), 3, "nothing reached the ejected endpoint after its third failure");
-    assert_eq!(seen(&a, "/x") + seen(&b, "/x"), 57);
+    assert_eq!(bad.seen("/x"), 3, "nothing reached the ejected endpoint after its third failure");
+    assert_eq!(a.seen("/x") + b.seen("/x"), 57);
     let text = clusters(&proxy);
     let bad_addr = bad.addr.to_string();
     let entry = text.split("\"address\"").find(|e| e.contains(&bad_addr)).expect("the bad endpoint in /clusters");
@@ -74,8 +65,8 @@ both_runtimes!(fn max_ejection_percent_keeps_the_cluster_serving(rt) {
     // 34 % of 3 allows one ejection: the second bad endpoint keeps its traffic.
     let text = clusters(&proxy);
     assert_eq!(text.matches("\"state\": \"ejected\"").count(), 1, "{text}");
-    assert_eq!(seen(&bad1, "/x").min(seen(&bad2, "/x")), 2, "the ejected one got 2 requests");
-    assert!(seen(&bad1, "/x").max(seen(&bad2, "/x")) > 10, "the other kept getting traffic");
+    assert_eq!(bad1.seen("/x").min(bad2.seen("/x")), 2, "the ejected one got 2 requests");
+    assert!(bad1.seen("/x").max(bad2.seen("/x")) > 10, "the other kept getting traffic");
 });
 
 both_runtimes!(fn ejection_is_off_with_zero(rt) {
@@ -85,6 +76,6 @@ both_runtimes!(fn ejection_is_off_with_zero(rt) {
     for _ in 0..20 {
         client::get(proxy.addr("inbound"), "/x");
     }
-    assert_eq!(seen(&bad, "/x"), 10, "round robin, never ejected");
+    assert_eq!(bad.seen("/x"), 10, "round robin, never ejected");
     assert!(!clusters(&proxy).contains("ejected\""));
 });

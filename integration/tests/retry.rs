@@ -28,15 +28,6 @@ clusters:
     )
 }
 
-/// Requests for `path` that reached `origin`, asked of the origin.
-fn seen(origin: &Origin, path: &str) -> u64 {
-    client::get(origin.addr, &format!("/seen?path={path}"))
-        .text()
-        .trim()
-        .parse()
-        .expect("a count")
-}
-
 /// Sends `n` GETs for `path` on one keep-alive connection; returns how many got 200.
 fn gets(proxy: &Ringside, path: &str, n: usize) -> usize {
     let mut conn = client::Conn::open(proxy.addr("inbound"));
@@ -60,14 +51,14 @@ both_runtimes!(fn a_policy_retries_5xx_on_another_endpoint(rt) {
     let proxy = Ringside::start(rt, &cfg);
     let n = 1200;
     let ok = gets(&proxy, "/x", n);
-    let served_by_bad = seen(&bad, "/x");
+    let served_by_bad = bad.seen("/x");
     let failed_at_bad = served_by_bad / 2;
     eprintln!("{ok}/{n} succeeded; the bad endpoint got {served_by_bad}, failed {failed_at_bad}");
     assert!(ok as f64 >= n as f64 * 0.999, "{ok}/{n} succeeded");
     assert!(failed_at_bad > 50, "the bad endpoint failed requests: {served_by_bad}");
     // Every 503 was retried once, and every retry is one more request at the origins.
     assert_eq!(retries(&proxy, "status") as u64, failed_at_bad);
-    assert_eq!(seen(&a, "/x") + seen(&b, "/x") + served_by_bad, n as u64 + failed_at_bad);
+    assert_eq!(a.seen("/x") + b.seen("/x") + served_by_bad, n as u64 + failed_at_bad);
 });
 
 both_runtimes!(fn without_a_policy_5xx_reach_the_client_and_nothing_is_replayed(rt) {
@@ -76,9 +67,9 @@ both_runtimes!(fn without_a_policy_5xx_reach_the_client_and_nothing_is_replayed(
     let proxy = Ringside::start(rt, &config(&[&a, &bad], ""));
     let n = 400;
     let ok = gets(&proxy, "/x", n);
-    let failed_at_bad = seen(&bad, "/x") / 2;
+    let failed_at_bad = bad.seen("/x") / 2;
     assert_eq!((n - ok) as u64, failed_at_bad, "every 503 reached the client");
-    assert_eq!(seen(&a, "/x") + seen(&bad, "/x"), n as u64, "no request was sent twice");
+    assert_eq!(a.seen("/x") + bad.seen("/x"), n as u64, "no request was sent twice");
     assert_eq!(retries(&proxy, "status"), 0.0);
 });
 
@@ -99,7 +90,7 @@ both_runtimes!(fn a_post_is_never_retried(rt) {
     }
     statuses.sort();
     assert_eq!(statuses, [200, 200, 503, 503], "the bad endpoint's 503s reached the client");
-    assert_eq!((seen(&a, "/p"), seen(&bad, "/p")), (2, 2), "each POST reached one endpoint once");
+    assert_eq!((a.seen("/p"), bad.seen("/p")), (2, 2), "each POST reached one endpoint once");
     assert_eq!(retries(&proxy, "status"), 0.0);
 });
 
@@ -116,7 +107,7 @@ both_runtimes!(fn retries_stay_within_the_budget(rt) {
     let ok = gets(&proxy, "/x", n as usize);
     let took = started.elapsed().as_secs_f64();
     assert_eq!(ok, 0);
-    let at_upstreams = seen(&bad1, "/x") + seen(&bad2, "/x");
+    let at_upstreams = bad1.seen("/x") + bad2.seen("/x");
     let retried = at_upstreams - n;
     // 0.2 × requests + 1/s × 10 s in any 10 s window; a slow run spans more windows.
     let windows = (took / 10.0).floor() + 1.0;
@@ -142,17 +133,17 @@ both_runtimes!(fn h2_to_h2_retries_5xx_by_policy_and_never_a_post(rt) {
     let (ok, out) = h2_client(proxy.addr("inbound"), &["-path", "/x", "-count", &count, "-concurrency", "4"]);
     assert!(ok, "{out}");
     let status = |s: &str| json_field(&out, s).map_or(0, |v| v.parse::<u64>().expect("count"));
-    let failed_at_bad = seen(&bad, "/x") / 2;
+    let failed_at_bad = bad.seen("/x") / 2;
     let retried = retries(&proxy, "status") as u64;
     assert!(failed_at_bad > 20 && retried > 20, "{out}");
     // Every 503 was either retried or, its attempts spent, answered; nothing else happened.
     assert_eq!(status("503"), failed_at_bad - retried, "{out}");
     assert_eq!(status("200") + status("503"), n, "{out}");
     assert!(status("200") as f64 >= n as f64 * 0.999, "{out}");
-    assert_eq!(seen(&a, "/x") + seen(&b, "/x") + seen(&bad, "/x"), n + retried);
+    assert_eq!(a.seen("/x") + b.seen("/x") + bad.seen("/x"), n + retried);
     // A POST is answered with the 503 it got.
     let (ok, out) = h2_client(proxy.addr("inbound"), &["-method", "POST", "-path", "/p", "-count", "30"]);
     assert!(ok, "{out}");
-    assert_eq!(seen(&a, "/p") + seen(&b, "/p") + seen(&bad, "/p"), 30, "no POST sent twice: {out}");
-    assert_eq!(json_field(&out, "503").map_or(0, |v| v.parse::<u64>().expect("count")), seen(&bad, "/p") / 2, "{out}");
+    assert_eq!(a.seen("/p") + b.seen("/p") + bad.seen("/p"), 30, "no POST sent twice: {out}");
+    assert_eq!(json_field(&out, "503").map_or(0, |v| v.parse::<u64>().expect("count")), bad.seen("/p") / 2, "{out}");
 });

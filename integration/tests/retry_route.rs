@@ -9,15 +9,6 @@ use ringside_integration::{
     both_runtimes, client, grpc_client, json_field, metrics, GrpcServer, Options, Origin, Ringside,
 };
 
-/// Requests for `path` that reached `origin`, asked of the origin.
-fn seen(origin: &Origin, path: &str) -> u64 {
-    client::get(origin.addr, &format!("/seen?path={path}"))
-        .text()
-        .trim()
-        .parse()
-        .expect("a count")
-}
-
 fn start_logged(rt: ringside_integration::Runtime, config: &str) -> (Ringside, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir").keep();
     let log = dir.join("access.log");
@@ -92,8 +83,8 @@ clusters:
     let mut conn = client::Conn::open(proxy.addr("inbound"));
     let retried_ok = (0..n).filter(|_| conn.get("/retried", "").status == 200).count();
     let plain_ok = (0..n).filter(|_| conn.get("/plain", "").status == 200).count();
-    let failed_retried = seen(&bad, "/retried") / 2;
-    let failed_plain = seen(&bad, "/plain") / 2;
+    let failed_retried = bad.seen("/retried") / 2;
+    let failed_plain = bad.seen("/plain") / 2;
     eprintln!("retried route: {retried_ok}/{n} ok ({failed_retried} failed at the origin); plain: {plain_ok}/{n}");
     assert_eq!(retried_ok, n, "the route's policy retried every 503");
     assert!(failed_retried > 10, "the bad endpoint failed some: {failed_retried}");
@@ -147,8 +138,8 @@ clusters:
         }
     }
     assert!(timed_out >= 1, "round robin sent a POST to the slow endpoint");
-    assert_eq!(seen(&slow, "/post"), timed_out, "no POST was sent twice");
-    assert_eq!(seen(&fast, "/post"), 4 - timed_out);
+    assert_eq!(slow.seen("/post"), timed_out, "no POST was sent twice");
+    assert_eq!(fast.seen("/post"), 4 - timed_out);
     // GETs: the slow endpoint's attempt gives up after 300 ms and the fast one answers.
     for _ in 0..6 {
         let t = Instant::now();
@@ -156,7 +147,7 @@ clusters:
         assert_eq!(r.status, 200);
         assert!(t.elapsed() < Duration::from_secs(4), "a GET took {:?}", t.elapsed());
     }
-    let moved = seen(&slow, "/get");
+    let moved = slow.seen("/get");
     assert!(moved >= 1, "round robin sent a GET to the slow endpoint");
     assert_eq!(retries(&proxy, "app", "per-try-timeout") as u64, moved);
     let logged = attempts(&log, "/get", 6);
