@@ -457,3 +457,44 @@ fn compare_says_plainly_when_the_admin_is_unreachable() {
         "{err}"
     );
 }
+
+#[test]
+fn the_cpu_profile_samples_both_kinds_of_worker() {
+    if !ringside_integration::require(Runtime::IoUring, "split::pprof") {
+        return;
+    }
+    let origin = Origin::start("app");
+    let proxy = start(&http_config(&[origin.addr]));
+    let inbound = proxy.addr("inbound");
+    // Short connections for as long as the profile runs, so both workers are busy.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_load = stop.clone();
+    let load = std::thread::spawn(move || {
+        let mut n = 0;
+        while !stop_load.load(std::sync::atomic::Ordering::Relaxed) {
+            assert_eq!(client::get(inbound, "/").status, 200);
+            n += 1;
+        }
+        n
+    });
+    let url = format!(
+        "http://{}/debug/pprof/profile?seconds=2",
+        proxy.addr("admin")
+    );
+    let out = Command::new("go")
+        .args(["tool", "pprof", "-tags", &url])
+        .output()
+        .expect("go tool pprof");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pprof failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(load.join().expect("load") > 10);
+    // pprof-rs labels each sample with its thread's name: worker 0 runs io_uring, 1 epoll.
+    for worker in ["ringside-w0", "ringside-w1"] {
+        assert!(text.contains(worker), "no samples from {worker}: {text}");
+    }
+}

@@ -124,10 +124,11 @@ pub fn render(runtime: &Value) -> String {
         }
         out.push('\n');
     }
+    let secs = |v: &Value| v.as_f64().map_or("?".to_owned(), |s| format!("{s:.1}"));
     out.push_str(&format!(
         "\nwindow: the last {} s; since start: {} s\nverdict: {}\n",
-        c["window_seconds"],
-        c["since_start_seconds"],
+        secs(&c["window_seconds"]),
+        secs(&c["since_start_seconds"]),
         c["verdict"].as_str().unwrap_or("?"),
     ));
     out

@@ -112,9 +112,9 @@ pub fn verdict(e: &Evidence) -> Result<String, String> {
     let intervals = e.cpu.n().min(e.p99.n());
     if u < MIN_REQUESTS || p < MIN_REQUESTS || intervals < MIN_INTERVALS {
         return Err(format!(
-            "{NOT_ENOUGH}: each runtime needs {MIN_REQUESTS} requests (io_uring {u}, epoll {p}) \
-             and {MIN_INTERVALS} 5-second intervals with {MIN_INTERVAL_REQUESTS}+ requests on \
-             both ({intervals} so far)"
+            "{NOT_ENOUGH}: each runtime needs {MIN_REQUESTS} requests (io_uring {u}, epoll {p}), \
+             and {MIN_INTERVALS} intervals of 5 s in which both answered \
+             {MIN_INTERVAL_REQUESTS}+ requests ({intervals} so far)"
         ));
     }
     let (Some(cpu), Some(p99)) = (paired(&e.cpu), paired(&e.p99)) else {
