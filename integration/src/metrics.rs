@@ -11,9 +11,36 @@ pub fn scrape(admin: SocketAddr) -> String {
     client::get(admin, "/metrics").text()
 }
 
-/// The value of the sample whose name and labels are exactly `series` (as printed, e.g.
+/// The value of `series` (name and labels as printed, e.g.
 /// `ringside_downstream_connections_active{listener="inbound"}`).
+///
+/// Series that Ringside labels by I/O runtime end with `,runtime="io_uring"` or
+/// `,runtime="epoll"` (the last label; in a histogram's lines, before `le`). A `series` that
+/// names no `runtime` matches the lines that equal it once that label is removed, and the
+/// value is their sum over runtimes: in one-runtime mode the one line, in split mode the
+/// process total. A `series` that names `runtime` (or has no such label) matches exactly: see
+/// [`sample_exact`].
 pub fn sample(text: &str, series: &str) -> Option<f64> {
+    if series.contains("runtime=\"") {
+        return sample_exact(text, series);
+    }
+    let mut found = None;
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = l.rsplit_once(' ') else {
+            continue;
+        };
+        if without_runtime(name) == series {
+            if let Ok(v) = value.trim().parse::<f64>() {
+                found = Some(found.unwrap_or(0.0) + v);
+            }
+        }
+    }
+    found
+}
+
+/// The value of the one line whose name and labels are exactly `series`, `runtime` label
+/// included if it has one (for split-mode tests that look at one runtime).
+pub fn sample_exact(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
         l.strip_prefix(series)?
             .strip_prefix(' ')?
@@ -21,6 +48,19 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
             .parse()
             .ok()
     })
+}
+
+/// `name{labels}` with its `,runtime="..."` label removed (unchanged if it has none).
+fn without_runtime(series: &str) -> std::borrow::Cow<'_, str> {
+    const LABEL: &str = ",runtime=\"";
+    let Some(at) = series.find(LABEL) else {
+        return series.into();
+    };
+    let rest = &series[at + LABEL.len()..];
+    match rest.find('"') {
+        Some(end) => format!("{}{}", &series[..at], &rest[end + 1..]).into(),
+        None => series.into(),
+    }
 }
 
 /// Polls `/metrics` until `series` satisfies `pred`, at most `within`; returns the value, or
@@ -84,4 +124,68 @@ pub fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# TYPE ringside_requests_total counter\n\
+        ringside_requests_total{listener=\"in\",code=\"200\",runtime=\"io_uring\"} 3\n\
+        ringside_requests_total{listener=\"in\",code=\"200\",runtime=\"epoll\"} 4\n\
+        ringside_requests_total{listener=\"in\",code=\"503\",runtime=\"epoll\"} 1\n\
+        ringside_request_duration_seconds_bucket{listener=\"in\",runtime=\"epoll\",le=\"0.1\"} 5\n\
+        ringside_runtime_info{runtime=\"epoll\"} 1\n\
+        ringside_workers 2\n";
+
+    #[test]
+    fn a_series_without_runtime_sums_over_runtimes() {
+        let s = |series| sample(TEXT, series);
+        assert_eq!(
+            s("ringside_requests_total{listener=\"in\",code=\"200\"}"),
+            Some(7.0)
+        );
+        assert_eq!(
+            s("ringside_requests_total{listener=\"in\",code=\"503\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            s("ringside_requests_total{listener=\"in\",code=\"404\"}"),
+            None
+        );
+        assert_eq!(
+            s("ringside_request_duration_seconds_bucket{listener=\"in\",le=\"0.1\"}"),
+            Some(5.0)
+        );
+        assert_eq!(s("ringside_workers"), Some(2.0));
+        // A prefix is not a match.
+        assert_eq!(s("ringside_requests_total{listener=\"in\"}"), None);
+    }
+
+    #[test]
+    fn a_series_with_runtime_matches_exactly() {
+        assert_eq!(
+            sample(
+                TEXT,
+                "ringside_requests_total{listener=\"in\",code=\"200\",runtime=\"epoll\"}"
+            ),
+            Some(4.0)
+        );
+        assert_eq!(
+            sample(TEXT, "ringside_runtime_info{runtime=\"epoll\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(TEXT, "ringside_runtime_info{runtime=\"io_uring\"}"),
+            None
+        );
+        assert_eq!(
+            sample_exact(
+                TEXT,
+                "ringside_requests_total{listener=\"in\",code=\"200\"}"
+            ),
+            None,
+            "exact means exact"
+        );
+    }
 }

@@ -27,15 +27,9 @@ fn metrics(proxy: &Ringside) -> String {
     client::get(proxy.addr("admin"), "/metrics").text()
 }
 
-/// The value of the sample whose name and labels are exactly `series`.
+/// The value of `series`, summed over the `runtime` label (see `metrics::sample`).
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+    ringside_integration::metrics::sample(text, series)
 }
 
 both_runtimes!(fn counters_match_the_traffic_sent(rt) {

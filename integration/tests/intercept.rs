@@ -153,11 +153,10 @@ impl Drop for Net {
     }
 }
 
-/// The value of the metric line that starts with `series` (exact labels, in order).
+/// The value of `series` (exact labels, in order; summed over the `runtime` label, see
+/// `metrics::sample`), 0 if absent.
 fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    ringside_integration::metrics::sample(text, series).unwrap_or(0.0)
 }
 
 /// The sum of every metric line that starts with `prefix` (e.g. all of one listener's series).

@@ -28,6 +28,17 @@ pub enum Command {
     },
     /// Show which runtime `--runtime auto` would pick on this host, and why.
     Probe,
+    /// Print the runtime comparison of a running Ringside (best in `--runtime split`): per
+    /// runtime, over the last minute and since start, requests/s, latency percentiles, CPU
+    /// per request, errors, connections, loop lag, and a verdict with its confidence.
+    Compare {
+        /// The admin API's address (`host:port`, e.g. `127.0.0.1:9901`).
+        #[arg(long, env = "RINGSIDE_ADMIN")]
+        admin: String,
+        /// Refresh every SECONDS until interrupted, instead of printing once.
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<u64>,
+    },
     /// Install the iptables nat rules that send the pod's TCP traffic through Ringside (run
     /// once, as root with NET_ADMIN, in an init container). IPv4 only. Idempotent.
     Iptables(IptablesArgs),
@@ -87,12 +98,19 @@ pub struct RunArgs {
     /// Config file (YAML or JSON).
     #[arg(short, long, env = "RINGSIDE_CONFIG")]
     pub config: PathBuf,
-    /// I/O runtime: `auto` probes io_uring for real and falls back to epoll, saying why.
+    /// I/O runtime: `auto` probes io_uring for real and falls back to epoll, saying why;
+    /// `split` runs io_uring and epoll workers side by side on the same listeners, to compare
+    /// them on live traffic (`ringside compare`).
     #[arg(long, env = "RINGSIDE_RUNTIME", value_enum, default_value = "auto")]
     pub runtime: RuntimeChoice,
-    /// Worker threads (default: the CPU quota of this cgroup, else the core count).
+    /// Worker threads (default: the CPU quota of this cgroup, else the core count; at least 2
+    /// with `--runtime split`).
     #[arg(long, env = "RINGSIDE_WORKERS")]
     pub workers: Option<usize>,
+    /// With `--runtime split`: how many of the workers run io_uring (1 ≤ K < workers; default
+    /// ceil(workers/2)); the others run epoll.
+    #[arg(long, env = "RINGSIDE_IO_URING_WORKERS")]
+    pub io_uring_workers: Option<usize>,
     /// Log filter, in `tracing` env-filter syntax (e.g. `info,ringside=debug`).
     #[arg(long, env = "RINGSIDE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod cli;
+pub mod compare;
 pub mod core;
 pub mod discovery;
 pub mod iptables;

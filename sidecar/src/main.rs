@@ -41,6 +41,13 @@ fn main() -> ExitCode {
             }
         },
         Command::Iptables(args) => iptables(&args),
+        Command::Compare { admin, watch } => match ringside::compare::table::run(&admin, watch) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringside compare: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Probe => {
             let _ = ringside::logging::init("warn", LogFormat::Text);
             println!("{}", backend::probe::probe());

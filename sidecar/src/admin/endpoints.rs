@@ -1,10 +1,11 @@
 //! One function per endpoint. Anything that changes state or exposes internals answers only
 //! to loopback peers: in a pod, the admin port is reachable on the pod IP for probes.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, UNIX_EPOCH};
 
 use super::http::{Request, Response};
 use super::state::State;
+use crate::compare;
 
 pub async fn handle(s: &State, r: &Request) -> Response {
     let loopback = r.peer.ip().is_loopback();
@@ -15,7 +16,7 @@ pub async fn handle(s: &State, r: &Request) -> Response {
         ("GET", "/clusters") => super::clusters::clusters(s),
         ("GET", "/metrics") => Response::bytes(
             "text/plain; version=0.0.4; charset=utf-8",
-            s.metrics.render().into_bytes(),
+            (s.metrics.render() + &s.cpu.render()).into_bytes(),
         ),
         ("GET", "/runtime") => runtime(s).await,
         ("GET", "/connections") if loopback => connections(s, r).await,
@@ -83,38 +84,40 @@ async fn runtime(s: &State) -> Response {
             "missing_opcodes": p.missing_opcodes,
         })
     });
-    let flags = match sel.selected {
-        crate::backend::Selected::IoUring(f) => Some(f.to_string()),
-        crate::backend::Selected::Epoll => None,
+    let flags = sel.ring_flags().map(|f| f.to_string());
+    let figures = compare::collect::ask(&s.workers_tx, true).await;
+    let comparison = match s.comparison.lock() {
+        Ok(h) => {
+            let now = compare::collect::moment(Instant::now(), h.runtimes(), &figures);
+            h.comparison(&now)
+        }
+        Err(_) => serde_json::Value::Null,
     };
     let body = serde_json::json!({
-        "runtime": sel.selected.name(),
+        "runtime": sel.mode,
         "reason": sel.reason,
         "ring_flags": flags,
         "workers": s.workers,
         "active_connections": s.lifecycle.active_connections(),
         "draining": s.lifecycle.is_draining(),
         "probe": probe,
-        "per_worker": per_worker(s).await,
+        "per_worker": per_worker(&figures),
+        "comparison": comparison,
     });
     Response::json(200, format!("{body:#}\n"))
 }
 
-/// Each worker's figures, asked over its channel; a worker that does not answer within a
-/// second shows as `{"worker": N, "not_answering": true}`.
-async fn per_worker(s: &State) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for (i, w) in s.workers_tx.iter().enumerate() {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let answered = w
-            .send(crate::backend::WorkerCmd::Figures { reply: tx })
-            .is_ok();
-        match tokio::time::timeout(std::time::Duration::from_secs(1), rx).await {
-            Ok(Ok(f)) if answered => out.push(serde_json::to_value(f).unwrap_or_default()),
-            _ => out.push(serde_json::json!({ "worker": i, "not_answering": true })),
-        }
-    }
-    out
+/// Each worker's figures; a worker that did not answer within a second shows as
+/// `{"worker": N, "not_answering": true}`.
+fn per_worker(figures: &[Option<crate::core::worker::Figures>]) -> Vec<serde_json::Value> {
+    figures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match f {
+            Some(f) => serde_json::to_value(f).unwrap_or_default(),
+            None => serde_json::json!({ "worker": i, "not_answering": true }),
+        })
+        .collect()
 }
 
 /// Asks every worker for its connections; a worker that does not answer within a second is
@@ -195,7 +198,8 @@ mod tests {
         let s = State {
             config: Arc::new(arc_swap::ArcSwap::from_pointee(snap)),
             lifecycle: crate::core::lifecycle::Lifecycle::new(),
-            selection: crate::backend::select(crate::backend::RuntimeChoice::Epoll).expect("epoll"),
+            selection: crate::backend::select(crate::backend::RuntimeChoice::Epoll, 1, None)
+                .expect("epoll"),
             workers: 1,
             log_level: None,
             loaded: std::sync::Mutex::new((std::time::SystemTime::now(), String::new())),
@@ -203,6 +207,12 @@ mod tests {
             metrics: recorder.handle(),
             workers_tx: vec![],
             discovery: crate::discovery::Live::new(),
+            cpu: Default::default(),
+            comparison: Arc::new(std::sync::Mutex::new(crate::compare::History::new(
+                Instant::now(),
+                vec!["epoll"],
+                "--runtime epoll".into(),
+            ))),
         };
         (s, rx)
     }

@@ -26,6 +26,10 @@ pub struct State {
     pub workers_tx: Vec<mpsc::UnboundedSender<crate::backend::WorkerCmd>>,
     /// The live endpoint sets of clusters with DNS names (`/clusters`, `/config`).
     pub discovery: Arc<crate::discovery::Live>,
+    /// Each worker's published CPU time (`ringside_worker_cpu_seconds_total` in `/metrics`).
+    pub cpu: Arc<crate::core::cpu::CpuClocks>,
+    /// The runtime comparison's kept moments (filled by `compare::collect::run`).
+    pub comparison: Arc<std::sync::Mutex<crate::compare::History>>,
 }
 
 impl State {

@@ -24,6 +24,8 @@ pub struct Control<'a> {
     pub listeners: Listeners,
     pub workers: usize,
     pub selection: Selection,
+    /// Each worker's published CPU time, rendered by `/metrics`.
+    pub cpu: Arc<crate::core::cpu::CpuClocks>,
     pub log_level: Option<LogLevel>,
     pub started: Instant,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -41,6 +43,15 @@ impl Control<'_> {
         rt.block_on(async move {
             let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::unbounded_channel();
             let sha = self.config.load().sha256.clone();
+            let comparison = Arc::new(std::sync::Mutex::new(crate::compare::History::new(
+                self.started,
+                self.selection.running(),
+                self.selection.reason.clone(),
+            )));
+            tokio::spawn(crate::compare::collect::run(
+                self.senders.clone(),
+                comparison.clone(),
+            ));
             let state = Arc::new(admin::State {
                 config: self.config.clone(),
                 lifecycle: self.lifecycle.clone(),
@@ -52,6 +63,8 @@ impl Control<'_> {
                 metrics: self.metrics.clone(),
                 workers_tx: self.senders.clone(),
                 discovery: self.discovery.clone(),
+                cpu: self.cpu.clone(),
+                comparison,
             });
             record_applied(&self.config.load().sha256, None);
             record_expiry(&self.config.load());
@@ -81,7 +94,7 @@ impl Control<'_> {
             // Only now: a signal that arrived before its handler would kill the process (SIGHUP's
             // and SIGTERM's default action), so "ready" waits for the handlers and the watcher.
             tracing::info!(
-                runtime = %self.selection.selected.name(),
+                runtime = %self.selection.mode,
                 workers = self.workers,
                 startup_ms = self.started.elapsed().as_secs_f64() * 1e3,
                 "ringside ready"

@@ -26,11 +26,17 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
     let snapshot = control::load_file(&args.config).map_err(|p| anyhow!("invalid config:\n{p}"))?;
     tracing::info!(config = %args.config.display(), summary = %snapshot.summary(), "config loaded");
 
-    let selection = backend::select(args.runtime)?;
-    tracing::info!(runtime = %selection.selected.name(), reason = %selection.reason, "runtime selected");
-    metrics::gauge!("ringside_runtime_info", "runtime" => selection.selected.name()).set(1.0);
-
-    let workers = args.workers.unwrap_or_else(default_workers).max(1);
+    let workers = match (args.workers, args.runtime) {
+        (Some(n), _) => n.max(1),
+        (None, backend::RuntimeChoice::Split) => default_workers().max(2),
+        (None, _) => default_workers().max(1),
+    };
+    let selection = backend::select(args.runtime, workers, args.io_uring_workers)?;
+    tracing::info!(runtime = %selection.mode, reason = %selection.reason, "runtime selected");
+    // One series per runtime that really runs: in split mode with io_uring, two.
+    for name in selection.running() {
+        metrics::gauge!("ringside_runtime_info", "runtime" => name).set(1.0);
+    }
     // Bound before the workers start, so an admin port clash fails startup cleanly.
     let admin_addr = snapshot.config.admin.address;
     let admin = std::net::TcpListener::bind(admin_addr)
@@ -50,6 +56,13 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         },
         args.dns_startup_wait,
     )?;
+    let cpu = Arc::new(crate::core::cpu::CpuClocks::new(
+        &selection
+            .workers
+            .iter()
+            .map(|w| w.name())
+            .collect::<Vec<_>>(),
+    ));
     let opts = crate::core::worker::Options {
         access_log: access_log(args.access_log.as_deref())?,
         start_traces: args.trace_start,
@@ -57,6 +70,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         no_metrics: args.no_metrics,
         discovery: discovery.clone(),
         loads: Default::default(),
+        cpu: cpu.clone(),
     };
     let mut senders = Vec::with_capacity(workers);
     for id in 0..workers {
@@ -69,7 +83,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
             opts: opts.clone(),
             cmds: rx,
         };
-        let selected = selection.selected;
+        let selected = selection.workers[id];
         std::thread::Builder::new()
             .name(format!("ringside-w{id}"))
             .spawn(move || {
@@ -92,6 +106,7 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
         listeners: bound,
         workers,
         selection,
+        cpu,
         log_level,
         started,
         metrics,

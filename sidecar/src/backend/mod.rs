@@ -4,96 +4,17 @@
 
 pub mod epoll;
 pub mod probe;
+pub mod select;
 pub mod sock;
 pub mod uring;
 pub mod worker;
 
-use std::fmt;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use probe::{ProbeReport, RingFlags};
+pub use select::{select, RuntimeChoice, SelectError, Selected, Selection};
 pub use worker::{BoundListener, WorkerCmd, WorkerSetup};
-
-/// What the operator asked for (`--runtime`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RuntimeChoice {
-    /// io_uring if it really works here, else epoll.
-    Auto,
-    /// io_uring or exit with the reason.
-    IoUring,
-    /// tokio on epoll.
-    Epoll,
-}
-
-/// What the workers will run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selected {
-    IoUring(RingFlags),
-    Epoll,
-}
-
-impl Selected {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::IoUring(_) => "io_uring",
-            Self::Epoll => "epoll",
-        }
-    }
-}
-
-/// The decision and the reason for it, for logs, `/runtime` and metrics.
-#[derive(Debug, Clone)]
-pub struct Selection {
-    pub selected: Selected,
-    pub reason: String,
-    pub probe: Option<ProbeReport>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("--runtime io-uring was requested but io_uring is not usable here: {0}")]
-pub struct IoUringUnavailable(pub String);
-
-/// Applies `--runtime` to what the probe finds. Only `auto` may fall back.
-pub fn select(choice: RuntimeChoice) -> Result<Selection, IoUringUnavailable> {
-    if choice == RuntimeChoice::Epoll {
-        return Ok(Selection {
-            selected: Selected::Epoll,
-            reason: "--runtime epoll".into(),
-            probe: None,
-        });
-    }
-    let report = probe::probe();
-    let usable = report.usable();
-    match (choice, usable) {
-        (_, Ok(flags)) => Ok(Selection {
-            selected: Selected::IoUring(flags),
-            reason: format!(
-                "{}: io_uring works (kernel {}, ring flags {flags})",
-                if choice == RuntimeChoice::Auto {
-                    "auto"
-                } else {
-                    "--runtime io-uring"
-                },
-                report.kernel
-            ),
-            probe: Some(report),
-        }),
-        (RuntimeChoice::IoUring, Err(why)) => Err(IoUringUnavailable(why)),
-        (_, Err(why)) => Ok(Selection {
-            selected: Selected::Epoll,
-            reason: format!("auto: fell back to epoll because {why}"),
-            probe: Some(report),
-        }),
-    }
-}
-
-impl fmt::Display for Selection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.selected.name(), self.reason)
-    }
-}
 
 /// Binds one `SO_REUSEPORT` socket per worker on `addr`, so the kernel spreads connections
 /// across workers with no shared accept queue. Port 0 is resolved by the first socket and

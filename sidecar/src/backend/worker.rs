@@ -20,8 +20,10 @@ pub enum WorkerCmd {
     Unlisten(String),
     /// Drain: stop accepting on every listener.
     StopAccepting,
-    /// This worker's figures (admin `/runtime`).
+    /// This worker's figures (admin `/runtime`, and the runtime comparison's collection
+    /// every 5 s). `reset_max_lag`: start a new worst-lag window (see `Worker::figures`).
     Figures {
+        reset_max_lag: bool,
         reply: tokio::sync::oneshot::Sender<crate::core::worker::Figures>,
     },
     /// List up to `limit` live connections (admin `/connections`).

@@ -128,6 +128,8 @@ impl Conn {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConnView {
     pub worker: usize,
+    /// The worker's runtime: `io_uring` or `epoll`.
+    pub runtime: &'static str,
     pub peer: String,
     pub listener: String,
     pub protocol: &'static str,
@@ -145,6 +147,9 @@ pub struct ConnView {
 pub struct Registry {
     next: Cell<u64>,
     live: RefCell<BTreeMap<u64, Rc<Conn>>>,
+    /// Connections that closed with an error: with a request in flight (the client or the
+    /// proxy cut it mid-request), or aborted by a drain or listener-removal timeout.
+    closed_with_error: Cell<u64>,
 }
 
 impl Registry {
@@ -191,6 +196,11 @@ impl Registry {
         self.live.borrow().is_empty()
     }
 
+    /// How many connections closed with an error so far (see the field).
+    pub fn closed_with_error(&self) -> u64 {
+        self.closed_with_error.get()
+    }
+
     /// Kicks idle connections whose deadline has passed, or every idle one when `all` (a drain
     /// began or the config changed). Returns how many. Run on every worker tick.
     pub fn sweep_idle(&self, now: Instant, all: bool) -> usize {
@@ -220,13 +230,19 @@ impl Registry {
     }
 
     /// Up to `limit` connections, oldest first, and how many there are in all.
-    pub fn list(&self, worker: usize, limit: usize) -> (Vec<ConnView>, usize) {
+    pub fn list(
+        &self,
+        worker: usize,
+        runtime: &'static str,
+        limit: usize,
+    ) -> (Vec<ConnView>, usize) {
         let live = self.live.borrow();
         let views = live
             .values()
             .take(limit)
             .map(|c| ConnView {
                 worker,
+                runtime,
                 peer: c.peer.to_string(),
                 listener: c.listener.to_string(),
                 protocol: c.protocol.get().as_str(),
@@ -314,6 +330,10 @@ pub struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.registry.live.borrow_mut().remove(&self.id);
+        if self.conn.aborted.get() || self.conn.in_flight.get() {
+            let n = &self.registry.closed_with_error;
+            n.set(n.get() + 1);
+        }
     }
 }
 
@@ -347,15 +367,24 @@ mod tests {
         );
         a.conn.requests.set(3);
         a.conn.add_in(10);
-        let (views, total) = r.list(7, 10);
+        let (views, total) = r.list(7, "epoll", 10);
         assert_eq!(total, 2);
+        assert_eq!(views[0].runtime, "epoll");
         assert_eq!(views[0].requests, 3);
         assert_eq!(views[0].bytes_in, 10);
         assert_eq!(views[0].worker, 7);
         assert_eq!(views[1].protocol, "tcp");
+        b.conn.in_flight.set(true);
         drop(b);
-        assert_eq!(r.list(0, 10).1, 1);
-        assert_eq!(r.list(0, 0).0.len(), 0, "the limit bounds the output");
+        assert_eq!(r.list(0, "epoll", 10).1, 1);
+        assert_eq!(
+            r.list(0, "epoll", 0).0.len(),
+            0,
+            "the limit bounds the output"
+        );
+        assert_eq!(r.closed_with_error(), 1, "b closed mid-request");
+        drop(a);
+        assert_eq!(r.closed_with_error(), 1, "a closed between requests");
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct Stats {
     /// listener → outcome; only listeners with `original_dst` ever get an entry.
     original_dst: RefCell<By<By<Counter>>>,
     worker: Option<WorkerStats>,
+    /// `io_uring` or `epoll`: the last label of every series this worker records, so that
+    /// split mode (both kinds in one process) can be told apart; bounded to those two values.
+    runtime: &'static str,
+    /// The same requests and loop lag again, in HDR histograms for the runtime comparison.
+    pub meter: super::meter::Meter,
 }
 
 #[derive(Clone)]
@@ -53,13 +58,17 @@ struct WorkerStats {
 }
 
 impl Stats {
-    pub fn new(worker: usize) -> Self {
+    /// The handles of worker `worker`, which runs `runtime` (`io_uring` or `epoll`).
+    pub fn new(worker: usize, runtime: &'static str) -> Self {
         let w = worker.to_string();
         Self {
             worker: Some(WorkerStats {
-                lag: histogram!("ringside_worker_event_loop_lag_seconds", "worker" => w.clone()),
-                connections: gauge!("ringside_worker_connections", "worker" => w),
+                lag: histogram!("ringside_worker_event_loop_lag_seconds",
+                    "worker" => w.clone(), "runtime" => runtime),
+                connections: gauge!("ringside_worker_connections",
+                    "worker" => w, "runtime" => runtime),
             }),
+            runtime,
             ..Self::default()
         }
     }
@@ -72,9 +81,11 @@ impl Stats {
             .or_insert_with(|| {
                 counter!("ringside_requests_total",
                     "listener" => listener.to_owned(), "route" => route.to_owned(),
-                    "cluster" => cluster.to_owned(), "code" => code.to_string())
+                    "cluster" => cluster.to_owned(), "code" => code.to_string(),
+                    "runtime" => self.runtime)
             })
             .increment(1);
+        self.meter.request(code, took);
         self.duration(listener, route, took);
     }
 
@@ -97,11 +108,12 @@ impl Stats {
                 let c = counter!("ringside_requests_total",
                     "listener" => listener.to_owned(), "route" => route.to_owned(),
                     "cluster" => cluster.to_owned(), "code" => code.to_string(),
-                    "grpc_status" => grpc_status.to_owned());
+                    "grpc_status" => grpc_status.to_owned(), "runtime" => self.runtime);
                 c.increment(1);
                 by_status.insert(grpc_status.into(), c);
             }
         }
+        self.meter.request(code, took);
         self.duration(listener, route, took);
     }
 
@@ -112,7 +124,8 @@ impl Stats {
             Some(h) => h.record(took.as_secs_f64()),
             None => {
                 let h = histogram!("ringside_request_duration_seconds",
-                    "listener" => listener.to_owned(), "route" => route.to_owned());
+                    "listener" => listener.to_owned(), "route" => route.to_owned(),
+                    "runtime" => self.runtime);
                 h.record(took.as_secs_f64());
                 routes.insert(route.into(), h);
             }
@@ -125,12 +138,17 @@ impl Stats {
             return s.clone();
         }
         let l = name.to_owned();
+        let rt = self.runtime;
         let s = ListenerStats {
-            opened: counter!("ringside_downstream_connections_opened_total", "listener" => l.clone()),
-            closed: counter!("ringside_downstream_connections_closed_total", "listener" => l.clone()),
-            active: gauge!("ringside_downstream_connections_active", "listener" => l.clone()),
-            received: counter!("ringside_downstream_received_bytes_total", "listener" => l.clone()),
-            sent: counter!("ringside_downstream_sent_bytes_total", "listener" => l),
+            opened: counter!("ringside_downstream_connections_opened_total",
+                "listener" => l.clone(), "runtime" => rt),
+            closed: counter!("ringside_downstream_connections_closed_total",
+                "listener" => l.clone(), "runtime" => rt),
+            active: gauge!("ringside_downstream_connections_active",
+                "listener" => l.clone(), "runtime" => rt),
+            received: counter!("ringside_downstream_received_bytes_total",
+                "listener" => l.clone(), "runtime" => rt),
+            sent: counter!("ringside_downstream_sent_bytes_total", "listener" => l, "runtime" => rt),
         };
         m.insert(name.into(), s.clone());
         s
@@ -167,6 +185,7 @@ impl Stats {
     }
 
     pub fn loop_lag(&self, lag: Duration) {
+        self.meter.lag(lag);
         if let Some(w) = &self.worker {
             w.lag.record(lag.as_secs_f64());
         }

@@ -22,8 +22,9 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// The config handle every worker reads and the control plane writes.
 pub type SharedConfig = Arc<ArcSwap<Snapshot>>;
 
-/// One worker's figures for the admin `/runtime` endpoint. `runtime` holds what only that
-/// runtime can tell (tokio's task counts, io_uring operation counts).
+/// One worker's figures for the admin `/runtime` endpoint. `runtime` holds the runtime's
+/// `name` (`io_uring` or `epoll`) and what only that runtime can tell (tokio's task counts,
+/// io_uring operation counts).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Figures {
     pub worker: usize,
@@ -34,6 +35,10 @@ pub struct Figures {
     /// Worst event-loop lag since the previous `/runtime` request (see `TICK`).
     pub max_loop_lag_ms: f64,
     pub runtime: serde_json::Value,
+    /// Cumulative measurements for the runtime comparison (not serialized: the control
+    /// thread merges them per runtime).
+    #[serde(skip)]
+    pub reading: super::meter::Reading,
 }
 
 /// Per-process options every worker applies.
@@ -50,6 +55,8 @@ pub struct Options {
     pub discovery: Arc<crate::discovery::Live>,
     /// Every listener's connection and request counts, shared by the workers (load shedding).
     pub loads: Arc<super::shed::Loads>,
+    /// Where each worker publishes its thread's CPU time (`ringside_worker_cpu_seconds_total`).
+    pub cpu: Arc<super::cpu::CpuClocks>,
 }
 
 pub struct Worker<R: Rt> {
@@ -76,7 +83,7 @@ impl<R: Rt> Worker<R> {
             pool: Pool::default(),
             h2: Default::default(),
             balancers: Balancers::new(opts.discovery.clone()),
-            stats: Stats::new(id),
+            stats: Stats::new(id, R::name()),
             conns: std::rc::Rc::default(),
             max_lag: std::cell::Cell::new(Duration::ZERO),
             seen: std::cell::Cell::new((0, false)),
@@ -88,6 +95,7 @@ impl<R: Rt> Worker<R> {
     /// asked the timer fired, i.e. how long the event loop was busy with something else.
     pub fn tick(&self, n: u64, late: Duration) {
         self.stats.loop_lag(late);
+        self.opts.cpu.publish(self.id, super::cpu::thread_cpu());
         self.max_lag.set(self.max_lag.get().max(late));
         // Idle connections hold no timer: expire them here, and wake them all when a reload
         // or a drain may concern them.
@@ -127,16 +135,40 @@ impl<R: Rt> Worker<R> {
             .and_then(|l| l.max_requests)
     }
 
-    /// This worker's figures; `runtime` comes from the backend. Resets the worst-lag window.
-    pub fn figures(&self, runtime: serde_json::Value) -> Figures {
+    /// This worker's figures; `runtime` comes from the backend. `reset_max_lag` starts a new
+    /// worst-lag window (an operator's `/runtime` request does; the comparison's periodic
+    /// collection does not, so it never hides a stall from the operator).
+    pub fn figures(&self, mut runtime: serde_json::Value, reset_max_lag: bool) -> Figures {
+        if let Some(o) = runtime.as_object_mut() {
+            o.insert("name".into(), R::name().into());
+        }
+        let max_lag = if reset_max_lag {
+            self.max_lag.replace(Duration::ZERO)
+        } else {
+            self.max_lag.get()
+        };
+        let cpu = super::cpu::thread_cpu();
+        self.opts.cpu.publish(self.id, cpu);
+        let connections = self.conns.len();
         Figures {
             worker: self.id,
-            connections: self.conns.len(),
+            connections,
             pooled_upstream_connections: self.pool.idle_count(),
             upstream_h2_connections: self.h2.connection_count(),
-            max_loop_lag_ms: self.max_lag.replace(Duration::ZERO).as_secs_f64() * 1e3,
+            max_loop_lag_ms: max_lag.as_secs_f64() * 1e3,
             runtime,
+            reading: self.stats.meter.read(
+                R::name(),
+                cpu,
+                connections as u64,
+                self.conns.closed_with_error(),
+            ),
         }
+    }
+
+    /// Up to `limit` of this worker's live connections, and how many it has (`/connections`).
+    pub fn connections(&self, limit: usize) -> (Vec<super::conns::ConnView>, usize) {
+        self.conns.list(self.id, R::name(), limit)
     }
 
     /// Called when `listener` stops accepting: after the drain timeout, closes whatever is

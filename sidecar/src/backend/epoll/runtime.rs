@@ -46,15 +46,18 @@ pub fn run(setup: WorkerSetup) -> std::io::Result<()> {
                 }
                 WorkerCmd::StopAccepting => listening.clear(),
                 WorkerCmd::ListConnections { limit, reply } => {
-                    let _ = reply.send(worker.conns.list(worker.id, limit));
+                    let _ = reply.send(worker.connections(limit));
                 }
-                WorkerCmd::Figures { reply } => {
+                WorkerCmd::Figures {
+                    reset_max_lag,
+                    reply,
+                } => {
                     let m = tokio::runtime::Handle::current().metrics();
                     let runtime = serde_json::json!({
                         "tokio_alive_tasks": m.num_alive_tasks(),
                         "tokio_global_queue_depth": m.global_queue_depth(),
                     });
-                    let _ = reply.send(worker.figures(runtime));
+                    let _ = reply.send(worker.figures(runtime, reset_max_lag));
                 }
             }
         }

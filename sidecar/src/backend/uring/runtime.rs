@@ -50,9 +50,12 @@ pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
                 }
                 WorkerCmd::StopAccepting => listening.drain().for_each(|(_, a)| a.stop()),
                 WorkerCmd::ListConnections { limit, reply } => {
-                    let _ = reply.send(worker.conns.list(worker.id, limit));
+                    let _ = reply.send(worker.connections(limit));
                 }
-                WorkerCmd::Figures { reply } => {
+                WorkerCmd::Figures {
+                    reset_max_lag,
+                    reply,
+                } => {
                     let [submitted, completed, abandoned] = super::io::op_counts();
                     let runtime = serde_json::json!({
                         "ring_entries": RING_ENTRIES,
@@ -63,7 +66,7 @@ pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
                         "ops_in_flight": submitted.saturating_sub(completed + abandoned),
                         "poll_io_connections": super::io::poll_io_connections(),
                     });
-                    let _ = reply.send(worker.figures(runtime));
+                    let _ = reply.send(worker.figures(runtime, reset_max_lag));
                 }
             }
         }

@@ -1,0 +1,500 @@
+//! `--runtime split`: io_uring and epoll workers in one process on the same `SO_REUSEPORT`
+//! listeners. Each test that needs both kinds first requires io_uring (like `both_runtimes!`);
+//! the seccomp fallback test runs everywhere.
+//!
+//! Which worker a connection lands on is the kernel's choice (a hash of the 4-tuple), so the
+//! tests open connections until the metric or `/connections` shows both kinds got some: an
+//! event, never a count of connections assumed to be enough.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ringside_integration::{
+    client, http_config, metrics, ringside_bin, Conn, HeldUpstream, Options, Origin, Ringside,
+    Runtime,
+};
+use serde_json::Value;
+
+const RUNTIMES: [&str; 2] = ["io_uring", "epoll"];
+
+fn split_opts() -> Options {
+    Options {
+        workers: 2,
+        runtime_flag: Some("split"),
+        ..Options::default()
+    }
+}
+
+fn start(config: &str) -> Ringside {
+    Ringside::start_with(Runtime::Epoll, config, &split_opts())
+}
+
+/// `series` with `runtime="rt"` added as its last label.
+fn by_runtime(series: &str, rt: &str) -> String {
+    match series.strip_suffix('}') {
+        Some(s) => format!("{s},runtime=\"{rt}\"}}"),
+        None => format!("{series}{{runtime=\"{rt}\"}}"),
+    }
+}
+
+fn opened(text: &str, rt: &str) -> f64 {
+    let s = by_runtime(
+        "ringside_downstream_connections_opened_total{listener=\"inbound\"}",
+        rt,
+    );
+    metrics::sample_exact(text, &s).unwrap_or(0.0)
+}
+
+/// Sends GETs for `path`, each on a new connection, until both runtimes have accepted at
+/// least one (checked on the metric after each few); at most 2000. Returns how many were
+/// sent; each is checked with `check`.
+fn until_both_served(proxy: &Ringside, path: &str, check: impl Fn(&client::Response)) -> u64 {
+    let admin = proxy.addr("admin");
+    let before = metrics::scrape(admin);
+    let base = RUNTIMES.map(|rt| opened(&before, rt));
+    let mut sent = 0;
+    loop {
+        for _ in 0..5 {
+            check(&client::get(proxy.addr("inbound"), path));
+            sent += 1;
+        }
+        let m = metrics::scrape(admin);
+        if RUNTIMES.iter().zip(base).all(|(rt, b)| opened(&m, rt) > b) {
+            return sent;
+        }
+        assert!(
+            sent < 2000,
+            "after {sent} connections one runtime still has none:\n{m}"
+        );
+    }
+}
+
+fn runtime_json(proxy: &Ringside) -> Value {
+    let text = client::get(proxy.addr("admin"), "/runtime").text();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("/runtime is not JSON ({e}): {text}"))
+}
+
+/// The process's own CPU seconds (utime + stime of /proc/PID/stat), and one clock tick.
+fn process_cpu(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+    let out = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf");
+    let hz: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK");
+    (ticks / hz, 1.0 / hz)
+}
+
+#[test]
+fn split_serves_on_both_kinds_and_metrics_by_runtime_add_up() {
+    if !ringside_integration::require(Runtime::IoUring, "split::serves_on_both_kinds") {
+        return;
+    }
+    let origin = Origin::start("app");
+    let proxy = start(&http_config(&[origin.addr]));
+    let logs = proxy.log_text();
+    assert!(logs.contains("runtime selected runtime=split"), "{logs}");
+    assert!(
+        logs.contains("workers 0..1 on io_uring, 1..2 on epoll"),
+        "{logs}"
+    );
+    let admin = proxy.addr("admin");
+    let m = metrics::scrape(admin);
+    for rt in RUNTIMES {
+        let info = format!("ringside_runtime_info{{runtime=\"{rt}\"}}");
+        assert_eq!(metrics::sample(&m, &info), Some(1.0), "{m}");
+    }
+
+    let sent = until_both_served(&proxy, "/", |r| assert_eq!(r.text(), "hello from app\n"));
+    let seen = origin.seen("/");
+    assert_eq!(seen, sent, "every request reached the origin once");
+    // Each request is counted as its response completes: wait for the last one.
+    let total = "ringside_requests_total{listener=\"inbound\",route=\"default\",cluster=\"app\",code=\"200\"}";
+    metrics::wait_sample(admin, total, Duration::from_secs(5), |v| v == sent as f64);
+    let m = metrics::scrape(admin);
+    let per: Vec<f64> = RUNTIMES
+        .iter()
+        .map(|rt| metrics::sample_exact(&m, &by_runtime(total, rt)).unwrap_or(0.0))
+        .collect();
+    assert!(per.iter().all(|n| *n > 0.0), "{per:?}\n{m}");
+    assert_eq!(per.iter().sum::<f64>(), sent as f64, "{m}");
+    let opened_sum: f64 = RUNTIMES.iter().map(|rt| opened(&m, rt)).sum();
+    assert_eq!(opened_sum, sent as f64, "one connection per request");
+    let durations =
+        "ringside_request_duration_seconds_count{listener=\"inbound\",route=\"default\"}";
+    assert_eq!(metrics::sample(&m, durations), Some(sent as f64), "{m}");
+
+    // /runtime: one entry per worker, saying its runtime; the comparison counts the same.
+    let rt = runtime_json(&proxy);
+    assert_eq!(rt["runtime"], "split");
+    let names: Vec<&str> = rt["per_worker"]
+        .as_array()
+        .expect("per_worker")
+        .iter()
+        .map(|w| w["runtime"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, RUNTIMES);
+    let c = &rt["comparison"];
+    let counted: Vec<u64> = RUNTIMES
+        .iter()
+        .map(|r| c[r]["since_start"]["requests"].as_u64().expect("requests"))
+        .collect();
+    assert_eq!(counted.iter().sum::<u64>(), sent, "{c}");
+    assert_eq!(
+        counted,
+        per.iter().map(|n| *n as u64).collect::<Vec<_>>(),
+        "{c}"
+    );
+}
+
+#[test]
+fn worker_cpu_by_runtime_is_within_the_process_cpu() {
+    if !ringside_integration::require(Runtime::IoUring, "split::worker_cpu") {
+        return;
+    }
+    let origin = Origin::start("app");
+    let proxy = start(&http_config(&[origin.addr]));
+    let admin = proxy.addr("admin");
+    until_both_served(&proxy, "/", |r| assert_eq!(r.status, 200));
+    // Each worker publishes its CPU clock every 250 ms tick: wait until both have.
+    let cpu = |m: &str, w: usize, rt: &str| {
+        let s = format!("ringside_worker_cpu_seconds_total{{worker=\"{w}\",runtime=\"{rt}\"}}");
+        metrics::sample_exact(m, &s)
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    let (workers, process, tick) = loop {
+        let m = metrics::scrape(admin);
+        // Read after the scrape: the process clock only grows, so it bounds the workers'.
+        let (process, tick) = process_cpu(proxy.pid());
+        let w = [cpu(&m, 0, "io_uring"), cpu(&m, 1, "epoll")];
+        if let [Some(a), Some(b)] = w {
+            if a > 0.0 && b > 0.0 {
+                break ([a, b], process, tick);
+            }
+        }
+        assert!(Instant::now() < end, "worker CPU never published:\n{m}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // /proc rounds each clock down to whole ticks; the thread clocks are exact.
+    assert!(
+        workers.iter().sum::<f64>() <= process + tick,
+        "workers {workers:?} > process {process}"
+    );
+    // The comparison's CPU per request is that CPU over that runtime's requests.
+    let rt = runtime_json(&proxy);
+    let (process, _) = process_cpu(proxy.pid());
+    for r in RUNTIMES {
+        let s = &rt["comparison"][r]["since_start"];
+        let per = s["cpu_us_per_request"].as_f64().expect("cpu per request");
+        let n = s["requests"].as_f64().expect("requests");
+        assert!(per > 0.0, "{s}");
+        assert!(
+            per * n / 1e6 <= process + tick,
+            "{r}: {per} µs × {n} > {process} s"
+        );
+    }
+}
+
+#[test]
+fn connections_lists_both_runtimes_while_held_open() {
+    if !ringside_integration::require(Runtime::IoUring, "split::connections") {
+        return;
+    }
+    let origin = Origin::start("app");
+    let proxy = start(&http_config(&[origin.addr]));
+    let mut held = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        // A keep-alive connection with one request done stays open and listed.
+        let mut c = Conn::open(proxy.addr("inbound"));
+        assert_eq!(c.get("/", "").status, 200);
+        held.push(c);
+        let list = client::get(proxy.addr("admin"), "/connections").text();
+        let v: Value = serde_json::from_str(&list).expect("json");
+        let shown: Vec<&str> = v["connections"]
+            .as_array()
+            .expect("connections")
+            .iter()
+            .map(|c| c["runtime"].as_str().expect("runtime"))
+            .collect();
+        assert_eq!(shown.len(), held.len(), "{list}");
+        if RUNTIMES.iter().all(|rt| shown.contains(rt)) {
+            break;
+        }
+        assert!(Instant::now() < end && held.len() < 500, "{list}");
+    }
+}
+
+fn routes_to(origin: &Origin, port: u16, admin: &str) -> String {
+    format!(
+        "admin: {{ address: {admin} }}\nlisteners:\n  - name: inbound\n    address: \
+         127.0.0.1:{port}\n    protocol: http\n    routes:\n      - {{ name: all, match: {{ \
+         path_prefix: / }}, backends: [ {{ cluster: app }} ] }}\nclusters:\n  - {{ name: app, \
+         endpoints: [ {} ] }}\n",
+        origin.addr
+    )
+}
+
+#[test]
+fn a_reload_reaches_both_kinds_of_worker() {
+    if !ringside_integration::require(Runtime::IoUring, "split::reload") {
+        return;
+    }
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let proxy = start(&routes_to(&a, 0, "127.0.0.1:0"));
+    let admin = proxy.addr("admin").to_string();
+    let port = proxy.addr("inbound").port();
+    until_both_served(&proxy, "/", |r| assert_eq!(r.header("x-origin"), Some("a")));
+    std::fs::write(&proxy.config_path, routes_to(&b, port, &admin)).expect("write config");
+    assert!(
+        proxy.wait_log("config applied", Duration::from_secs(10)),
+        "{}",
+        proxy.log_text()
+    );
+    // Every new connection, on either kind of worker, now goes to b.
+    until_both_served(&proxy, "/", |r| {
+        assert_eq!(
+            r.header("x-origin"),
+            Some("b"),
+            "a worker kept the old route"
+        )
+    });
+}
+
+/// The runtimes of the connections `/connections` lists with a request in flight.
+fn in_flight_runtimes(proxy: &Ringside) -> Vec<String> {
+    let v: Value = serde_json::from_str(&client::get(proxy.addr("admin"), "/connections").text())
+        .expect("json");
+    v["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .filter(|c| c["in_flight"] == true)
+        .map(|c| c["runtime"].as_str().expect("runtime").to_owned())
+        .collect()
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_on_both_kinds() {
+    if !ringside_integration::require(Runtime::IoUring, "split::drain") {
+        return;
+    }
+    let up = HeldUpstream::start();
+    let mut proxy = start(&http_config(&[up.addr]));
+    let addr = proxy.addr("inbound");
+    let mut held = Vec::new();
+    loop {
+        held.push(std::thread::spawn(move || {
+            let mut c = Conn::open(addr);
+            c.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+            let r = c.read_response(false).expect("in-flight response");
+            (r.status, r.text())
+        }));
+        up.wait_requests(held.len(), Duration::from_secs(10));
+        let rts = in_flight_runtimes(&proxy);
+        assert_eq!(rts.len(), held.len(), "{rts:?}");
+        if RUNTIMES.iter().all(|rt| rts.iter().any(|r| r == rt)) {
+            break;
+        }
+        assert!(held.len() < 200, "in flight only on {rts:?}");
+    }
+    // SAFETY: a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(proxy.pid() as i32, libc::SIGTERM) }, 0);
+    let admin = proxy.addr("admin");
+    let end = Instant::now() + Duration::from_secs(5);
+    while client::get(admin, "/ready").status != 503 {
+        assert!(
+            Instant::now() < end,
+            "/ready never turned 503 after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    up.release();
+    for h in held {
+        assert_eq!(h.join().expect("held request"), (200, "held".to_owned()));
+    }
+    let end = Instant::now() + Duration::from_secs(5);
+    while proxy.alive() {
+        assert!(Instant::now() < end, "did not exit after draining");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(proxy.log_text().contains("drained"), "{}", proxy.log_text());
+}
+
+#[test]
+fn split_under_a_seccomp_block_runs_all_on_epoll_and_says_why() {
+    let origin = Origin::start("app");
+    let opts = Options {
+        block_io_uring: Some(libc::EPERM),
+        ..split_opts()
+    };
+    let proxy = Ringside::start_with(Runtime::Epoll, &http_config(&[origin.addr]), &opts);
+    let why = "split: io_uring unusable (io_uring_setup failed: EPERM";
+    let logs = proxy.log_text();
+    assert!(logs.contains(why), "{logs}");
+    assert!(logs.contains("all 2 workers on epoll"), "{logs}");
+    let rt = runtime_json(&proxy);
+    assert_eq!(rt["runtime"], "split");
+    let reason = rt["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with(why) && reason.ends_with("all 2 workers on epoll"),
+        "{reason}"
+    );
+    assert_eq!(rt["comparison"]["runtimes"], serde_json::json!(["epoll"]));
+    let verdict = rt["comparison"]["verdict"].as_str().expect("verdict");
+    assert!(verdict.contains("nothing to compare"), "{verdict}");
+    let m = metrics::scrape(proxy.addr("admin"));
+    assert_eq!(
+        metrics::sample(&m, "ringside_runtime_info{runtime=\"epoll\"}"),
+        Some(1.0)
+    );
+    assert!(!m.contains("runtime=\"io_uring\""), "{m}");
+    assert_eq!(
+        client::get(proxy.addr("inbound"), "/").text(),
+        "hello from app\n"
+    );
+}
+
+fn compare(admin: &str) -> std::process::Output {
+    Command::new(ringside_bin())
+        .args(["compare", "--admin", admin])
+        .output()
+        .expect("ringside compare")
+}
+
+/// The cells of the table row starting with `label`.
+fn row(table: &str, label: &str) -> Vec<String> {
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label} row:\n{table}"));
+    line[label.len()..]
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn compare_renders_from_a_running_instance() {
+    if !ringside_integration::require(Runtime::IoUring, "split::compare") {
+        return;
+    }
+    let origin = Origin::start("app");
+    let proxy = start(&http_config(&[origin.addr]));
+    let admin = proxy.addr("admin").to_string();
+    let out = compare(&admin);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for h in [
+        "io_uring window",
+        "epoll window",
+        "io_uring since start",
+        "epoll since start",
+    ] {
+        assert!(table.contains(h), "{table}");
+    }
+    assert!(table.contains("verdict: not enough traffic yet"), "{table}");
+    assert_eq!(row(&table, "requests "), ["0", "0", "0", "0"], "{table}");
+
+    let sent = until_both_served(&proxy, "/", |r| assert_eq!(r.status, 200));
+    let total = "ringside_requests_total{listener=\"inbound\",route=\"default\",cluster=\"app\",code=\"200\"}";
+    metrics::wait_sample(proxy.addr("admin"), total, Duration::from_secs(5), |v| {
+        v == sent as f64
+    });
+    let out = compare(&admin);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let requests: Vec<u64> = row(&table, "requests ")
+        .iter()
+        .map(|c| {
+            c.parse()
+                .unwrap_or_else(|_| panic!("not a number: {c}\n{table}"))
+        })
+        .collect();
+    assert!(requests.iter().all(|n| *n > 0), "{table}");
+    assert_eq!(
+        requests[2] + requests[3],
+        sent,
+        "since start counts every request: {table}"
+    );
+    for label in ["p50 ms", "p99 ms", "CPU µs/request"] {
+        for cell in row(&table, label) {
+            let v: f64 = cell
+                .parse()
+                .unwrap_or_else(|_| panic!("{label}: {cell}\n{table}"));
+            assert!(v > 0.0, "{label}: {table}");
+        }
+    }
+    assert!(
+        table.contains("verdict: not enough traffic yet"),
+        "{sent} requests: {table}"
+    );
+}
+
+#[test]
+fn compare_says_plainly_when_the_admin_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let out = compare(&port.to_string());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "ringside compare: cannot reach the admin API at {port}"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_cpu_profile_samples_both_kinds_of_worker() {
+    if !ringside_integration::require(Runtime::IoUring, "split::pprof") {
+        return;
+    }
+    let origin = Origin::start("app");
+    let proxy = start(&http_config(&[origin.addr]));
+    let inbound = proxy.addr("inbound");
+    // Short connections for as long as the profile runs, so both workers are busy.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_load = stop.clone();
+    let load = std::thread::spawn(move || {
+        let mut n = 0;
+        while !stop_load.load(std::sync::atomic::Ordering::Relaxed) {
+            assert_eq!(client::get(inbound, "/").status, 200);
+            n += 1;
+        }
+        n
+    });
+    let url = format!(
+        "http://{}/debug/pprof/profile?seconds=2",
+        proxy.addr("admin")
+    );
+    let out = Command::new("go")
+        .args(["tool", "pprof", "-tags", &url])
+        .output()
+        .expect("go tool pprof");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pprof failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(load.join().expect("load") > 10);
+    // pprof-rs labels each sample with its thread's name: worker 0 runs io_uring, 1 epoll.
+    for worker in ["ringside-w0", "ringside-w1"] {
+        assert!(text.contains(worker), "no samples from {worker}: {text}");
+    }
+}
