@@ -138,7 +138,10 @@ def edges_of(module, path_, mods):
     pattern = r"\b((?:crate|super|self)(?:::\w+)+)"
     if children:
         pattern = r"\b((?:crate|super|self|" + "|".join(children) + r")(?:::\w+)+)"
-    for m in re.finditer(pattern, src):
+    # Paths in code; `use` items were resolved above (blanked so that a re-export such as
+    # `pub(crate) use child::item;` is not read a second time as a dependency).
+    code = re.sub(r"\b(pub(?:\([\w:]+\))?\s+)?use\s+[^;]+;", lambda u: " " * len(u.group(0)), src)
+    for m in re.finditer(pattern, code):
         here = module_at(module, spans, m.start())
         t = resolve(here, m.group(1).split("::"), children, mods)
         if t is not None:

@@ -143,6 +143,23 @@ for rt in io-uring epoll; do
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 
+echo "== Ringside --runtime split: io_uring and epoll workers side by side on one port"
+write_config app
+taskset -c "$PROXY_CPU" "$BIN" run -c "$WORK/ringside.yaml" --runtime split --workers 2 \
+  --log-level warn 2>"$WORK/ringside-split.log" &
+pid=$!
+PIDS+=("$pid")
+for _ in $(seq 100); do curl -sf "http://$ADMIN_ADDR/ready" >/dev/null && break; sleep 0.05; done
+echo "   before any traffic:"
+"$BIN" compare --admin "$ADMIN_ADDR" | sed 's/^/     /'
+# The kernel spreads connections across the two workers' SO_REUSEPORT sockets; wrk's
+# connections are kept alive, so each runtime serves about half of them for the whole run.
+SPLIT_DURATION=$((DURATION * 2))
+echo "   wrk for ${SPLIT_DURATION}s ($CONNS connections), then \`ringside compare --admin $ADMIN_ADDR\`:"
+taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${SPLIT_DURATION}s" "http://$PROXY_ADDR/" >/dev/null
+"$BIN" compare --admin "$ADMIN_ADDR" | sed 's/^/     /'
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
 echo
 echo "== Results (HTTP/1.1 keep-alive, ${DURATION}s each; proxy alone on one core)"
 echo "| target             |      req/s |  p99 (µs) | proxy CPU µs/req | RSS (KiB) |"
