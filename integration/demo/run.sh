@@ -154,7 +154,8 @@ echo "   before any traffic:"
 "$BIN" compare --admin "$ADMIN_ADDR" | sed 's/^/     /'
 # The kernel spreads connections across the two workers' SO_REUSEPORT sockets; wrk's
 # connections are kept alive, so each runtime serves about half of them for the whole run.
-SPLIT_DURATION=$((DURATION * 2))
+# The verdict needs 5 five-second intervals in which both runtimes served traffic.
+SPLIT_DURATION=${DEMO_SPLIT_DURATION:-32}
 echo "   wrk for ${SPLIT_DURATION}s ($CONNS connections), then \`ringside compare --admin $ADMIN_ADDR\`:"
 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${SPLIT_DURATION}s" "http://$PROXY_ADDR/" >/dev/null
 "$BIN" compare --admin "$ADMIN_ADDR" | sed 's/^/     /'
