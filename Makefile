@@ -53,6 +53,12 @@ bench-profile:
 	bash integration/bench/setup.sh --profile
 	python3 integration/bench/hotpath.py
 
+## bench-split: the production mix through `ringside run --runtime split` (an io_uring and an
+## epoll worker on one port) for BENCH_SPLIT_MINUTES (default 3), then `ringside compare`
+bench-split: release
+	bash integration/bench/setup.sh
+	python3 integration/bench/split.py --minutes $${BENCH_SPLIT_MINUTES:-3}
+
 ## bench-quick: the harness's unit tests (validity rules, spreads, intended-time latency), then
 ## the harness as a smoke run (under 90 s); CI runs it, with no thresholds on the figures
 bench-quick:

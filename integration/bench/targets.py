@@ -167,11 +167,14 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path, binary: 
                     "LISTEN_PLAIN_HOP": plain_hop, "LISTEN_PLAIN_HOP_IN": plain_hop_in})
         # `ringside-epoll-nometrics`: the same without request metrics, to measure their cost.
         runtime = name_rt.removeprefix("ringside-").removesuffix("-nometrics")
-        if runtime == "io-uring":
+        if runtime in ("io-uring", "split"):
             works, probe = io_uring_works(binary)
             if not works:
                 raise Skipped(f"io_uring unavailable on this host ({probe.splitlines()[-1] if probe else 'no probe output'})")
-        argv = [str(binary), "run", "-c", str(cfg), "--runtime", runtime, "--workers", "1", "--log-level", "warn"]
+        # `ringside-split`: one io_uring and one epoll worker on the same port and core
+        # (integration/bench/split.py compares them on the production mix).
+        workers = "2" if runtime == "split" else "1"
+        argv = [str(binary), "run", "-c", str(cfg), "--runtime", runtime, "--workers", workers, "--log-level", "warn"]
         if name.endswith("-nometrics"):
             argv.append("--no-metrics")
         p = spawn(pinned(cpu, argv), workdir, name)
