@@ -16,6 +16,9 @@ use ringside_integration::{
 use serde_json::Value;
 
 const RUNTIMES: [&str; 2] = ["io_uring", "epoll"];
+/// The requests `http_config`'s one route answered 200, summed over runtimes.
+const TOTAL_200: &str =
+    "ringside_requests_total{listener=\"inbound\",route=\"default\",cluster=\"app\",code=\"200\"}";
 
 fn split_opts() -> Options {
     Options {
@@ -116,7 +119,7 @@ fn split_serves_on_both_kinds_and_metrics_by_runtime_add_up() {
     let seen = origin.seen("/");
     assert_eq!(seen, sent, "every request reached the origin once");
     // Each request is counted as its response completes: wait for the last one.
-    let total = "ringside_requests_total{listener=\"inbound\",route=\"default\",cluster=\"app\",code=\"200\"}";
+    let total = TOTAL_200;
     metrics::wait_sample(admin, total, Duration::from_secs(5), |v| v == sent as f64);
     let m = metrics::scrape(admin);
     let per: Vec<f64> = RUNTIMES
@@ -162,7 +165,11 @@ fn worker_cpu_by_runtime_is_within_the_process_cpu() {
     let origin = Origin::start("app");
     let proxy = start(&http_config(&[origin.addr]));
     let admin = proxy.addr("admin");
-    until_both_served(&proxy, "/", |r| assert_eq!(r.status, 200));
+    let sent = until_both_served(&proxy, "/", |r| assert_eq!(r.status, 200));
+    // A request is counted as its response completes: wait for the last one.
+    metrics::wait_sample(admin, TOTAL_200, Duration::from_secs(5), |v| {
+        v == sent as f64
+    });
     // Each worker publishes its CPU clock every 250 ms tick: wait until both have.
     let cpu = |m: &str, w: usize, rt: &str| {
         let s = format!("ringside_worker_cpu_seconds_total{{worker=\"{w}\",runtime=\"{rt}\"}}");
@@ -408,10 +415,12 @@ fn compare_renders_from_a_running_instance() {
     assert_eq!(row(&table, "requests "), ["0", "0", "0", "0"], "{table}");
 
     let sent = until_both_served(&proxy, "/", |r| assert_eq!(r.status, 200));
-    let total = "ringside_requests_total{listener=\"inbound\",route=\"default\",cluster=\"app\",code=\"200\"}";
-    metrics::wait_sample(proxy.addr("admin"), total, Duration::from_secs(5), |v| {
-        v == sent as f64
-    });
+    metrics::wait_sample(
+        proxy.addr("admin"),
+        TOTAL_200,
+        Duration::from_secs(5),
+        |v| v == sent as f64,
+    );
     let out = compare(&admin);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{table}");
