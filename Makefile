@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO_FEATURES := --features ringside/test-hooks
 
-.PHONY: demo test lint go-test rust-test build release bench bench-quick chart-test fuzz-smoke
+.PHONY: demo test lint go-test rust-test build release bench bench-profile bench-quick chart-test fuzz-smoke
 
 ## demo: a Go service behind Ringside on both runtimes: traffic, metrics and a hot reload
 demo: release
@@ -40,10 +40,18 @@ build:
 release:
 	cargo build --release -p ringside
 
-## bench: every scenario against Ringside (both runtimes), the Go baseline, nginx and HAProxy
+## bench: every scenario against Ringside (both runtimes), the Go baseline, nginx and HAProxy,
+## then where the time goes (bench-profile)
 bench:
-	bash integration/bench/setup.sh
+	bash integration/bench/setup.sh --profile
 	python3 integration/bench/bench.py
+	python3 integration/bench/hotpath.py
+
+## bench-profile: syscalls, io_uring operations and heap allocations per request (Ringside on
+## both runtimes and nginx), and CPU flame graphs into docs/bench/ (~3 min)
+bench-profile:
+	bash integration/bench/setup.sh --profile
+	python3 integration/bench/hotpath.py
 
 ## bench-quick: the harness's unit tests (validity rules, spreads, intended-time latency), then
 ## the harness as a smoke run (under 90 s); CI runs it, with no thresholds on the figures

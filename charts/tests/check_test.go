@@ -80,7 +80,10 @@ func TestBrokenConfigFailsCheck(t *testing.T) {
 // invalidValues are values (and a release name) that would make a broken pod or an object the
 // API server refuses, with what the chart says about them. release "" means `release`.
 var invalidValues = []struct{ release, set, want string }{
-	{"", "runtime=uring", "value must be one of 'auto', 'io-uring', 'epoll'"},
+	{"", "runtime=uring", "value must be one of 'auto', 'io-uring', 'epoll', 'split'"},
+	// Split mode runs one worker of each runtime at least; the share is split's alone.
+	{"", "runtime=split", "runtime: split needs workers 0"},
+	{"", "ioUringWorkers=1", "ioUringWorkers is only valid with runtime: split"},
 	{"", "terminationGracePeriodSeconds=20", "must exceed drainTimeoutSeconds + preStopSleepSeconds (20)"},
 	{"", "seccompProfile.type=Localhost", "needs seccompProfile.localhostProfile"},
 	{"", "nativeSidecar=maybe", "nativeSidecar"},

@@ -26,7 +26,9 @@ const release = "demo"
 
 // A rendered manifest set, decoded strictly into the official Kubernetes types.
 type manifests struct {
-	configMaps  []corev1.ConfigMap
+	configMaps []corev1.ConfigMap
+	// dashboards are the ConfigMaps labelled app.kubernetes.io/component: dashboard.
+	dashboards  []corev1.ConfigMap
 	deployments []appsv1.Deployment
 	services    []corev1.Service
 	podMonitors []monitoringv1.PodMonitor
@@ -131,7 +133,11 @@ func decodeStrict(t *testing.T, stream string) manifests {
 		case "v1/ConfigMap":
 			var o corev1.ConfigMap
 			err = yaml.UnmarshalStrict([]byte(doc), &o)
-			m.configMaps = append(m.configMaps, o)
+			if o.Labels["app.kubernetes.io/component"] == "dashboard" {
+				m.dashboards = append(m.dashboards, o)
+			} else {
+				m.configMaps = append(m.configMaps, o)
+			}
 		case "apps/v1/Deployment":
 			var o appsv1.Deployment
 			err = yaml.UnmarshalStrict([]byte(doc), &o)

@@ -21,6 +21,7 @@ type want struct {
 	localhost    string // localhostProfile, for Localhost
 	example      bool
 	podMonitor   bool
+	dashboard    bool
 	annotations  bool
 	interception bool
 }
@@ -37,6 +38,7 @@ var wants = map[string]want{
 	"tls-secret":                 {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true},
 	"tls-csi":                    {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true},
 	"tls-spire":                  {native: true, runtime: "auto", seccomp: "RuntimeDefault", example: true, annotations: true},
+	"split-dashboard":            {native: true, runtime: "split", seccomp: "Localhost", localhost: "profiles/ringside-io-uring.json", example: true, podMonitor: true, dashboard: true},
 }
 
 // ringsideConfig is the part of ringside.yaml the chart must keep consistent with the pod.
@@ -128,6 +130,7 @@ func checkManifests(t *testing.T, m manifests, w want) {
 		}
 	}
 
+	checkDashboard(t, m, w)
 	if w.podMonitor != (len(m.podMonitors) == 1) {
 		t.Fatalf("PodMonitor wanted: %v, rendered: %d", w.podMonitor, len(m.podMonitors))
 	}

@@ -40,6 +40,7 @@ class Target:
     pid: int | None = None  # the process whose CPU and memory are the proxy's
     procs: list = field(default_factory=list)
     tcp_pid: int | None = None  # when TCP proxying is a separate process (Go baseline)
+    admin: str | None = None  # Ringside's admin address (/metrics, /runtime, /debug/pprof)
 
     def for_tcp(self) -> "Target":
         """The view to measure in the tcp scenario."""
@@ -140,8 +141,9 @@ def make_certs(out: Path) -> Path:
     return out
 
 
-def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Target:
-    """Starts target `name` on ports port..port+8, proxying to `upstream`."""
+def start(name: str, upstream: str, port: int, cpu: int, workdir: Path, binary: Path | None = None) -> Target:
+    """Starts target `name` on ports port..port+8, proxying to `upstream`. `binary`: the
+    Ringside build to run for a `ringside-*` target (default target/release/ringside)."""
     http, tcp, h2, admin, tls, hop, hop_in, plain_hop, plain_hop_in = (f"127.0.0.1:{port + i}" for i in range(9))
     certs = str(CERTS or "")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +157,7 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
             binary = Path(os.environ.get("RINGSIDE_BEFORE_BIN", ""))
             name_rt = "ringside-" + name.removeprefix("before-")
         else:
-            binary = ROOT / "target/release/ringside"
+            binary = binary or ROOT / "target/release/ringside"
             name_rt = name
         if not binary.is_file():
             raise Skipped(f"{binary} not built (before-*: set RINGSIDE_BEFORE_BIN)")
@@ -175,7 +177,7 @@ def start(name: str, upstream: str, port: int, cpu: int, workdir: Path) -> Targe
         p = spawn(pinned(cpu, argv), workdir, name)
         # One port serves HTTP/1.1 and h2c: the listener detects the HTTP/2 preface.
         t = Target(name, http=http, tcp=tcp, h2c=http, h2c_h2=h2, tls=tls, hop=hop, plain_hop=plain_hop,
-                   pid=p.pid, procs=[p])
+                   pid=p.pid, procs=[p], admin=admin)
     elif name == "go-baseline":
         binary = ROOT / "target/go/baselineproxy"
         if not binary.exists():

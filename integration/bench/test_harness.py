@@ -16,6 +16,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hist  # noqa: E402
+import hotpath  # noqa: E402
 import load  # noqa: E402
 import mixrun  # noqa: E402
 import report  # noqa: E402
@@ -189,6 +190,36 @@ class Overload(unittest.TestCase):
         self.assertFalse(ok)
         self.assertEqual(len(attempts), mixrun.MAX_ATTEMPTS)
         self.assertIn("INVALID", report.table("mix", results, {}, "r"))
+
+
+class HotPath(unittest.TestCase):
+    def test_strace_table_parses_calls_by_syscall(self):
+        text = """% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 80.82    1.467423        1827       803           epoll_wait
+  9.02    0.163712           8     18385      3369 recvfrom
+------ ----------- ----------- --------- --------- ----------------
+100.00    1.815597          61     19188      3369 total
+"""
+        self.assertEqual(hotpath.parse_strace(text), {"epoll_wait": 803, "recvfrom": 18385})
+
+    def test_pprof_traces_fold_root_first_with_thread_and_time(self):
+        text = """Type: cpu
+-----------+-------------------------------------------------------
+    thread:  ringside-w0
+   10.10ms   leaf
+             caller
+             main
+-----------+-------------------------------------------------------
+    thread:  ringside-w0
+   20.20ms   leaf
+             caller
+             main
+-----------+-------------------------------------------------------
+      500us   other
+-----------+-------------------------------------------------------
+"""
+        self.assertEqual(hotpath.fold_traces(text), "ringside-w0;main;caller;leaf 30300\nother 500\n")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ pub mod overload;
 pub mod peers;
 pub mod pki;
 pub mod procs;
+pub mod prometheus;
 pub mod seccomp;
 pub mod spire;
 

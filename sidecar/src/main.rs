@@ -3,8 +3,15 @@ use std::process::ExitCode;
 /// A size-class allocator: per-connection allocations live for minutes while per-request
 /// buffers come and go in microseconds; glibc's malloc lets the two fragment each other and
 /// idle connections then hold pages they do not use.
+#[cfg(not(feature = "alloc-count"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The same allocator, counted (the `alloc-count` feature: bench builds only).
+#[cfg(feature = "alloc-count")]
+#[global_allocator]
+static ALLOC: ringside::alloc_count::Counting<mimalloc::MiMalloc> =
+    ringside::alloc_count::Counting(mimalloc::MiMalloc);
 
 use clap::Parser;
 use ringside::backend;
@@ -14,6 +21,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {
+            #[cfg(feature = "alloc-count")]
+            ringside::alloc_count::publish();
             let log_level = match ringside::logging::init(&args.log_level, args.log_format) {
                 Ok(l) => l,
                 Err(e) => {

@@ -137,6 +137,16 @@ ringside.containers put it in the right list.
     - --workers
     - {{ .Values.workers | quote }}
     {{- end }}
+    {{- if gt (int .Values.ioUringWorkers) 0 }}
+    {{- if ne .Values.runtime "split" }}
+    {{- fail "ioUringWorkers is only valid with runtime: split" }}
+    {{- end }}
+    - --io-uring-workers
+    - {{ .Values.ioUringWorkers | quote }}
+    {{- end }}
+    {{- if and (eq .Values.runtime "split") (eq (int .Values.workers) 1) }}
+    {{- fail "runtime: split needs workers 0 (at least 2, from the CPU limit) or at least 2" }}
+    {{- end }}
     - --log-level
     - {{ .Values.logLevel | quote }}
     - --log-format

@@ -5,7 +5,7 @@ use bytes::{BufMut, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::core::http1::fields::is_authority;
-use crate::core::http1::{BodyKind, ResponseHead};
+use crate::core::http1::{itoa, scratch, BodyKind, ResponseHead};
 
 /// Fields that are connection-specific in HTTP/1 and must not appear in HTTP/2 (§8.2.2);
 /// `te` is allowed only as `trailers` and handled apart. Framing is re-derived per side.
@@ -137,48 +137,49 @@ pub fn h1_request_head(
         return Err(Malformed::Field(":path".into()));
     }
     let headers = &parts.headers;
-    let mut out = BytesMut::with_capacity(512);
-    out.put_slice(parts.method.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(target.as_bytes());
-    out.put_slice(b" HTTP/1.1\r\nhost: ");
-    out.put_slice(&host);
-    out.put_slice(b"\r\n");
-    let mut cookies: Vec<&[u8]> = Vec::new();
-    for (name, value) in headers {
-        if name == http::header::COOKIE {
-            cookies.push(value.as_bytes());
-            continue;
+    // Into the worker's head buffer: no allocation per head.
+    Ok(scratch::encode(512, |out| {
+        out.put_slice(parts.method.as_str().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(target.as_bytes());
+        out.put_slice(b" HTTP/1.1\r\nhost: ");
+        out.put_slice(&host);
+        out.put_slice(b"\r\n");
+        let mut cookies: Vec<&[u8]> = Vec::new();
+        for (name, value) in headers {
+            if name == http::header::COOKIE {
+                cookies.push(value.as_bytes());
+                continue;
+            }
+            // `te: trailers` means nothing to an HTTP/1 upstream that we could honour.
+            if is_connection_specific(name.as_str())
+                || name == http::header::TE
+                || name.as_str() == "x-forwarded-for"
+            {
+                continue;
+            }
+            put_field(out, name.as_str().as_bytes(), value.as_bytes());
         }
-        // `te: trailers` means nothing to an HTTP/1 upstream that we could honour.
-        if is_connection_specific(name.as_str())
-            || name == http::header::TE
-            || name.as_str() == "x-forwarded-for"
-        {
-            continue;
+        match joined_xff(headers, client) {
+            Some(v) => put_field(out, b"x-forwarded-for", &v),
+            None => put_field(out, b"x-forwarded-for", client.as_bytes()),
         }
-        put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    match joined_xff(headers, client) {
-        Some(v) => put_field(&mut out, b"x-forwarded-for", &v),
-        None => put_field(&mut out, b"x-forwarded-for", client.as_bytes()),
-    }
-    if !headers.contains_key("x-forwarded-proto") {
-        put_field(&mut out, b"x-forwarded-proto", proto.as_bytes());
-    }
-    if !cookies.is_empty() {
-        put_field(&mut out, b"cookie", &cookies.join(&b"; "[..]));
-    }
-    for (name, value) in extra {
-        put_field(&mut out, name.as_bytes(), value);
-    }
-    match body {
-        BodyKind::Length(n) => put_field(&mut out, b"content-length", n.to_string().as_bytes()),
-        BodyKind::Chunked => put_field(&mut out, b"transfer-encoding", b"chunked"),
-        BodyKind::Empty | BodyKind::CloseDelimited => {}
-    }
-    out.put_slice(b"\r\n");
-    Ok(out)
+        if !headers.contains_key("x-forwarded-proto") {
+            put_field(out, b"x-forwarded-proto", proto.as_bytes());
+        }
+        if !cookies.is_empty() {
+            put_field(out, b"cookie", &cookies.join(&b"; "[..]));
+        }
+        for (name, value) in extra {
+            put_field(out, name.as_bytes(), value);
+        }
+        match body {
+            BodyKind::Length(n) => put_field(out, b"content-length", itoa(n, &mut [0u8; 20])),
+            BodyKind::Chunked => put_field(out, b"transfer-encoding", b"chunked"),
+            BodyKind::Empty | BodyKind::CloseDelimited => {}
+        }
+        out.put_slice(b"\r\n");
+    }))
 }
 
 /// The HTTP/1.1 response head for an HTTP/2 response, framed as `body` says. `close` adds
@@ -191,38 +192,39 @@ pub fn h1_response_head(
     keep_alive: bool,
     kept_length: Option<u64>,
 ) -> BytesMut {
-    let mut out = BytesMut::with_capacity(512);
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(parts.status.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or("Unknown")
-            .as_bytes(),
-    );
-    out.put_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        if is_connection_specific(name.as_str()) || name == http::header::TE {
-            continue;
+    // Into the worker's head buffer: no allocation per head.
+    scratch::encode(512, |out| {
+        out.put_slice(b"HTTP/1.1 ");
+        out.put_slice(parts.status.as_str().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(
+            parts
+                .status
+                .canonical_reason()
+                .unwrap_or("Unknown")
+                .as_bytes(),
+        );
+        out.put_slice(b"\r\n");
+        for (name, value) in &parts.headers {
+            if is_connection_specific(name.as_str()) || name == http::header::TE {
+                continue;
+            }
+            put_field(out, name.as_str().as_bytes(), value.as_bytes());
         }
-        put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    match (body, kept_length) {
-        (BodyKind::Length(n), _) | (_, Some(n)) => {
-            put_field(&mut out, b"content-length", n.to_string().as_bytes())
+        match (body, kept_length) {
+            (BodyKind::Length(n), _) | (_, Some(n)) => {
+                put_field(out, b"content-length", itoa(n, &mut [0u8; 20]))
+            }
+            (BodyKind::Chunked, None) => put_field(out, b"transfer-encoding", b"chunked"),
+            _ => {}
         }
-        (BodyKind::Chunked, None) => put_field(&mut out, b"transfer-encoding", b"chunked"),
-        _ => {}
-    }
-    if close {
-        put_field(&mut out, b"connection", b"close");
-    } else if keep_alive {
-        put_field(&mut out, b"connection", b"keep-alive");
-    }
-    out.put_slice(b"\r\n");
-    out
+        if close {
+            put_field(out, b"connection", b"close");
+        } else if keep_alive {
+            put_field(out, b"connection", b"keep-alive");
+        }
+        out.put_slice(b"\r\n");
+    })
 }
 
 /// An HTTP/1 response head as an HTTP/2 response.

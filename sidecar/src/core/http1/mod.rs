@@ -16,12 +16,15 @@ mod error;
 pub(crate) mod fields;
 mod request;
 mod response;
+/// The per-thread buffer outgoing heads are encoded into.
+pub mod scratch;
 mod target;
 
 pub use chunked::{
     check_in_hand, encode_chunk_header, encode_last_chunk, Chunk, ChunkedDecoder, CHUNK_END,
 };
 pub use error::{BodyError, RequestError, ResponseError};
+pub(crate) use request::itoa;
 pub use request::{parse_request, RequestHead, UpstreamOpts, XFCC};
 pub use response::{parse_response, DownstreamOpts, ResponseHead};
 

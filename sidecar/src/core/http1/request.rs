@@ -153,7 +153,8 @@ impl RequestHead {
             out.put_slice(prev.get(&self.buf));
             out.put_slice(b", ");
         }
-        out.put_slice(opts.client_ip.to_string().as_bytes());
+        // Formatted in place: `IpAddr`'s Display needs no heap, `to_string` would.
+        let _ = std::fmt::Write::write_fmt(out, format_args!("{}", opts.client_ip));
         out.put_slice(b"\r\n");
         if !has_proto {
             out.put_slice(b"x-forwarded-proto: ");

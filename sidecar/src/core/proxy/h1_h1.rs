@@ -5,7 +5,7 @@
 use crate::core::wire::Wire;
 use std::pin::pin;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::{select, Either};
 
 use super::exchange::{idempotent, Done, Exchange, Failure, Next, Replay};
@@ -13,7 +13,7 @@ use crate::core::bridge::gone::{client_gone, Held1xx, Watching};
 use crate::core::bridge::relay::{self, H1Sink, RelayError, Watched};
 use crate::core::error::ProxyError;
 use crate::core::http1::{
-    BodyKind, DownstreamOpts, RequestHead, ResponseHead, UpstreamOpts, Version, CONTINUE,
+    scratch, BodyKind, DownstreamOpts, RequestHead, ResponseHead, UpstreamOpts, Version, CONTINUE,
 };
 use crate::core::rt::{Rt, WriteHalf};
 use crate::core::up::h1::{read_response_head, send_head, Upstream};
@@ -27,18 +27,20 @@ pub async fn proxy<R: Rt>(
 ) -> Result<(Done, Next<Wire<R::Stream>>), Failure> {
     use Failure::Before;
     let upgrade = head.upgrade().is_some();
-    let mut out = BytesMut::with_capacity(1024);
-    head.encode_upstream(
-        &mut out,
-        &UpstreamOpts {
-            client_ip: x.peer.ip(),
-            forward_expect: false,
-            keep_upgrade: upgrade,
-            proto: x.conn.scheme(),
-            extra: x.extra,
-        },
-    );
-    let encoded = out.freeze();
+    // Into the worker's head buffer (no allocation): held for the whole exchange, for a replay.
+    let encoded = scratch::encode(1024, |out| {
+        head.encode_upstream(
+            out,
+            &UpstreamOpts {
+                client_ip: x.peer.ip(),
+                forward_expect: false,
+                keep_upgrade: upgrade,
+                proto: x.conn.scheme(),
+                extra: x.extra,
+            },
+        )
+    })
+    .freeze();
     let replay = Replay {
         idempotent: idempotent(head.method()),
         body_held: head.body().is_empty(),
@@ -104,24 +106,30 @@ async fn relay_response<R: Rt>(
         (k, _) => k,
     };
     let close = !client_keeps || out_body == BodyKind::CloseDelimited;
-    let mut out = BytesMut::with_capacity(1024);
-    resp.encode_downstream(
-        &mut out,
-        &DownstreamOpts {
-            close,
-            keep_alive: !close && head.version() == Version::Http10,
-            body: out_body,
-            keep_upgrade: false,
-        },
-    );
     let mut done = Done::status(resp.status());
     // A small response usually arrives whole with its head: one write for both.
-    let mut body_in = resp.body();
-    if let (BodyKind::Length(n), true) = (body_in, out_body == body_in) {
-        let take = (ubuf.len() as u64).min(n) as usize;
-        out.extend_from_slice(&ubuf.split_to(take));
-        body_in = BodyKind::Length(n - take as u64);
-    }
+    let take = match (resp.body(), out_body == resp.body()) {
+        (BodyKind::Length(n), true) => (ubuf.len() as u64).min(n) as usize,
+        _ => 0,
+    };
+    let body_in = match resp.body() {
+        BodyKind::Length(n) => BodyKind::Length(n - take as u64),
+        k => k,
+    };
+    // Into the worker's head buffer (no allocation), with the first body bytes.
+    let out = scratch::encode(1024 + take, |out| {
+        resp.encode_downstream(
+            out,
+            &DownstreamOpts {
+                close,
+                keep_alive: !close && head.version() == Version::Http10,
+                body: out_body,
+                keep_upgrade: false,
+            },
+        );
+        out.extend_from_slice(&ubuf[..take]);
+    });
+    ubuf.advance(take);
     done.bytes_out = out.len() as u64;
     x.conn.add_out(out.len() as u64);
     // A client that cannot take the response left: 499, as on HTTP/2 (the caller drops `up`).

@@ -9,3 +9,6 @@ pub mod h2_h1;
 pub mod h2_h2;
 mod h2_open;
 pub mod replay;
+
+#[cfg(test)]
+mod alloc_tests;
