@@ -24,6 +24,7 @@ pub mod procs;
 pub mod prometheus;
 pub mod seccomp;
 pub mod spire;
+pub mod split;
 
 pub use client::{Closed, Conn, Response};
 pub use held::HeldUpstream;

@@ -1,96 +1,14 @@
 //! `--runtime split`: io_uring and epoll workers in one process on the same `SO_REUSEPORT`
 //! listeners. Each test that needs both kinds first requires io_uring (like `both_runtimes!`);
-//! the seccomp fallback test runs everywhere.
-//!
-//! Which worker a connection lands on is the kernel's choice (a hash of the 4-tuple), so the
-//! tests open connections until the metric or `/connections` shows both kinds got some: an
-//! event, never a count of connections assumed to be enough.
+//! the seccomp fallback test runs everywhere. `ringside compare` and pprof: `split_compare.rs`.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ringside_integration::split::*;
 use ringside_integration::{
-    client, http_config, metrics, ringside_bin, Conn, HeldUpstream, Options, Origin, Ringside,
-    Runtime,
+    client, http_config, metrics, Conn, HeldUpstream, Options, Origin, Ringside, Runtime,
 };
 use serde_json::Value;
-
-const RUNTIMES: [&str; 2] = ["io_uring", "epoll"];
-
-fn split_opts() -> Options {
-    Options {
-        workers: 2,
-        runtime_flag: Some("split"),
-        ..Options::default()
-    }
-}
-
-fn start(config: &str) -> Ringside {
-    Ringside::start_with(Runtime::Epoll, config, &split_opts())
-}
-
-/// `series` with `runtime="rt"` added as its last label.
-fn by_runtime(series: &str, rt: &str) -> String {
-    match series.strip_suffix('}') {
-        Some(s) => format!("{s},runtime=\"{rt}\"}}"),
-        None => format!("{series}{{runtime=\"{rt}\"}}"),
-    }
-}
-
-fn opened(text: &str, rt: &str) -> f64 {
-    let s = by_runtime(
-        "ringside_downstream_connections_opened_total{listener=\"inbound\"}",
-        rt,
-    );
-    metrics::sample_exact(text, &s).unwrap_or(0.0)
-}
-
-/// Sends GETs for `path`, each on a new connection, until both runtimes have accepted at
-/// least one (checked on the metric after each few); at most 2000. Returns how many were
-/// sent; each is checked with `check`.
-fn until_both_served(proxy: &Ringside, path: &str, check: impl Fn(&client::Response)) -> u64 {
-    let admin = proxy.addr("admin");
-    let before = metrics::scrape(admin);
-    let base = RUNTIMES.map(|rt| opened(&before, rt));
-    let mut sent = 0;
-    loop {
-        for _ in 0..5 {
-            check(&client::get(proxy.addr("inbound"), path));
-            sent += 1;
-        }
-        let m = metrics::scrape(admin);
-        if RUNTIMES.iter().zip(base).all(|(rt, b)| opened(&m, rt) > b) {
-            return sent;
-        }
-        assert!(
-            sent < 2000,
-            "after {sent} connections one runtime still has none:\n{m}"
-        );
-    }
-}
-
-fn runtime_json(proxy: &Ringside) -> Value {
-    let text = client::get(proxy.addr("admin"), "/runtime").text();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("/runtime is not JSON ({e}): {text}"))
-}
-
-/// The process's own CPU seconds (utime + stime of /proc/PID/stat), and one clock tick.
-fn process_cpu(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    // Fields after the command name (which may hold spaces) start at field 3 (state).
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
-    let out = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .expect("getconf");
-    let hz: f64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("CLK_TCK");
-    (ticks / hz, 1.0 / hz)
-}
 
 #[test]
 fn split_serves_on_both_kinds_and_metrics_by_runtime_add_up() {
@@ -116,7 +34,7 @@ fn split_serves_on_both_kinds_and_metrics_by_runtime_add_up() {
     let seen = origin.seen("/");
     assert_eq!(seen, sent, "every request reached the origin once");
     // Each request is counted as its response completes: wait for the last one.
-    let total = "ringside_requests_total{listener=\"inbound\",route=\"default\",cluster=\"app\",code=\"200\"}";
+    let total = TOTAL_200;
     metrics::wait_sample(admin, total, Duration::from_secs(5), |v| v == sent as f64);
     let m = metrics::scrape(admin);
     let per: Vec<f64> = RUNTIMES
@@ -162,7 +80,11 @@ fn worker_cpu_by_runtime_is_within_the_process_cpu() {
     let origin = Origin::start("app");
     let proxy = start(&http_config(&[origin.addr]));
     let admin = proxy.addr("admin");
-    until_both_served(&proxy, "/", |r| assert_eq!(r.status, 200));
+    let sent = until_both_served(&proxy, "/", |r| assert_eq!(r.status, 200));
+    // A request is counted as its response completes: wait for the last one.
+    metrics::wait_sample(admin, TOTAL_200, Duration::from_secs(5), |v| {
+        v == sent as f64
+    });
     // Each worker publishes its CPU clock every 250 ms tick: wait until both have.
     let cpu = |m: &str, w: usize, rt: &str| {
         let s = format!("ringside_worker_cpu_seconds_total{{worker=\"{w}\",runtime=\"{rt}\"}}");
@@ -362,139 +284,29 @@ fn split_under_a_seccomp_block_runs_all_on_epoll_and_says_why() {
     );
 }
 
-fn compare(admin: &str) -> std::process::Output {
-    Command::new(ringside_bin())
-        .args(["compare", "--admin", admin])
-        .output()
-        .expect("ringside compare")
-}
-
-/// The cells of the table row starting with `label`.
-fn row(table: &str, label: &str) -> Vec<String> {
-    let line = table
-        .lines()
-        .find(|l| l.starts_with(label))
-        .unwrap_or_else(|| panic!("no {label} row:\n{table}"));
-    line[label.len()..]
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
-fn compare_renders_from_a_running_instance() {
-    if !ringside_integration::require(Runtime::IoUring, "split::compare") {
+fn io_uring_workers_chooses_the_share() {
+    if !ringside_integration::require(Runtime::IoUring, "split::io_uring_workers") {
         return;
     }
     let origin = Origin::start("app");
-    let proxy = start(&http_config(&[origin.addr]));
-    let admin = proxy.addr("admin").to_string();
-    let out = compare(&admin);
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{table}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for h in [
-        "io_uring window",
-        "epoll window",
-        "io_uring since start",
-        "epoll since start",
-    ] {
-        assert!(table.contains(h), "{table}");
-    }
-    assert!(table.contains("verdict: not enough traffic yet"), "{table}");
-    assert_eq!(row(&table, "requests "), ["0", "0", "0", "0"], "{table}");
-
-    let sent = until_both_served(&proxy, "/", |r| assert_eq!(r.status, 200));
-    let total = "ringside_requests_total{listener=\"inbound\",route=\"default\",cluster=\"app\",code=\"200\"}";
-    metrics::wait_sample(proxy.addr("admin"), total, Duration::from_secs(5), |v| {
-        v == sent as f64
-    });
-    let out = compare(&admin);
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{table}");
-    let requests: Vec<u64> = row(&table, "requests ")
+    let opts = Options {
+        workers: 3,
+        extra_args: vec!["--io-uring-workers".into(), "2".into()],
+        ..split_opts()
+    };
+    let proxy = Ringside::start_with(Runtime::Epoll, &http_config(&[origin.addr]), &opts);
+    let rt = runtime_json(&proxy);
+    let names: Vec<&str> = rt["per_worker"]
+        .as_array()
+        .expect("per_worker")
         .iter()
-        .map(|c| {
-            c.parse()
-                .unwrap_or_else(|_| panic!("not a number: {c}\n{table}"))
-        })
+        .map(|w| w["runtime"]["name"].as_str().expect("name"))
         .collect();
-    assert!(requests.iter().all(|n| *n > 0), "{table}");
-    assert_eq!(
-        requests[2] + requests[3],
-        sent,
-        "since start counts every request: {table}"
-    );
-    for label in ["p50 ms", "p99 ms", "CPU µs/request"] {
-        for cell in row(&table, label) {
-            let v: f64 = cell
-                .parse()
-                .unwrap_or_else(|_| panic!("{label}: {cell}\n{table}"));
-            assert!(v > 0.0, "{label}: {table}");
-        }
-    }
-    assert!(
-        table.contains("verdict: not enough traffic yet"),
-        "{sent} requests: {table}"
-    );
-}
-
-#[test]
-fn compare_says_plainly_when_the_admin_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
-    let out = compare(&port.to_string());
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "ringside compare: cannot reach the admin API at {port}"
-        )),
-        "{err}"
-    );
-}
-
-#[test]
-fn the_cpu_profile_samples_both_kinds_of_worker() {
-    if !ringside_integration::require(Runtime::IoUring, "split::pprof") {
-        return;
-    }
-    let origin = Origin::start("app");
-    let proxy = start(&http_config(&[origin.addr]));
-    let inbound = proxy.addr("inbound");
-    // Short connections for as long as the profile runs, so both workers are busy.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop_load = stop.clone();
-    let load = std::thread::spawn(move || {
-        let mut n = 0;
-        while !stop_load.load(std::sync::atomic::Ordering::Relaxed) {
-            assert_eq!(client::get(inbound, "/").status, 200);
-            n += 1;
-        }
-        n
-    });
-    let url = format!(
-        "http://{}/debug/pprof/profile?seconds=2",
-        proxy.addr("admin")
-    );
-    let out = Command::new("go")
-        .args(["tool", "pprof", "-tags", &url])
-        .output()
-        .expect("go tool pprof");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "pprof failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(load.join().expect("load") > 10);
-    // pprof-rs labels each sample with its thread's name: worker 0 runs io_uring, 1 epoll.
-    for worker in ["ringside-w0", "ringside-w1"] {
-        assert!(text.contains(worker), "no samples from {worker}: {text}");
+    assert_eq!(names, ["io_uring", "io_uring", "epoll"], "{rt}");
+    let m = metrics::scrape(proxy.addr("admin"));
+    for (w, r) in names.iter().enumerate() {
+        let cpu = format!("ringside_worker_cpu_seconds_total{{worker=\"{w}\",runtime=\"{r}\"}}");
+        assert!(metrics::sample_exact(&m, &cpu).is_some(), "{cpu}:\n{m}");
     }
 }

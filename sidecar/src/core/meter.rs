@@ -191,6 +191,13 @@ mod tests {
     }
 
     #[test]
+    fn a_histogram_is_about_21_kib() {
+        // docs/admin.md states the comparison's memory from this.
+        let bytes = histogram().distinct_values() * std::mem::size_of::<u64>();
+        assert!((20_000..=23_000).contains(&bytes), "{bytes}");
+    }
+
+    #[test]
     fn counts_5xx_as_errors_and_records_latency() {
         let m = Meter::default();
         m.request(200, ms(2));
