@@ -24,8 +24,7 @@ pub use chunked::{
     check_in_hand, encode_chunk_header, encode_last_chunk, Chunk, ChunkedDecoder, CHUNK_END,
 };
 pub use error::{BodyError, RequestError, ResponseError};
-pub(crate) use request::itoa;
-pub use request::{parse_request, RequestHead, UpstreamOpts, XFCC};
+pub use request::{itoa, parse_request, RequestHead, UpstreamOpts, XFCC};
 pub use response::{parse_response, DownstreamOpts, ResponseHead};
 
 /// The interim response Ringside sends itself to a client that expects one (RFC 9110 §10.1.1).
