@@ -154,7 +154,10 @@ def flame(t: targets.Target, scenario: str, env, out_svg: Path, out: Path) -> st
     folded = fold_traces(traces.stdout)
     if not folded:
         return f"no samples in the profile ({traces.stderr.strip()[-200:]})"
-    svg = subprocess.run([str(INFERNO), "--title", f"{t.name}, {scenario} ({secs:g} s, 99 Hz)",
+    sampled_ms = sum(int(line.rsplit(" ", 1)[1]) for line in folded.splitlines()) / 1e3
+    # The sampled CPU time says how much the graph rests on: a loaded machine starves the proxy.
+    title = f"{t.name}, {scenario}: {sampled_ms:,.0f} ms of CPU sampled in {secs:g} s (99 Hz)"
+    svg = subprocess.run([str(INFERNO), "--title", title,
                           "--countname", "µs"], input=folded, capture_output=True, text=True,
                          timeout=120)
     if svg.returncode != 0:
@@ -204,7 +207,7 @@ def main():
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--requests", type=int, default=20000, help="requests per counting run")
-    ap.add_argument("--seconds", type=float, default=10, help="length of each CPU profile")
+    ap.add_argument("--seconds", type=int, default=20, help="length of each CPU profile (whole seconds)")
     ap.add_argument("--no-flame", action="store_true", help="skip the CPU profiles")
     ap.add_argument("--alloc-bin", default=str(ALLOC_BIN),
                     help="the alloc-count build to count allocations with (e.g. one from before a change)")
