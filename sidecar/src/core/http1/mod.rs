@@ -12,6 +12,7 @@
 
 mod chunked;
 mod error;
+mod field_list;
 /// Field syntax; `fields::is_authority` is also the Host check for heads built from HTTP/2.
 pub(crate) mod fields;
 mod request;

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::RequestError;
+use super::field_list::FieldList;
 use super::fields::{self, content_length, is_authority, list_items};
 use super::target::{target, Target};
 use super::{BodyKind, Field, Limits, Span, Version};
@@ -122,7 +123,7 @@ impl RequestHead {
         }
         let mut xff: Option<Span> = None;
         let mut has_proto = false;
-        for f in &self.p.fields {
+        for f in self.p.fields.iter() {
             let name = f.name.get(&self.buf);
             if !self.is_end_to_end(name, opts.forward_expect) {
                 continue;
@@ -299,7 +300,7 @@ struct Parts {
     method: Span,
     target: Target,
     version: Version,
-    fields: Vec<Field>,
+    fields: FieldList,
     host: Option<Span>,
     body: BodyKind,
     keep_alive: bool,
@@ -350,7 +351,7 @@ fn parse_with<'b>(
     let raw_target = req.path.ok_or(RequestError::Bad("missing target"))?;
     let method_span = Span::of(buf, method.as_bytes());
 
-    let mut fields = Vec::with_capacity(req.headers.len());
+    let mut fields = FieldList::with_capacity(req.headers.len());
     let mut host = None;
     let mut hosts = 0;
     let mut length = None;
