@@ -48,7 +48,7 @@ bench:
 	python3 integration/bench/hotpath.py
 
 ## bench-profile: syscalls, io_uring operations and heap allocations per request (Ringside on
-## both runtimes and nginx), and CPU flame graphs into docs/bench/ (~3 min)
+## both runtimes and nginx), and CPU flame graphs into docs/bench/ (~4 min)
 bench-profile:
 	bash integration/bench/setup.sh --profile
 	python3 integration/bench/hotpath.py

@@ -14,7 +14,8 @@ separate from the allocation and ring counts; what it counts per request does no
 the speed. Same machine layout as bench.py: the proxy alone on CPU 0, the load and the
 origin on CPU 1.
 
-Output: a Markdown table on stdout and in OUT/hotpath.md, OUT/hotpath.json, and one flame
+Output: a Markdown table on stdout and in OUT/hotpath.md, OUT/hotpath.json, the CPU profiles
+(OUT/pprof-*.pb.gz), and one flame
 graph per runtime and scenario (`flame-<scenario>-<runtime>.svg`, from the pprof profile via
 `go tool pprof -traces` and inferno's `inferno-flamegraph`) in --flame-dir (docs/bench).
 """
@@ -123,12 +124,13 @@ def parse_strace(text: str) -> dict[str, int]:
     return counts
 
 
-def flame(t: targets.Target, scenario: str, env, out_svg: Path, work: Path) -> str | None:
-    """A CPU profile under the scenario's closed-loop load, as a flame graph. None, or why not."""
+def flame(t: targets.Target, scenario: str, env, out_svg: Path, out: Path) -> str | None:
+    """A CPU profile under the scenario's closed-loop load, as a flame graph (the profile
+    itself is kept as OUT/pprof-TARGET-SCENARIO.pb.gz, for `go tool pprof`). None, or why not."""
     if not shutil.which("go") or not INFERNO.exists():
         return "needs go (go tool pprof) and inferno-flamegraph (integration/bench/setup.sh)"
     secs = env.seconds
-    prof = work / f"{t.name}-{scenario}.pb.gz"
+    prof = out / f"pprof-{t.name}-{scenario}.pb.gz"
     result = {}
 
     def take():
@@ -152,7 +154,10 @@ def flame(t: targets.Target, scenario: str, env, out_svg: Path, work: Path) -> s
     folded = fold_traces(traces.stdout)
     if not folded:
         return f"no samples in the profile ({traces.stderr.strip()[-200:]})"
-    svg = subprocess.run([str(INFERNO), "--title", f"{t.name}, {scenario} ({secs:g} s, 99 Hz)",
+    sampled_ms = sum(int(line.rsplit(" ", 1)[1]) for line in folded.splitlines()) / 1e3
+    # The sampled CPU time says how much the graph rests on: a loaded machine starves the proxy.
+    title = f"{t.name}, {scenario}: {sampled_ms:,.0f} ms of CPU sampled in {secs:g} s (99 Hz)"
+    svg = subprocess.run([str(INFERNO), "--title", title,
                           "--countname", "µs"], input=folded, capture_output=True, text=True,
                          timeout=120)
     if svg.returncode != 0:
@@ -202,8 +207,11 @@ def main():
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--requests", type=int, default=20000, help="requests per counting run")
-    ap.add_argument("--seconds", type=float, default=10, help="length of each CPU profile")
+    ap.add_argument("--seconds", type=int, default=20, help="length of each CPU profile (whole seconds)")
     ap.add_argument("--no-flame", action="store_true", help="skip the CPU profiles")
+    ap.add_argument("--alloc-bin", default=str(ALLOC_BIN),
+                    help="the alloc-count build to count allocations with (e.g. one from before a change)")
+    ap.add_argument("--alloc-only", action="store_true", help="count allocations only (Ringside targets)")
     ap.add_argument("--out", default=str(targets.ROOT / "target/bench"))
     ap.add_argument("--flame-dir", default=str(targets.ROOT / "docs/bench"))
     args = ap.parse_args()
@@ -226,12 +234,12 @@ def main():
     import bench  # the origin, as bench.py starts it
     with tempfile.TemporaryDirectory(prefix="ringside-profile-") as d:
         work = Path(d)
+        targets.CERTS = targets.make_certs(work / "certs")  # the peers' configs name them
         origin, upstream = bench.start_origin(Env, work)
         try:
             for i, name in enumerate(names):
-                for builds in (("plain", None), ("alloc", ALLOC_BIN)):
-                    kind, binary = builds
-                    if kind == "alloc" and not name.startswith("ringside-"):
+                for kind, binary in (("plain", None), ("alloc", Path(args.alloc_bin))):
+                    if (kind == "alloc" and not name.startswith("ringside-")) or (kind == "plain" and args.alloc_only):
                         continue
                     try:
                         t = targets.start(name, upstream, 32000 + 20 * i + (10 if kind == "alloc" else 0),
@@ -271,7 +279,7 @@ def main():
                                   flush=True)
                             if not args.no_flame and name.startswith("ringside-"):
                                 svg = Path(args.flame_dir) / f"flame-{s}-{name.removeprefix('ringside-')}.svg"
-                                why = flame(t, s, Env, svg, work)
+                                why = flame(t, s, Env, svg, out)
                                 row["flame"] = str(svg) if why is None else f"skipped: {why}"
                                 print(f"  {s:<6} {name:<18} flame graph: {row['flame']}", flush=True)
                     finally:

@@ -12,6 +12,7 @@
 
 mod chunked;
 mod error;
+mod field_list;
 /// Field syntax; `fields::is_authority` is also the Host check for heads built from HTTP/2.
 pub(crate) mod fields;
 mod request;
@@ -24,8 +25,7 @@ pub use chunked::{
     check_in_hand, encode_chunk_header, encode_last_chunk, Chunk, ChunkedDecoder, CHUNK_END,
 };
 pub use error::{BodyError, RequestError, ResponseError};
-pub(crate) use request::itoa;
-pub use request::{parse_request, RequestHead, UpstreamOpts, XFCC};
+pub use request::{itoa, parse_request, RequestHead, UpstreamOpts, XFCC};
 pub use response::{parse_response, DownstreamOpts, ResponseHead};
 
 /// The interim response Ringside sends itself to a client that expects one (RFC 9110 §10.1.1).

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::RequestError;
+use super::field_list::FieldList;
 use super::fields::{self, content_length, is_authority, list_items};
 use super::target::{target, Target};
 use super::{BodyKind, Field, Limits, Span, Version};
@@ -122,7 +123,7 @@ impl RequestHead {
         }
         let mut xff: Option<Span> = None;
         let mut has_proto = false;
-        for f in &self.p.fields {
+        for f in self.p.fields.iter() {
             let name = f.name.get(&self.buf);
             if !self.is_end_to_end(name, opts.forward_expect) {
                 continue;
@@ -205,8 +206,8 @@ fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-/// Formats `n` without allocating.
-pub(crate) fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+/// Formats `n` in decimal into `buf`, without allocating; returns the digits written.
+pub fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -299,7 +300,7 @@ struct Parts {
     method: Span,
     target: Target,
     version: Version,
-    fields: Vec<Field>,
+    fields: FieldList,
     host: Option<Span>,
     body: BodyKind,
     keep_alive: bool,
@@ -350,7 +351,7 @@ fn parse_with<'b>(
     let raw_target = req.path.ok_or(RequestError::Bad("missing target"))?;
     let method_span = Span::of(buf, method.as_bytes());
 
-    let mut fields = Vec::with_capacity(req.headers.len());
+    let mut fields = FieldList::with_capacity(req.headers.len());
     let mut host = None;
     let mut hosts = 0;
     let mut length = None;

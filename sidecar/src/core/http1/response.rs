@@ -4,6 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::ResponseError;
+use super::field_list::FieldList;
 use super::fields::{self, content_length, list_items};
 use super::request::itoa;
 use super::{BodyKind, Field, Limits, Span, Version};
@@ -16,7 +17,7 @@ pub struct ResponseHead {
     status: u16,
     reason: Span,
     version: Version,
-    fields: Vec<Field>,
+    fields: FieldList,
     body: BodyKind,
     keep_alive: bool,
     connection: Vec<Span>,
@@ -84,7 +85,7 @@ impl ResponseHead {
         out.put_u8(b' ');
         out.put_slice(self.reason.get(&self.buf));
         out.put_slice(b"\r\n");
-        for f in &self.fields {
+        for f in self.fields.iter() {
             let name = f.name.get(&self.buf);
             let keep_cl = self.keep_length && name.eq_ignore_ascii_case(b"content-length");
             if !keep_cl
@@ -165,7 +166,7 @@ pub fn parse_response(
     }
     let reason = reason_span(&buf[..len]);
 
-    let mut fields = Vec::with_capacity(resp.headers.len());
+    let mut fields = FieldList::with_capacity(resp.headers.len());
     let mut length: Option<u64> = None;
     let mut te_present = false;
     let mut chunked_last = false;

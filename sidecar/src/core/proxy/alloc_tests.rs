@@ -21,14 +21,17 @@ use crate::core::serve;
 use crate::core::worker::Worker;
 
 /// Allowed allocator calls per proxied keep-alive request (GET, no body, 2-byte response) on
-/// io_uring: measured 7.0 (13.0 before heads were encoded into the worker's buffer); see
-/// docs/benchmarks.md ("Allocations per request"). Lower it when an allocation goes; raise
-/// it only with a reason.
-const MAX_URING: f64 = 7.5;
-/// The same on epoll: measured 6.9–8.1. Its reads are tried before waiting, and a response
-/// read that finds nothing yet gives its buffer back while it waits (idle connections hold
-/// none), so whether the upstream had answered by then adds up to one per request.
-const MAX_EPOLL: f64 = 9.0;
+/// io_uring: measured 3.3 (13.0 before heads were encoded into, and response heads read
+/// into, the worker's buffer and parsed heads' field lists were recycled); see
+/// docs/benchmarks.md ("Allocations per request"). What is left: the request's boxed
+/// future, the client's head read buffer and the shared header of its first split, and a
+/// new worker buffer every few requests. Lower it when an allocation goes; raise it only
+/// with a reason.
+const MAX_URING: f64 = 3.5;
+/// The same on epoll: measured 3.3–5.3. Its reads are tried before waiting, and a response
+/// read that finds nothing yet gives its buffer back while it waits (a waiting connection
+/// holds none), so whether the upstream had answered by then adds up to two per request.
+const MAX_EPOLL: f64 = 6.0;
 
 /// Requests on the two measured connections (the warm-up connection sends `SHORT`).
 const SHORT: usize = 50;

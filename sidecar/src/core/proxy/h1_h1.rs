@@ -16,7 +16,7 @@ use crate::core::http1::{
     scratch, BodyKind, DownstreamOpts, RequestHead, ResponseHead, UpstreamOpts, Version, CONTINUE,
 };
 use crate::core::rt::{Rt, WriteHalf};
-use crate::core::up::h1::{read_response_head, send_head, Upstream};
+use crate::core::up::h1::{read_response_head, send_head, Upstream, HEAD_CHUNK};
 
 /// Proxies one request whose head was read from `down` (`buf` holds what followed it).
 pub async fn proxy<R: Rt>(
@@ -180,7 +180,8 @@ async fn attempt<R: Rt>(
             Err(e) => return Err(e.on_request()),
         }
     }
-    let mut ubuf = BytesMut::new();
+    // From the worker's buffer: no allocation for the read, none to split the head off.
+    let mut ubuf = scratch::read_buf(HEAD_CHUNK);
     let resp = match response_head::<R>(x, down, head, &mut up.stream, &mut ubuf).await {
         Ok(Some(r)) => Ok(r),
         Ok(None) => return Ok(None),

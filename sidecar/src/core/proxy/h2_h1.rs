@@ -15,9 +15,9 @@ use crate::core::bridge::pump::{self, H2Sink, PumpError};
 use crate::core::bridge::relay::{relay, H1Sink, RelayError, Watched};
 use crate::core::error::ProxyError;
 use crate::core::h2::grpc;
-use crate::core::http1::{BodyKind, ResponseHead};
+use crate::core::http1::{scratch, BodyKind, ResponseHead};
 use crate::core::rt::Rt;
-use crate::core::up::h1::{read_response_head, send_head, Upstream};
+use crate::core::up::h1::{read_response_head, send_head, Upstream, HEAD_CHUNK};
 use crate::core::up::h2::stream_error;
 
 pub async fn proxy<R: Rt>(
@@ -163,7 +163,8 @@ async fn attempt<R: Rt>(
             Err(PumpError::Send(e)) => return Err(stream_error(e, true)),
         }
     }
-    let mut ubuf = BytesMut::new();
+    // From the worker's buffer: no allocation for the read, none to split the head off.
+    let mut ubuf = scratch::read_buf(HEAD_CHUNK);
     let mut interim = H2Interim(respond);
     match read_response_head::<R, _>(
         &mut up.stream,

@@ -19,8 +19,9 @@ use crate::core::http1::{self, Limits, ResponseHead};
 use crate::core::rt::{read_by, ReadError, Rt, WriteHalf};
 use crate::core::stats::Stats;
 
-/// First read for a response head; it grows on demand to the limit.
-const HEAD_CHUNK: usize = 4 * 1024;
+/// First read for a response head; it grows on demand to the limit. Callers take a buffer
+/// of this size from `http1::scratch::read_buf`.
+pub const HEAD_CHUNK: usize = 4 * 1024;
 
 /// Response heads from upstreams are held to the same limits as HTTP/2 header lists.
 const RESPONSE_LIMITS: Limits = Limits {
