@@ -10,6 +10,7 @@ pub mod access_log;
 pub mod authz;
 pub mod bridge;
 pub mod conns;
+pub mod cutoff;
 pub mod detect;
 pub mod down;
 pub mod error;

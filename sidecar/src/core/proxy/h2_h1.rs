@@ -99,10 +99,7 @@ pub async fn proxy<R: Rt>(
         return Err(Failure::Cancelled);
     };
     if !empty {
-        let mut sink = H2Sink {
-            dst: &mut down_send,
-            trailers_seen: None,
-        };
+        let mut sink = H2Sink::<R>::new(&mut down_send, Some(x.send));
         // As on HTTP/1, the route timeout bounds each body read, not the whole body.
         let relayed = relay::<R, _, _>(
             &mut up.stream,

@@ -61,7 +61,7 @@ pub async fn proxy<R: Rt>(
             .map_err(Failure::Before)?;
         let outcome = {
             let request_side =
-                request_side(&mut src, &answered, &overflowed, &mut opened.send, end);
+                request_side::<R>(&mut src, &answered, &overflowed, &mut opened.send, end);
             let held = Held {
                 answered: &answered,
                 overflowed: &overflowed,
@@ -111,7 +111,7 @@ struct Source {
 /// Sends the request body upstream (first what a previous attempt already read), for as long
 /// as it lasts. Completes only if the client reset its stream (`Err(())`); otherwise it stays
 /// pending and the response side decides.
-async fn request_side(
+async fn request_side<R: Rt>(
     src: &mut Source,
     answered: &Cell<bool>,
     overflowed: &Cell<bool>,
@@ -122,7 +122,10 @@ async fn request_side(
         return std::future::pending().await;
     }
     for chunk in &src.held {
-        if pump::send_data(dst, chunk.clone()).await.is_err() {
+        if pump::send_data::<R>(dst, chunk.clone(), None)
+            .await
+            .is_err()
+        {
             return std::future::pending().await;
         }
     }
@@ -150,7 +153,7 @@ async fn request_side(
                 src.held_len += n;
             }
             let _ = src.body.flow_control().release_capacity(n);
-            if pump::send_data(dst, chunk).await.is_err() {
+            if pump::send_data::<R>(dst, chunk, None).await.is_err() {
                 return std::future::pending().await;
             }
         }
@@ -249,7 +252,7 @@ async fn response_side<R: Rt>(
     if rend {
         return Ok(Some(done));
     }
-    match pump::h2_to_h2(&mut rbody, &mut down_send).await {
+    match pump::h2_to_h2::<R>(&mut rbody, &mut down_send, Some(&x.send)).await {
         Ok((n, trailers)) => {
             done.bytes_out = n;
             if let Some(g) = trailers.as_ref().and_then(grpc::grpc_status) {
