@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use hostile::h2peer::{self, Abuser, CONTINUATION, INITIAL_WINDOW_SIZE};
 use hostile::{Bounds, Clean, Cut};
 use ringside_integration::h2raw::{
-    frame, hpack, CANCEL, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, NO_ERROR, PING,
-    RST_STREAM, SETTINGS,
+    frame, hpack, CANCEL, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, NO_ERROR,
+    PING, RST_STREAM, SETTINGS,
 };
 use ringside_integration::{both_runtimes, Origin, Ringside, Runtime};
 
@@ -24,11 +24,12 @@ use ringside_integration::{both_runtimes, Origin, Ringside, Runtime};
 /// the test's time: `header_read` also bounds how long a client may take to finish a
 /// graceful shutdown (`down/h2.rs`).
 fn start(rt: Runtime, origin: &Origin) -> Ringside {
-    // `send_stall: 1s`: a zero window is cut within the test's time.
+    // `send_stall: 1s`, `body_read: 1s`: a zero window and a trickled body are cut within the
+    // test's time.
     Ringside::start(
         rt,
         &format!(
-            "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    protocol: http\n    timeouts: {{ header_read: 1s, idle: 2s, send_stall: 1s }}\n    routes:\n      - name: d\n        match: {{ path_prefix: / }}\n        backends: [ {{ cluster: app }} ]\n        timeout: 2s\nclusters:\n  - name: app\n    endpoints: [ {} ]\n",
+            "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    protocol: http\n    timeouts: {{ header_read: 1s, idle: 2s, send_stall: 1s, body_read: 1s }}\n    routes:\n      - name: d\n        match: {{ path_prefix: / }}\n        backends: [ {{ cluster: app }} ]\n        timeout: 2s\nclusters:\n  - name: app\n    endpoints: [ {} ]\n",
             origin.addr
         ),
     )
@@ -36,7 +37,8 @@ fn start(rt: Runtime, origin: &Origin) -> Ringside {
 
 /// Runs one abuse case: `abuse` drives one abusive connection and returns when it was cut,
 /// with the GOAWAY code it got; that code must be `want`. Then every round's cut must be
-/// counted in `ringside_downstream_cutoffs_total` under `reason`, `per_round` times.
+/// counted in `ringside_downstream_cutoffs_total` under `reason`, `per_round` times. Returns
+/// the origin, for what it saw.
 #[allow(clippy::too_many_arguments)]
 fn case(
     name: &'static str,
@@ -47,7 +49,7 @@ fn case(
     settings: &'static [(u16, u32)],
     reason: &str,
     per_round: usize,
-) {
+) -> Origin {
     let origin = Origin::start("app");
     let proxy = start(rt, &origin);
     let addr = proxy.addr("inbound");
@@ -69,6 +71,7 @@ fn case(
     );
     hostile::wait_cutoffs(proxy.addr("admin"), reason, per_round * m.rounds);
     drop(proxy);
+    origin
 }
 
 /// Writes `chunk` until Ringside cuts the connection (or `limit` passes, and the test fails
@@ -191,6 +194,33 @@ both_runtimes!(
             let s = a.wait(Duration::from_secs(10), |s| s.resets.len() >= 100 && s.goaway.is_some());
             assert_eq!(s.resets, vec![CANCEL; 100], "{s:?}");
         }, &[(INITIAL_WINDOW_SIZE, 0)], "send_stall", 100);
+    }
+);
+
+// 50 request bodies trickled at 20 bytes a second each fall behind the 1 KiB/s minimum once
+// their 1 s grace is over: each stream is reset (CANCEL) and its upstream request abandoned
+// mid-body; the origin counts no complete /sink body. The connection stays (its other
+// streams are not at fault); the abuser leaves once every stream was reset.
+both_runtimes!(
+    fn slow_request_bodies_are_reset_at_their_minimum_rate(rt) {
+        let bounds = Bounds { mem_growth_kib: 32 * MIB, cut_within: Some(Duration::from_secs(4)), p99_slack: hostile::P99_SLACK };
+        let origin = case("h2 slow body", rt, bounds, None, |a, _| {
+            let ids: Vec<u32> = (0..50u32).map(|i| 1 + 2 * i).collect();
+            let post = hpack(&[(":method", "POST"), (":scheme", "http"), (":path", "/sink"), (":authority", "test")]);
+            let mut w = a.w.try_clone().expect("clone");
+            let heads: Vec<u8> = ids.iter().flat_map(|id| frame(HEADERS, END_HEADERS, *id, &post)).collect();
+            w.write_all(&heads).expect("write");
+            let end = Instant::now() + Duration::from_secs(8);
+            while a.seen().resets.len() < ids.len() {
+                assert!(Instant::now() < end, "trickled bodies were not cut: {:?}", a.seen());
+                let byte: Vec<u8> = ids.iter().flat_map(|id| frame(DATA, 0, *id, b"b")).collect();
+                let _ = w.write_all(&byte);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_eq!(a.seen().resets, vec![CANCEL; 50]);
+            let _ = a.w.shutdown(std::net::Shutdown::Both);
+        }, &[], "slow_body", 50);
+        assert_eq!(origin.seen("/completed/sink"), 0, "an upstream took a cut body as complete");
     }
 );
 

@@ -16,8 +16,8 @@ use http::HeaderMap;
 use h2::server::SendResponse;
 
 use super::relay::Sink;
-use super::stall::SendStall;
-use crate::core::rt::Rt;
+use super::stall::{Pace, SendStall};
+use crate::core::rt::{timeout, Rt};
 
 /// Sends `data` into `dst`, waiting for send window as needed. `stall` (toward a client
 /// only) bounds each wait for window: past it the stream is reset (`stall::SendStall`).
@@ -126,15 +126,21 @@ fn reset_error(r: Result<h2::Reason, h2::Error>) -> h2::Error {
 }
 
 /// Relays an HTTP/2 body into any [`Sink`] (an HTTP/1 connection); trailers become HTTP/1
-/// trailer lines when the sink can carry them.
-pub async fn h2_to_sink<K: Sink>(
+/// trailer lines when the sink can carry them. `pace` (a client's request body): a body that
+/// falls behind it fails as [`PumpError::Recv`] (CANCEL), counted as a cut; the sink is left
+/// without its end.
+pub async fn h2_to_sink<R: Rt, K: Sink>(
     src: &mut RecvStream,
     dst: &mut K,
+    pace: Option<&Pace<'_>>,
 ) -> Result<(u64, Option<HeaderMap>), PumpError> {
     let mut moved = 0u64;
     // A sink whose reader left (`Sink::gone`) ends the wait: the source stream is then
     // dropped, which resets it (RST_STREAM CANCEL). Waits on h2 streams are safe to drop.
-    while let Some(chunk) = until_gone(dst, src.data()).await? {
+    while let Some(chunk) = paced::<R, _>(pace, moved, until_gone(dst, src.data()))
+        .await?
+        .map_err(PumpError::Recv)?
+    {
         let chunk = chunk.map_err(PumpError::Recv)?;
         let n = chunk.len();
         moved += n as u64;
@@ -150,6 +156,29 @@ pub async fn h2_to_sink<K: Sink>(
         .unwrap_or_default();
     dst.end(&lines).await.map_err(PumpError::Write)?;
     Ok((moved, trailers))
+}
+
+/// `fut`'s output, or, when `pace` is given and its deadline for `received` bytes passes
+/// first, [`PumpError::Recv`] (CANCEL) with the cut counted. `fut` must be safe to drop (a
+/// wait on an h2 stream).
+pub async fn paced<R: Rt, T>(
+    pace: Option<&Pace<'_>>,
+    received: u64,
+    fut: impl std::future::Future<Output = Result<T, PumpError>>,
+) -> Result<Result<T, h2::Error>, PumpError> {
+    let Some(p) = pace else {
+        return fut.await.map(Ok);
+    };
+    let left = p
+        .deadline(received)
+        .saturating_duration_since(std::time::Instant::now());
+    match timeout::<R, _>(left, fut).await {
+        Ok(r) => r.map(Ok),
+        Err(_) => {
+            p.cut();
+            Ok(Err(h2::Error::from(h2::Reason::CANCEL)))
+        }
+    }
 }
 
 /// `fut`'s output, or [`PumpError::Write`] (`ConnectionAborted`) if `dst`'s reader left first.

@@ -125,12 +125,12 @@ pub async fn handle<R: Rt>(
             stall: route.timeout,
         },
         send: send_stall(at),
-        pace: Pace {
+        pace: Some(Pace {
             pace: at.spec.body_pace,
             start: started,
             listener: &at.spec.name,
             metrics: !at.w.opts.no_metrics,
-        },
+        }),
         listener: &at.spec.name,
         closing: at.closing,
         extra: extra.as_slice(),

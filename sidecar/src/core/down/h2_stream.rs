@@ -176,12 +176,14 @@ pub async fn handle<R: Rt>(
             metrics: !w.opts.no_metrics,
             conn: Some(ctx.progress),
         },
-        pace: Pace {
+        // gRPC client and bidirectional streams send messages when the application has
+        // them: a minimum rate would end live calls (gRPC has deadlines and keepalives).
+        pace: (!is_grpc).then_some(Pace {
             pace: spec.body_pace,
             start: started,
             listener: ctx.listener,
             metrics: !w.opts.no_metrics,
-        },
+        }),
         listener: ctx.listener,
         closing: false,
         extra,

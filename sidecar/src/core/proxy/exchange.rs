@@ -40,8 +40,9 @@ pub struct Exchange<'a, R: Rt> {
     pub deadline: Deadline,
     /// How long the response may wait on the client (`timeouts.send_stall`).
     pub send: SendStall<'a>,
-    /// The pace the request body must keep (`timeouts.body_read`, `limits.min_body_rate`).
-    pub pace: Pace<'a>,
+    /// The pace the request body must keep (`timeouts.body_read`, `limits.min_body_rate`);
+    /// `None` for gRPC calls, whose streams send messages when the application has them.
+    pub pace: Option<Pace<'a>>,
     /// The listener the request arrived on.
     pub listener: &'a str,
     /// The downstream connection must close after this response (drain, listener removed).

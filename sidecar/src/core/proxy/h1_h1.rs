@@ -166,7 +166,7 @@ async fn attempt<R: Rt>(
                 .map_err(ProxyError::DownstreamIo)?;
         }
         let mut sink = Watched(H1Sink::new(&mut up.stream, head.body()));
-        let (stall, pace) = (x.deadline.stall, Some(&x.pace));
+        let (stall, pace) = (x.deadline.stall, x.pace.as_ref());
         match relay::relay_paced::<R, _, _>(down, buf, &mut sink, head.body(), stall, pace).await {
             Ok(sent) => x.conn.add_in(sent),
             // The upstream spoke (or hung up) before taking the whole body: if what it said

@@ -67,7 +67,7 @@ pub async fn proxy<R: Rt>(
                 &mut sink,
                 head.body(),
                 x.deadline.stall,
-                Some(&x.pace)
+                x.pace.as_ref()
             ));
             // While the body streams the client connection is busy: 1xx responses are dropped
             // (the client got Ringside's own 100 Continue).
@@ -215,7 +215,7 @@ async fn relay_response<R: Rt>(
     }
     if !framing.is_empty() {
         let mut sink = Watching::<R, _>::new(down, framing, x.send);
-        match pump::h2_to_sink(&mut rbody, &mut sink).await {
+        match pump::h2_to_sink::<R, _>(&mut rbody, &mut sink, None).await {
             Ok((n, _)) => {
                 done.bytes_out += n;
                 x.conn.add_out(n);

@@ -20,6 +20,7 @@ use super::exchange::{idempotent, Done, Exchange, Failure, Replay};
 use super::h2_open::open;
 use crate::core::bridge::headers;
 use crate::core::bridge::pump::{self, PumpError};
+use crate::core::bridge::stall::Pace;
 use crate::core::error::ProxyError;
 use crate::core::h2::grpc;
 use crate::core::rt::{timeout, Rt};
@@ -60,8 +61,14 @@ pub async fn proxy<R: Rt>(
             .await
             .map_err(Failure::Before)?;
         let outcome = {
-            let request_side =
-                request_side::<R>(&mut src, &answered, &overflowed, &mut opened.send, end);
+            let request_side = request_side::<R>(
+                &mut src,
+                &answered,
+                &overflowed,
+                &mut opened.send,
+                end,
+                x.pace.as_ref(),
+            );
             let held = Held {
                 answered: &answered,
                 overflowed: &overflowed,
@@ -117,6 +124,7 @@ async fn request_side<R: Rt>(
     overflowed: &Cell<bool>,
     dst: &mut SendStream<Bytes>,
     headers_ended: bool,
+    pace: Option<&Pace<'_>>,
 ) -> Result<(), ()> {
     if headers_ended {
         return std::future::pending().await;
@@ -131,11 +139,14 @@ async fn request_side<R: Rt>(
     }
     if !src.ended {
         loop {
-            let chunk = match pump::recv_watching(&mut src.body, dst).await {
+            let next =
+                pump::paced::<R, _>(pace, src.moved, pump::recv_watching(&mut src.body, dst));
+            let chunk = match next.await.and_then(|r| r.map_err(PumpError::Recv)) {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
+                // The client reset its stream, its connection died, or its body fell behind
+                // its pace: cancel upstream (the upstream never sees the body end).
                 Err(PumpError::Recv(e)) => {
-                    // The client reset its stream (or its connection died): cancel upstream.
                     dst.send_reset(e.reason().unwrap_or(h2::Reason::CANCEL));
                     return Err(());
                 }
