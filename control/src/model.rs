@@ -114,6 +114,24 @@ pub struct Timeouts {
     /// Idle time before a connection is closed.
     #[serde(with = "crate::duration::serde_str")]
     pub idle: Duration,
+    /// Longest a response may wait on a client that takes none of it (HTTP only; `None` for
+    /// TCP): on HTTP/1.1 a write (one response piece, at most a head and 32 KiB of body) the
+    /// kernel does not accept within it closes the connection (nginx's `send_timeout`); on
+    /// HTTP/2 a stream granted no send window for this long is reset (Envoy's
+    /// `stream_idle_timeout`, flow control included).
+    #[serde(
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub send_stall: Option<Duration>,
+    /// Time a request body gets before `limits.min_body_rate` holds it to a pace (HTTP only;
+    /// `None` for TCP): the body's deadline is this after its head, pushed 1 s later for
+    /// every `min_body_rate` bytes received (Apache mod_reqtimeout's `body=…,MinRate=…`).
+    #[serde(
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub body_read: Option<Duration>,
 }
 
 /// Default time to receive a full request head.
@@ -123,6 +141,20 @@ pub const DEFAULT_HEADER_READ: Duration = Duration::from_secs(10);
 pub const DEFAULT_HTTP_IDLE: Duration = Duration::from_secs(120);
 /// Default TCP idle: long-lived protocols (databases) are often quiet for minutes.
 pub const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
+/// Default send stall: nginx's `send_timeout`. Long enough for any client that reads at
+/// all (a 32 KiB write in 60 s is half a KiB a second), short enough that a client that
+/// stopped reading frees its connection, its upstream request and their buffers within a
+/// minute instead of never.
+pub const DEFAULT_SEND_STALL: Duration = Duration::from_secs(60);
+/// Default grace before a request body is held to `min_body_rate`: Apache's `body=20` is
+/// for a whole server's clients; 30 s leaves a sidecar's peers (often behind a busy
+/// client pool) room for a slow start, and a trickler costs no more than that.
+pub const DEFAULT_BODY_READ: Duration = Duration::from_secs(30);
+/// Default minimum request body rate in bytes per second, past the `body_read` grace (Apache
+/// mod_reqtimeout's `MinRate=500`, rounded up to 1 KiB/s: a body trickled slower than a
+/// modem is an attack or a dead client, either way not worth a connection and an upstream
+/// request each).
+pub const DEFAULT_MIN_BODY_RATE: u32 = 1024;
 
 /// How an HTTP listener normalises request paths before routing; the normalised path is what
 /// the upstream receives (RFC 3986 §6.2.2).
@@ -180,6 +212,10 @@ pub struct Limits {
     /// `None`: no limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_requests: Option<u32>,
+    /// Least average rate, in bytes per second, a request body must keep past the listener's
+    /// `timeouts.body_read` grace (HTTP only); a body slower than that is cut: 408 on
+    /// HTTP/1.1, RST_STREAM on HTTP/2, and the upstream request is abandoned, never ended.
+    pub min_body_rate: u32,
 }
 
 impl Default for Limits {
@@ -189,6 +225,7 @@ impl Default for Limits {
             max_headers: 100,
             max_connections: None,
             max_requests: None,
+            min_body_rate: DEFAULT_MIN_BODY_RATE,
         }
     }
 }
@@ -382,23 +419,36 @@ struct TimeoutsRepr {
     header_read: Option<Duration>,
     #[serde(with = "crate::duration::serde_opt", default)]
     idle: Option<Duration>,
+    #[serde(with = "crate::duration::serde_opt", default)]
+    send_stall: Option<Duration>,
+    #[serde(with = "crate::duration::serde_opt", default)]
+    body_read: Option<Duration>,
+}
+
+/// The listener timeouts as written (each `None` when left out).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WrittenTimeouts {
+    pub header_read: Option<Duration>,
+    pub idle: Option<Duration>,
+    pub send_stall: Option<Duration>,
+    pub body_read: Option<Duration>,
 }
 
 impl Timeouts {
     /// Fills the protocol-dependent defaults.
-    pub fn with_defaults(
-        protocol: ListenerProtocol,
-        header_read: Option<Duration>,
-        idle: Option<Duration>,
-    ) -> Self {
+    pub fn with_defaults(protocol: ListenerProtocol, t: WrittenTimeouts) -> Self {
         match protocol {
             ListenerProtocol::Http => Timeouts {
-                header_read: Some(header_read.unwrap_or(DEFAULT_HEADER_READ)),
-                idle: idle.unwrap_or(DEFAULT_HTTP_IDLE),
+                header_read: Some(t.header_read.unwrap_or(DEFAULT_HEADER_READ)),
+                idle: t.idle.unwrap_or(DEFAULT_HTTP_IDLE),
+                send_stall: Some(t.send_stall.unwrap_or(DEFAULT_SEND_STALL)),
+                body_read: Some(t.body_read.unwrap_or(DEFAULT_BODY_READ)),
             },
             ListenerProtocol::Tcp => Timeouts {
                 header_read: None,
-                idle: idle.unwrap_or(DEFAULT_TCP_IDLE),
+                idle: t.idle.unwrap_or(DEFAULT_TCP_IDLE),
+                send_stall: None,
+                body_read: None,
             },
         }
     }
@@ -421,7 +471,15 @@ impl From<ListenerRepr> for Listener {
             cluster: r.cluster,
             original_dst: r.original_dst,
             destinations: r.destinations,
-            timeouts: Timeouts::with_defaults(r.protocol, r.timeouts.header_read, r.timeouts.idle),
+            timeouts: Timeouts::with_defaults(
+                r.protocol,
+                WrittenTimeouts {
+                    header_read: r.timeouts.header_read,
+                    idle: r.timeouts.idle,
+                    send_stall: r.timeouts.send_stall,
+                    body_read: r.timeouts.body_read,
+                },
+            ),
             limits,
             path_normalization,
             tls: r.tls,

@@ -33,6 +33,8 @@ pub(crate) struct RawListener {
     pub destinations: Option<At<Vec<RawDestination>>>,
     pub header_read: Option<At<Duration>>,
     pub idle: Option<At<Duration>>,
+    pub send_stall: Option<At<Duration>>,
+    pub body_read: Option<At<Duration>>,
     pub limits: Option<At<RawLimits>>,
     pub path_normalization: Option<At<RawPathNormalization>>,
     pub tls: Option<At<crate::tls::ListenerTls>>,
@@ -54,6 +56,7 @@ pub(crate) struct RawLimits {
     pub max_headers: Option<usize>,
     pub max_connections: Option<u32>,
     pub max_requests: Option<u32>,
+    pub min_body_rate: Option<u32>,
     /// The first key written that applies only to http listeners, and where.
     pub http_only: Option<At<&'static str>>,
 }
@@ -165,6 +168,8 @@ fn listener(node: &Node, has_identity: bool, sink: &mut Sink) -> RawListener {
         destinations: None,
         header_read: None,
         idle: None,
+        send_stall: None,
+        body_read: None,
         limits: None,
         path_normalization: None,
         tls: None,
@@ -208,21 +213,31 @@ fn listener(node: &Node, has_identity: bool, sink: &mut Sink) -> RawListener {
             pos: crate::node::pos_of(n),
         })
     });
-    if let Some(t) = f
-        .get("timeouts")
-        .and_then(|n| sink.mapping(n, "listener timeouts", &["header_read", "idle"]))
-    {
+    if let Some(t) = f.get("timeouts").and_then(|n| {
+        sink.mapping(
+            n,
+            "listener timeouts",
+            &["header_read", "idle", "send_stall", "body_read"],
+        )
+    }) {
         out.header_read = t
             .get("header_read")
             .and_then(|n| sink.duration(n, "header_read timeout"));
         out.idle = t.get("idle").and_then(|n| sink.duration(n, "idle timeout"));
+        out.send_stall = t
+            .get("send_stall")
+            .and_then(|n| sink.duration(n, "send_stall timeout"));
+        out.body_read = t
+            .get("body_read")
+            .and_then(|n| sink.duration(n, "body_read timeout"));
     }
     out.limits = f.get("limits").and_then(|n| {
-        const KEYS: [&str; 4] = [
+        const KEYS: [&str; 5] = [
             "max_header_bytes",
             "max_headers",
             "max_connections",
             "max_requests",
+            "min_body_rate",
         ];
         let l = sink.mapping(n, "listener limits", &KEYS)?;
         let mut limit = |key: &str| {
@@ -253,19 +268,26 @@ fn listener(node: &Node, has_identity: bool, sink: &mut Sink) -> RawListener {
         };
         let max_connections = shed("max_connections");
         let max_requests = shed("max_requests");
-        let http_only = ["max_header_bytes", "max_headers", "max_requests"]
-            .into_iter()
-            .find_map(|k| {
-                l.get(k).map(|n| At {
-                    value: k,
-                    pos: crate::node::pos_of(n),
-                })
-            });
+        let min_body_rate = shed("min_body_rate");
+        let http_only = [
+            "max_header_bytes",
+            "max_headers",
+            "max_requests",
+            "min_body_rate",
+        ]
+        .into_iter()
+        .find_map(|k| {
+            l.get(k).map(|n| At {
+                value: k,
+                pos: crate::node::pos_of(n),
+            })
+        });
         let value = RawLimits {
             max_header_bytes,
             max_headers,
             max_connections,
             max_requests,
+            min_body_rate,
             http_only,
         };
         Some(At { value, pos: l.pos })

@@ -1,7 +1,8 @@
 //! The immutable, compiled form of a config that the data plane reads.
 
 use crate::model::{
-    self, Config, LbPolicy, ListenerProtocol, UpstreamProtocol, DEFAULT_HEADER_READ,
+    self, Config, LbPolicy, ListenerProtocol, UpstreamProtocol, DEFAULT_BODY_READ,
+    DEFAULT_HEADER_READ, DEFAULT_SEND_STALL,
 };
 use crate::route::{Interner, RouteSpec};
 use crate::route_table::RouteTable;
@@ -27,6 +28,25 @@ pub struct Snapshot {
     pub clusters: Vec<ClusterSpec>,
 }
 
+/// The pace a request body must keep (Apache mod_reqtimeout's `body=GRACE,MinRate=RATE`):
+/// its deadline is `grace` after its head, pushed 1 s later for every `min_rate` bytes
+/// received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyPace {
+    pub grace: Duration,
+    /// Bytes per second, at least 1.
+    pub min_rate: u32,
+}
+
+impl BodyPace {
+    /// The body's deadline once `received` bytes of it arrived, for a body whose head was
+    /// read at `start`.
+    pub fn deadline(&self, start: std::time::Instant, received: u64) -> std::time::Instant {
+        let credit = Duration::from_secs_f64(received as f64 / f64::from(self.min_rate.max(1)));
+        start + self.grace + credit.min(Duration::from_secs(100 * 365 * 86_400))
+    }
+}
+
 #[derive(Debug)]
 pub struct ListenerSpec {
     pub name: String,
@@ -35,6 +55,11 @@ pub struct ListenerSpec {
     /// HTTP only; TCP listeners carry the HTTP default, unused.
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// HTTP only (`timeouts.send_stall`): how long a response may wait on a client that
+    /// takes none of it before the connection (HTTP/1.1) or stream (HTTP/2) is cut.
+    pub send_stall: Duration,
+    /// HTTP only (`timeouts.body_read`, `limits.min_body_rate`): the request body's pace.
+    pub body_pace: BodyPace,
     /// HTTP only; TCP listeners carry the HTTP default, unused.
     pub max_header_bytes: usize,
     /// HTTP only; TCP listeners carry the HTTP default, unused.
@@ -330,6 +355,11 @@ fn compile_listener(
         kind,
         header_read_timeout: l.timeouts.header_read.unwrap_or(DEFAULT_HEADER_READ),
         idle_timeout: l.timeouts.idle,
+        send_stall: l.timeouts.send_stall.unwrap_or(DEFAULT_SEND_STALL),
+        body_pace: BodyPace {
+            grace: l.timeouts.body_read.unwrap_or(DEFAULT_BODY_READ),
+            min_rate: limits.min_body_rate.max(1),
+        },
         max_header_bytes: limits.max_header_bytes,
         max_headers: limits.max_headers,
         max_connections: limits.max_connections,

@@ -5,7 +5,7 @@
 
 use crate::model::{
     Admin, Backend, Cluster, Config, Destination, Limits, Listener, ListenerProtocol,
-    PathNormalization, Route, RouteMatch, Timeouts, DEFAULT_CONNECT_TIMEOUT,
+    PathNormalization, Route, RouteMatch, Timeouts, WrittenTimeouts, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_IDLE_PER_ENDPOINT, DEFAULT_POOL_IDLE, DEFAULT_ROUTE_TIMEOUT, DEFAULT_WEIGHT,
 };
 use crate::node::At;
@@ -57,6 +57,10 @@ fn listener(raw: RawListener) -> Option<Listener> {
                 .and_then(|l| l.max_headers)
                 .unwrap_or(defaults.max_headers),
             max_requests: written.as_ref().and_then(|l| l.max_requests),
+            min_body_rate: written
+                .as_ref()
+                .and_then(|l| l.min_body_rate)
+                .unwrap_or(defaults.min_body_rate),
             ..shed
         }),
         // Only `max_connections` applies to a tcp listener (validation refuses the others).
@@ -81,7 +85,15 @@ fn listener(raw: RawListener) -> Option<Listener> {
                 .collect::<Option<_>>()?,
             None => Vec::new(),
         },
-        timeouts: Timeouts::with_defaults(protocol, value(raw.header_read), value(raw.idle)),
+        timeouts: Timeouts::with_defaults(
+            protocol,
+            WrittenTimeouts {
+                header_read: value(raw.header_read),
+                idle: value(raw.idle),
+                send_stall: value(raw.send_stall),
+                body_read: value(raw.body_read),
+            },
+        ),
         limits,
         path_normalization: match protocol {
             ListenerProtocol::Http => {

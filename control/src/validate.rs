@@ -262,11 +262,15 @@ fn check_tcp(listener: &RawListener, known: &KnownClusters, sink: &mut Sink) {
     if let Some(destinations) = &listener.destinations {
         check_destinations(name, destinations, original_dst, known, sink);
     }
-    if let Some(header_read) = &listener.header_read {
-        sink.report(
-            header_read.pos,
-            "header_read applies only to http listeners",
-        );
+    let http_timeouts = [
+        ("header_read", listener.header_read.as_ref()),
+        ("send_stall", listener.send_stall.as_ref()),
+        ("body_read", listener.body_read.as_ref()),
+    ];
+    for (key, at) in http_timeouts {
+        if let Some(at) = at {
+            sink.report(at.pos, format!("{key} applies only to http listeners"));
+        }
     }
     if let Some(p) = &listener.path_normalization {
         sink.report(p.pos, "path_normalization applies only to http listeners");

@@ -68,9 +68,17 @@ fn defaults_are_filled_in_the_model() {
     assert_eq!(c.admin.address, default_admin_address());
     let inbound = &c.listeners[0];
     assert_eq!(inbound.timeouts.header_read, Some(Duration::from_secs(10)));
+    // nginx's send_timeout default; Apache-like body pace with 30 s grace, 1 KiB/s.
+    assert_eq!(inbound.timeouts.send_stall, Some(Duration::from_secs(60)));
+    assert_eq!(inbound.timeouts.body_read, Some(Duration::from_secs(30)));
     assert_eq!(inbound.limits, Some(Limits::default()));
+    assert_eq!(Limits::default().min_body_rate, 1024);
     let pg = &c.listeners[1];
     assert_eq!(pg.timeouts.header_read, None);
+    assert_eq!(
+        (pg.timeouts.send_stall, pg.timeouts.body_read),
+        (None, None)
+    );
     assert_eq!(pg.limits, None);
     let v2 = &c.clusters[1];
     assert_eq!(v2.protocol, UpstreamProtocol::Http1);
@@ -86,8 +94,8 @@ listeners:
   - name: web
     address: 127.0.0.1:80
     protocol: http
-    timeouts: { header_read: 500ms, idle: 2m }
-    limits: { max_header_bytes: 8192, max_headers: 50 }
+    timeouts: { header_read: 500ms, idle: 2m, send_stall: 5s, body_read: 3s }
+    limits: { max_header_bytes: 8192, max_headers: 50, min_body_rate: 100 }
     routes:
       - name: all
         backends: [ { cluster: a } ]
@@ -111,6 +119,14 @@ clusters:
     let web = snap.listener("web").unwrap();
     assert_eq!(web.header_read_timeout, Duration::from_millis(500));
     assert_eq!(web.idle_timeout, Duration::from_secs(120));
+    assert_eq!(web.send_stall, Duration::from_secs(5));
+    assert_eq!(
+        web.body_pace,
+        control::snapshot::BodyPace {
+            grace: Duration::from_secs(3),
+            min_rate: 100
+        }
+    );
     assert_eq!((web.max_header_bytes, web.max_headers), (8192, 50));
     let ListenerKind::Http { routes } = &web.kind else {
         panic!("http")

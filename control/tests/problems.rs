@@ -307,6 +307,44 @@ fn tcp_listener_rules() {
 }
 
 #[test]
+fn send_stall_and_body_pace_are_checked() {
+    // On a tcp listener neither applies; zero or garbage is refused where written.
+    let text = with_listeners(
+        "  - name: t\n    address: 127.0.0.1:1\n    protocol: tcp\n    cluster: db\n    timeouts: { send_stall: 1s, body_read: 2s }\n    limits: { min_body_rate: 10 }\n",
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "6:29: send_stall applies only to http listeners",
+            "6:44: body_read applies only to http listeners",
+            "7:30: limits.min_body_rate applies only to http listeners",
+        ]
+    );
+    let http = |timeouts: &str, limits: &str| {
+        with_listeners(&format!(
+            "  - name: h\n    address: 127.0.0.1:1\n    protocol: http\n    timeouts: {{ {timeouts} }}\n    limits: {{ {limits} }}\n    routes: [ {{ name: r, backends: [ {{ cluster: app }} ] }} ]\n"
+        ))
+    };
+    let text = http("send_stall: 0s, body_read: soon", "min_body_rate: 0");
+    let found = problems(&text);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(
+        found[0].contains("send_stall timeout must be greater than zero"),
+        "{found:?}"
+    );
+    assert!(found[1].contains("body_read timeout:"), "{found:?}");
+    assert!(
+        found[2].contains("min_body_rate must be greater than zero"),
+        "{found:?}"
+    );
+    assert!(load_str(
+        &http("send_stall: 5s, body_read: 10s", "min_body_rate: 100"),
+        "f"
+    )
+    .is_ok());
+}
+
+#[test]
 fn http_listener_rules() {
     let text = with_listeners("  - { name: h, address: 127.0.0.1:1, protocol: http }\n");
     only(&text, 2, 5, "http listener `h` needs `routes`");

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use hostile::h2peer::{self, Abuser, CONTINUATION, INITIAL_WINDOW_SIZE};
 use hostile::{Bounds, Clean, Cut};
 use ringside_integration::h2raw::{
-    frame, hpack, CANCEL, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, PING, RST_STREAM,
-    SETTINGS,
+    frame, hpack, CANCEL, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, NO_ERROR,
+    PING, RST_STREAM, SETTINGS,
 };
 use ringside_integration::{both_runtimes, Origin, Ringside, Runtime};
 
@@ -24,17 +24,22 @@ use ringside_integration::{both_runtimes, Origin, Ringside, Runtime};
 /// the test's time: `header_read` also bounds how long a client may take to finish a
 /// graceful shutdown (`down/h2.rs`).
 fn start(rt: Runtime, origin: &Origin) -> Ringside {
+    // `send_stall: 1s`, `body_read: 1s`: a zero window and a trickled body are cut within the
+    // test's time.
     Ringside::start(
         rt,
         &format!(
-            "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    protocol: http\n    timeouts: {{ header_read: 1s, idle: 2s }}\n    routes:\n      - name: d\n        match: {{ path_prefix: / }}\n        backends: [ {{ cluster: app }} ]\n        timeout: 2s\nclusters:\n  - name: app\n    endpoints: [ {} ]\n",
+            "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    protocol: http\n    timeouts: {{ header_read: 1s, idle: 2s, send_stall: 1s, body_read: 1s }}\n    routes:\n      - name: d\n        match: {{ path_prefix: / }}\n        backends: [ {{ cluster: app }} ]\n        timeout: 2s\nclusters:\n  - name: app\n    endpoints: [ {} ]\n",
             origin.addr
         ),
     )
 }
 
 /// Runs one abuse case: `abuse` drives one abusive connection and returns when it was cut,
-/// with the GOAWAY code it got; that code must be `want`.
+/// with the GOAWAY code it got; that code must be `want`. Then every round's cut must be
+/// counted in `ringside_downstream_cutoffs_total` under `reason`, `per_round` times. Returns
+/// the origin, for what it saw.
+#[allow(clippy::too_many_arguments)]
 fn case(
     name: &'static str,
     rt: Runtime,
@@ -42,12 +47,14 @@ fn case(
     want: Option<u32>,
     abuse: impl Fn(&Abuser, &AtomicBool) + Send + Sync + 'static,
     settings: &'static [(u16, u32)],
-) {
+    reason: &str,
+    per_round: usize,
+) -> Origin {
     let origin = Origin::start("app");
     let proxy = start(rt, &origin);
     let addr = proxy.addr("inbound");
     let within = bounds.cut_within.unwrap_or(Duration::from_secs(10));
-    hostile::run(
+    let m = hostile::run(
         name,
         rt,
         proxy.pid(),
@@ -62,7 +69,9 @@ fn case(
             Cut { after }
         },
     );
+    hostile::wait_cutoffs(proxy.addr("admin"), reason, per_round * m.rounds);
     drop(proxy);
+    origin
 }
 
 /// Writes `chunk` until Ringside cuts the connection (or `limit` passes, and the test fails
@@ -98,7 +107,7 @@ both_runtimes!(
                     return;
                 }
             }
-        }, &[]);
+        }, &[], "h2_enhance_your_calm", 1);
     }
 );
 
@@ -115,7 +124,7 @@ both_runtimes!(
             if w.write_all(&head).is_ok() {
                 flood(a, &cont, Duration::from_secs(10));
             }
-        }, &[]);
+        }, &[], "h2_enhance_your_calm", 1);
     }
 );
 
@@ -138,7 +147,7 @@ both_runtimes!(
             if w.write_all(&head).is_ok() {
                 flood(a, &cont, Duration::from_secs(10));
             }
-        }, &[]);
+        }, &[], "h2_enhance_your_calm", 1);
     }
 );
 
@@ -151,7 +160,7 @@ both_runtimes!(
         case("SETTINGS flood", rt, bounds, Some(ENHANCE_YOUR_CALM), |a, _| {
             let one = frame(SETTINGS, 0, 0, &[0, INITIAL_WINDOW_SIZE as u8, 0, 0, 0xff, 0xff]);
             flood(a, &one.repeat(100), Duration::from_secs(10));
-        }, &[]);
+        }, &[], "h2_flood", 1);
     }
 );
 
@@ -161,20 +170,19 @@ both_runtimes!(
         case("PING flood", rt, bounds, Some(ENHANCE_YOUR_CALM), |a, _| {
             let one = frame(PING, 0, 0, &[7; 8]);
             flood(a, &one.repeat(100), Duration::from_secs(10));
-        }, &[]);
+        }, &[], "h2_flood", 1);
     }
 );
 
-// NOT cut: a client whose stream windows never open holds its streams (and their upstream
-// requests) for as long as it stays; the route timeout ends at the response head and the
-// idle timeout does not apply to a connection with streams open. What is shown here is that
-// it costs bounded memory (h2's send buffer per stream, the upstream's backpressure) and
-// leaves the clean client alone; the abuser gives up by itself after 3 s.
+// A client whose stream windows never open: each stream waits for window for `send_stall`
+// (1 s here), then is reset (RST_STREAM CANCEL: the client broke no rule, Ringside no longer
+// wants the stream), and since nothing moved on the whole connection meanwhile, the
+// connection gets GOAWAY (NO_ERROR, graceful) and is closed once its streams are gone.
 both_runtimes!(
-    fn a_window_that_never_opens_holds_its_streams_in_bounded_memory(rt) {
+    fn a_window_that_never_opens_is_cut_at_the_send_stall(rt) {
         // Stream windows of 0, never a WINDOW_UPDATE: 100 streams each asking for 1 MiB.
-        let bounds = Bounds { mem_growth_kib: 64 * MIB, cut_within: None, p99_slack: hostile::P99_SLACK };
-        case("zero window", rt, bounds, None, |a, _| {
+        let bounds = Bounds { mem_growth_kib: 64 * MIB, cut_within: Some(Duration::from_secs(3)), p99_slack: hostile::P99_SLACK };
+        case("zero window", rt, bounds, Some(NO_ERROR), |a, _| {
             let mut out = Vec::new();
             for i in 0..100u32 {
                 out.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, &h2peer::get("/bytes/1048576")));
@@ -183,11 +191,36 @@ both_runtimes!(
             w.write_all(&out).expect("write");
             let s = a.wait(Duration::from_secs(10), |s| s.heads >= 100);
             assert_eq!(s.heads, 100, "{s:?}");
-            // Held: no reset, no GOAWAY, for as long as the abuser waits.
-            let s = a.wait(Duration::from_secs(3), |s| s.closed.is_some() || !s.resets.is_empty());
-            assert!(s.closed.is_none() && s.resets.is_empty() && s.goaway.is_none(), "{s:?}");
+            let s = a.wait(Duration::from_secs(10), |s| s.resets.len() >= 100 && s.goaway.is_some());
+            assert_eq!(s.resets, vec![CANCEL; 100], "{s:?}");
+        }, &[(INITIAL_WINDOW_SIZE, 0)], "send_stall", 100);
+    }
+);
+
+// 50 request bodies trickled at 20 bytes a second each fall behind the 1 KiB/s minimum once
+// their 1 s grace is over: each stream is reset (CANCEL) and its upstream request abandoned
+// mid-body; the origin counts no complete /sink body. The connection stays (its other
+// streams are not at fault); the abuser leaves once every stream was reset.
+both_runtimes!(
+    fn slow_request_bodies_are_reset_at_their_minimum_rate(rt) {
+        let bounds = Bounds { mem_growth_kib: 32 * MIB, cut_within: Some(Duration::from_secs(4)), p99_slack: hostile::P99_SLACK };
+        let origin = case("h2 slow body", rt, bounds, None, |a, _| {
+            let ids: Vec<u32> = (0..50u32).map(|i| 1 + 2 * i).collect();
+            let post = hpack(&[(":method", "POST"), (":scheme", "http"), (":path", "/sink"), (":authority", "test")]);
+            let mut w = a.w.try_clone().expect("clone");
+            let heads: Vec<u8> = ids.iter().flat_map(|id| frame(HEADERS, END_HEADERS, *id, &post)).collect();
+            w.write_all(&heads).expect("write");
+            let end = Instant::now() + Duration::from_secs(8);
+            while a.seen().resets.len() < ids.len() {
+                assert!(Instant::now() < end, "trickled bodies were not cut: {:?}", a.seen());
+                let byte: Vec<u8> = ids.iter().flat_map(|id| frame(DATA, 0, *id, b"b")).collect();
+                let _ = w.write_all(&byte);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_eq!(a.seen().resets, vec![CANCEL; 50]);
             let _ = a.w.shutdown(std::net::Shutdown::Both);
-        }, &[(INITIAL_WINDOW_SIZE, 0)]);
+        }, &[], "slow_body", 50);
+        assert_eq!(origin.seen("/completed/sink"), 0, "an upstream took a cut body as complete");
     }
 );
 
@@ -207,7 +240,7 @@ both_runtimes!(
                     return;
                 }
             }
-        }, &[]);
+        }, &[], "h2_enhance_your_calm", 1);
     }
 );
 
@@ -222,6 +255,6 @@ both_runtimes!(
             block.extend(hpack(&fields));
             let mut w = a.w.try_clone().expect("clone");
             let _ = w.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block));
-        }, &[]);
+        }, &[], "h2_protocol_error", 1);
     }
 );

@@ -10,10 +10,9 @@ mod hostile;
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hostile::{Bounds, Clean, Cut};
+use hostile::{wait_no_connections, Bounds, Clean, Cut};
 use ringside_integration::{both_runtimes, Conn, Origin, Ringside, Runtime};
 
 /// `/` goes to a healthy origin (the clean client's), `/bad/` and `/bytes/` to the hostile
@@ -26,28 +25,6 @@ fn start(rt: Runtime, app: &Origin, bad: SocketAddr) -> Ringside {
             app.addr
         ),
     )
-}
-
-/// Ringside's connections to `upstream` that are still established.
-fn connections_to(upstream: SocketAddr) -> usize {
-    let out = Command::new("ss")
-        .args(["-tnH", "state", "established", "dst", &upstream.to_string()])
-        .output()
-        .expect("run ss");
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
-/// Waits until Ringside holds no connection to `upstream`: nothing dead stays pooled.
-fn wait_no_connections(upstream: SocketAddr, within: Duration) {
-    let end = Instant::now() + within;
-    while connections_to(upstream) > 0 {
-        assert!(
-            Instant::now() < end,
-            "Ringside still holds {} connections to the hostile upstream {upstream}",
-            connections_to(upstream)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// 20 requests at once to the hostile route: each must be answered 504 (the route timeout)

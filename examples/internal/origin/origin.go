@@ -34,7 +34,7 @@ func HandlerWithFaults(name string, faults *Faults) http.Handler {
 	mux.HandleFunc("/status/", status)
 	mux.HandleFunc("/delay/", func(w http.ResponseWriter, r *http.Request) { delay(w, r, &reqs) })
 	mux.HandleFunc("/echo", echo)
-	mux.HandleFunc("/sink", sink)
+	mux.HandleFunc("/sink", func(w http.ResponseWriter, r *http.Request) { sink(w, r, &reqs) })
 	mux.HandleFunc("/headers", headers)
 	mux.HandleFunc("/close-mid", closeMid)
 	mux.HandleFunc("/reset", reset)
@@ -180,13 +180,18 @@ type SinkResult struct {
 	Trailers map[string]string `json:"trailers"`
 }
 
-func sink(w http.ResponseWriter, r *http.Request) {
+// sink reads the whole request body and answers what it got. A body that arrived whole (as
+// its framing says) is counted under /completed/sink, one that did not under /truncated/sink:
+// GET /seen?path=/completed/sink says whether a proxy ever delivered a cut body as complete.
+func sink(w http.ResponseWriter, r *http.Request, log *requestLog) {
 	h := sha256.New()
 	n, err := io.Copy(h, r.Body)
 	if err != nil {
+		log.add("/truncated" + r.URL.Path)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	log.add("/completed" + r.URL.Path)
 	res := SinkResult{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil)), Method: r.Method, Trailers: map[string]string{}}
 	for _, te := range r.TransferEncoding {
 		res.Chunked = res.Chunked || strings.EqualFold(te, "chunked")

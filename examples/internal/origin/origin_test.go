@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -254,6 +255,27 @@ func TestSinkCountsHashesAndReportsTrailers(t *testing.T) {
 	hello := sha256.Sum256([]byte("hello"))
 	if res.Bytes != 5 || res.SHA256 != hex.EncodeToString(hello[:]) || res.Method != "POST" || !res.Chunked || res.Trailers["x-sum"] != "abc" {
 		t.Fatalf("chunked: %+v", res)
+	}
+}
+
+func TestSinkCountsCompleteAndTruncatedBodies(t *testing.T) {
+	s := start(t)
+	req, _ := http.NewRequest("POST", s.URL+"/sink", strings.NewReader("whole"))
+	sinkOf(t, req)
+	// A body that stops short of its content-length, then a close.
+	c, err := net.Dial("tcp", s.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nshort")
+	c.(*net.TCPConn).CloseWrite()
+	io.ReadAll(c)
+	c.Close()
+	if n := seenCount(t, s.URL, "/completed/sink"); n != "1" {
+		t.Fatalf("completed: %s", n)
+	}
+	if n := seenCount(t, s.URL, "/truncated/sink"); n != "1" {
+		t.Fatalf("truncated: %s", n)
 	}
 }
 

@@ -1,16 +1,17 @@
 //! Abusive HTTP/1.1 clients' small parts: many raw connections, and asking each, without
 //! blocking, whether Ringside has answered or closed it.
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Whether Ringside has ended `s`: closed it, reset it, or written anything (every
-/// answer an abuser can get here is an error status followed by a close).
+/// answer an abuser can get here is an error status followed by a close). Peeks: what was
+/// written stays to be read.
 pub fn ended(s: &TcpStream) -> bool {
     s.set_nonblocking(true).expect("nonblocking");
-    let mut b = [0u8; 4096];
-    let r = match (&*s).read(&mut b) {
+    let mut b = [0u8; 1];
+    let r = match s.peek(&mut b) {
         Ok(_) => true,
         Err(e) => e.kind() != ErrorKind::WouldBlock,
     };
@@ -33,6 +34,75 @@ pub fn all_ended(conns: &[TcpStream], since: Instant, within: Duration) -> Optio
     loop {
         open.retain(|s| !ended(s));
         if open.is_empty() {
+            return Some(since.elapsed());
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether Ringside closed or reset `s`, without reading from it (a client that reads
+/// nothing must not start reading to find out): `poll(2)` for POLLRDHUP, POLLHUP or POLLERR.
+pub fn peer_closed(s: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for a socket this test owns; no timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
+/// Waits until every connection in `conns` was [`peer_closed`] or `within` passed; the time
+/// from `since` to the last close, or `None` if some are still open.
+pub fn all_closed(conns: &[TcpStream], since: Instant, within: Duration) -> Option<Duration> {
+    let end = Instant::now() + within;
+    loop {
+        if conns.iter().all(peer_closed) {
+            return Some(since.elapsed());
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether Ringside, listening at `listener`, still holds any of `conns` established. A
+/// connection Ringside closed while its send buffer was full (a client that reads nothing)
+/// shows the client no FIN until it reads what is queued before it; Ringside's end has left
+/// ESTABLISHED (FIN_WAIT1, owned by the kernel alone) at once, which `ss` shows.
+pub fn ringside_holds_any(conns: &[TcpStream], listener: SocketAddr) -> bool {
+    let out = std::process::Command::new("ss")
+        .args(["-tnH", "state", "established", "src", &listener.to_string()])
+        .output()
+        .expect("run ss");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let peers: Vec<String> = conns
+        .iter()
+        .filter_map(|c| c.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .any(|peer| peers.iter().any(|p| p == peer))
+}
+
+/// Waits until Ringside holds none of `conns` ([`ringside_holds_any`]) or `within` passed;
+/// the time from `since` until it held none, or `None`.
+pub fn all_released(
+    conns: &[TcpStream],
+    listener: SocketAddr,
+    since: Instant,
+    within: Duration,
+) -> Option<Duration> {
+    let end = Instant::now() + within;
+    loop {
+        if !ringside_holds_any(conns, listener) {
             return Some(since.elapsed());
         }
         if Instant::now() >= end {

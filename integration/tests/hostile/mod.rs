@@ -227,3 +227,37 @@ pub fn run(
     );
     m
 }
+
+/// Ringside's connections to `upstream` that are still established (`ss`).
+pub fn connections_to(upstream: SocketAddr) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-tnH", "state", "established", "dst", &upstream.to_string()])
+        .output()
+        .expect("run ss");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Waits until Ringside holds no connection to `upstream`: nothing dead (or half-sent) stays
+/// pooled or open.
+pub fn wait_no_connections(upstream: SocketAddr, within: Duration) {
+    let end = Instant::now() + within;
+    while connections_to(upstream) > 0 {
+        assert!(
+            Instant::now() < end,
+            "Ringside still holds {} connections to the upstream {upstream}",
+            connections_to(upstream)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `ringside_downstream_cutoffs_total{listener="inbound",reason}` on the admin
+/// listener `admin` reaches `at_least` (a cut is counted when Ringside decides it, which may
+/// be just after the client saw it); returns the count.
+pub fn wait_cutoffs(admin: SocketAddr, reason: &str, at_least: usize) -> f64 {
+    let series =
+        format!("ringside_downstream_cutoffs_total{{listener=\"inbound\",reason=\"{reason}\"}}");
+    ringside_integration::metrics::wait_sample(admin, &series, Duration::from_secs(5), |v| {
+        v >= at_least as f64
+    })
+}

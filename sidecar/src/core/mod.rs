@@ -11,6 +11,7 @@ pub mod authz;
 pub mod bridge;
 pub mod conns;
 pub mod cpu;
+pub mod cutoff;
 pub mod detect;
 pub mod down;
 pub mod error;

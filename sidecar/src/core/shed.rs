@@ -239,6 +239,7 @@ pub fn count_shed(metrics: bool, listener: &str) {
 
 /// Registers the help text of the shedding metrics.
 pub fn describe() {
+    crate::core::cutoff::describe();
     metrics::describe_counter!(
         "ringside_shed_total",
         "Requests refused by a listener's max_requests (503 on HTTP/1.1, REFUSED_STREAM on HTTP/2)"

@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::interim::{h1_informational, h1_informational_h2, Interim};
 use super::relay::{H1Sink, Sink};
+use super::stall::SendStall;
 use crate::core::http1::{BodyKind, ResponseHead};
 use crate::core::rt::{Peek, Rt, Stream};
 
@@ -44,16 +45,18 @@ pub async fn client_gone<R: Rt, S: Stream>(down: &S) {
 }
 
 /// An HTTP/1 client connection as a response body's sink that also says when the client
-/// left (see [`client_gone`]).
+/// left (see [`client_gone`]), each write bounded by the client's send stall.
 pub struct Watching<'a, R, D> {
     sink: H1Sink<'a, D>,
+    stall: SendStall<'a>,
     rt: PhantomData<R>,
 }
 
 impl<'a, R: Rt, D: Stream> Watching<'a, R, D> {
-    pub fn new(dst: &'a mut D, framing: BodyKind) -> Self {
+    pub fn new(dst: &'a mut D, framing: BodyKind, stall: SendStall<'a>) -> Self {
         Self {
             sink: H1Sink::new(dst, framing),
+            stall,
             rt: PhantomData,
         }
     }
@@ -61,11 +64,18 @@ impl<'a, R: Rt, D: Stream> Watching<'a, R, D> {
 
 impl<R: Rt, D: Stream> Sink for Watching<'_, R, D> {
     async fn data(&mut self, data: Bytes) -> io::Result<()> {
-        self.sink.data(data).await
+        if data.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.sink.framed(data);
+        self.stall.write::<R, _>(self.sink.dst_mut(), bytes).await
     }
 
     async fn end(&mut self, trailers: &[u8]) -> io::Result<()> {
-        self.sink.end(trailers).await
+        match self.sink.last(trailers) {
+            Some(last) => self.stall.write::<R, _>(self.sink.dst_mut(), last).await,
+            None => Ok(()),
+        }
     }
 
     async fn gone(&self) {

@@ -4,6 +4,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::marker::PhantomData;
 use std::pin::pin;
 use std::task::Poll;
 
@@ -15,21 +16,31 @@ use http::HeaderMap;
 use h2::server::SendResponse;
 
 use super::relay::Sink;
+use super::stall::{Pace, SendStall};
+use crate::core::rt::{timeout, Rt};
 
-/// Sends `data` into `dst`, waiting for send window as needed.
-pub async fn send_data(dst: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
+/// Sends `data` into `dst`, waiting for send window as needed. `stall` (toward a client
+/// only) bounds each wait for window: past it the stream is reset (`stall::SendStall`).
+pub async fn send_data<R: Rt>(
+    dst: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    stall: Option<&SendStall<'_>>,
+) -> Result<(), h2::Error> {
     while !data.is_empty() {
         dst.reserve_capacity(data.len());
-        let cap = loop {
-            let cap = dst.capacity();
-            if cap > 0 {
-                break cap;
-            }
-            match poll_fn(|cx| dst.poll_capacity(cx)).await {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e),
-                None => return Err(h2::Error::from(h2::Reason::CANCEL)),
-            }
+        let cap = match stall {
+            Some(s) => s.capacity::<R>(dst).await?,
+            None => loop {
+                let cap = dst.capacity();
+                if cap > 0 {
+                    break cap;
+                }
+                match poll_fn(|cx| dst.poll_capacity(cx)).await {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+                }
+            },
         };
         let chunk = data.split_to(cap.min(data.len()));
         dst.send_data(chunk, false)?;
@@ -71,19 +82,23 @@ pub async fn recv_watching(
 }
 
 /// Relays a whole body, then its trailers, from one HTTP/2 stream to another. Returns the
-/// body bytes moved and the trailers forwarded (gRPC status lives there).
+/// body bytes moved and the trailers forwarded (gRPC status lives there). `stall`: as in
+/// [`send_data`], when `dst` is a client's stream.
 ///
 /// # Errors
 /// [`PumpError::Recv`] when the source failed, [`PumpError::Send`] when the destination did.
-pub async fn h2_to_h2(
+pub async fn h2_to_h2<R: Rt>(
     src: &mut RecvStream,
     dst: &mut SendStream<Bytes>,
+    stall: Option<&SendStall<'_>>,
 ) -> Result<(u64, Option<HeaderMap>), PumpError> {
     let mut moved = 0u64;
     while let Some(chunk) = recv_watching(src, dst).await? {
         let n = chunk.len();
         moved += n as u64;
-        send_data(dst, chunk).await.map_err(PumpError::Send)?;
+        send_data::<R>(dst, chunk, stall)
+            .await
+            .map_err(PumpError::Send)?;
         let _ = src.flow_control().release_capacity(n);
     }
     let trailers = poll_fn(|cx| match dst.poll_reset(cx) {
@@ -111,15 +126,21 @@ fn reset_error(r: Result<h2::Reason, h2::Error>) -> h2::Error {
 }
 
 /// Relays an HTTP/2 body into any [`Sink`] (an HTTP/1 connection); trailers become HTTP/1
-/// trailer lines when the sink can carry them.
-pub async fn h2_to_sink<K: Sink>(
+/// trailer lines when the sink can carry them. `pace` (a client's request body): a body that
+/// falls behind it fails as [`PumpError::Recv`] (CANCEL), counted as a cut; the sink is left
+/// without its end.
+pub async fn h2_to_sink<R: Rt, K: Sink>(
     src: &mut RecvStream,
     dst: &mut K,
+    pace: Option<&Pace<'_>>,
 ) -> Result<(u64, Option<HeaderMap>), PumpError> {
     let mut moved = 0u64;
     // A sink whose reader left (`Sink::gone`) ends the wait: the source stream is then
     // dropped, which resets it (RST_STREAM CANCEL). Waits on h2 streams are safe to drop.
-    while let Some(chunk) = until_gone(dst, src.data()).await? {
+    while let Some(chunk) = paced::<R, _>(pace, moved, until_gone(dst, src.data()))
+        .await?
+        .map_err(PumpError::Recv)?
+    {
         let chunk = chunk.map_err(PumpError::Recv)?;
         let n = chunk.len();
         moved += n as u64;
@@ -135,6 +156,29 @@ pub async fn h2_to_sink<K: Sink>(
         .unwrap_or_default();
     dst.end(&lines).await.map_err(PumpError::Write)?;
     Ok((moved, trailers))
+}
+
+/// `fut`'s output, or, when `pace` is given and its deadline for `received` bytes passes
+/// first, [`PumpError::Recv`] (CANCEL) with the cut counted. `fut` must be safe to drop (a
+/// wait on an h2 stream).
+pub async fn paced<R: Rt, T>(
+    pace: Option<&Pace<'_>>,
+    received: u64,
+    fut: impl std::future::Future<Output = Result<T, PumpError>>,
+) -> Result<Result<T, h2::Error>, PumpError> {
+    let Some(p) = pace else {
+        return fut.await.map(Ok);
+    };
+    let left = p
+        .deadline(received)
+        .saturating_duration_since(std::time::Instant::now());
+    match timeout::<R, _>(left, fut).await {
+        Ok(r) => r.map(Ok),
+        Err(_) => {
+            p.cut();
+            Ok(Err(h2::Error::from(h2::Reason::CANCEL)))
+        }
+    }
 }
 
 /// `fut`'s output, or [`PumpError::Write`] (`ConnectionAborted`) if `dst`'s reader left first.
@@ -153,15 +197,32 @@ async fn until_gone<K: Sink, F: std::future::Future>(
 
 /// An HTTP/2 stream as a [`Sink`] for bodies coming from HTTP/1: chunked trailers become
 /// HTTP/2 trailers.
-pub struct H2Sink<'a> {
+pub struct H2Sink<'a, R> {
     pub dst: &'a mut SendStream<Bytes>,
     /// gRPC status found in the trailers, for metrics.
     pub trailers_seen: Option<HeaderMap>,
+    /// Toward a client: how long a wait for window may last ([`send_data`]).
+    stall: Option<SendStall<'a>>,
+    rt: PhantomData<R>,
 }
 
-impl Sink for H2Sink<'_> {
+impl<'a, R: Rt> H2Sink<'a, R> {
+    /// A sink into `dst`; `stall` when `dst` is a client's stream.
+    pub fn new(dst: &'a mut SendStream<Bytes>, stall: Option<SendStall<'a>>) -> Self {
+        Self {
+            dst,
+            trailers_seen: None,
+            stall,
+            rt: PhantomData,
+        }
+    }
+}
+
+impl<R: Rt> Sink for H2Sink<'_, R> {
     async fn data(&mut self, data: Bytes) -> io::Result<()> {
-        send_data(self.dst, data).await.map_err(io::Error::other)
+        send_data::<R>(self.dst, data, self.stall.as_ref())
+            .await
+            .map_err(io::Error::other)
     }
 
     async fn end(&mut self, trailers: &[u8]) -> io::Result<()> {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::{select, Either};
 
+use super::stall::Pace;
 use crate::core::error::ProxyError;
 use crate::core::http1::{self, BodyKind, Chunk, ChunkedDecoder};
 use crate::core::rt::{read_by, ReadError, ReadHalf, Rt, WriteHalf};
@@ -34,6 +35,9 @@ pub enum RelayError {
     /// The sink's reader left (an HTTP/1.1 client closed its connection: `gone`).
     #[error("client closed the connection")]
     Gone,
+    /// A request body fell behind its pace (`stall::Pace`; counted where it was decided).
+    #[error("request body slower than its minimum rate")]
+    TooSlow,
 }
 
 impl RelayError {
@@ -44,7 +48,7 @@ impl RelayError {
             Self::Write(e) => ProxyError::UpstreamIo(e),
             Self::Truncated => ProxyError::DownstreamClosed,
             Self::Framing(m) => ProxyError::DownstreamProtocol(m),
-            Self::Stalled(_) => ProxyError::DownstreamTimeout,
+            Self::Stalled(_) | Self::TooSlow => ProxyError::DownstreamTimeout,
             Self::Gone => ProxyError::DownstreamClosed,
         }
     }
@@ -56,7 +60,7 @@ impl RelayError {
             Self::Write(e) => ProxyError::DownstreamIo(e),
             Self::Truncated => ProxyError::UpstreamClosed,
             Self::Framing(m) => ProxyError::UpstreamProtocol(m),
-            Self::Stalled(_) => ProxyError::Timeout,
+            Self::Stalled(_) | Self::TooSlow => ProxyError::Timeout,
             Self::Gone => ProxyError::DownstreamClosed,
         }
     }
@@ -86,13 +90,33 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
     input: BodyKind,
     stall: Duration,
 ) -> Result<u64, RelayError> {
+    relay_paced::<R, _, _>(src, buf, sink, input, stall, None).await
+}
+
+/// [`relay`] for a request body held to `pace` as well (when given): each read also waits
+/// no later than the pace's deadline for the bytes received so far, and a body that falls
+/// behind it fails with [`RelayError::TooSlow`], counted as a cut. The sink is then left
+/// without its end, so the upstream never takes a truncated body as complete.
+pub async fn relay_paced<R: Rt, S: ReadHalf, K: Sink>(
+    src: &mut S,
+    buf: &mut BytesMut,
+    sink: &mut K,
+    input: BodyKind,
+    stall: Duration,
+    pace: Option<&Pace<'_>>,
+) -> Result<u64, RelayError> {
+    let mut read = Reading {
+        stall,
+        pace,
+        received: buf.len() as u64,
+    };
     let mut sent = 0u64;
     match input {
         BodyKind::Empty => {}
         BodyKind::Length(n) => {
             let mut left = n;
             while left > 0 {
-                if buf.is_empty() && !fill::<R, _, _>(src, buf, stall, left, sink).await? {
+                if buf.is_empty() && !read.fill::<R, _, _>(src, buf, left, sink).await? {
                     return Err(RelayError::Truncated);
                 }
                 let take = (buf.len() as u64).min(left) as usize;
@@ -104,7 +128,11 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
             }
         }
         BodyKind::CloseDelimited => loop {
-            if buf.is_empty() && !fill::<R, _, _>(src, buf, stall, BODY_CHUNK as u64, sink).await? {
+            if buf.is_empty()
+                && !read
+                    .fill::<R, _, _>(src, buf, BODY_CHUNK as u64, sink)
+                    .await?
+            {
                 break;
             }
             sent += buf.len() as u64;
@@ -128,7 +156,10 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
                         return Ok(sent);
                     }
                     None => {
-                        if !fill::<R, _, _>(src, buf, stall, BODY_CHUNK as u64, sink).await? {
+                        if !read
+                            .fill::<R, _, _>(src, buf, BODY_CHUNK as u64, sink)
+                            .await?
+                        {
                             return Err(RelayError::Truncated);
                         }
                     }
@@ -140,32 +171,55 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
     Ok(sent)
 }
 
-/// Reads more into `buf`; false on EOF. [`RelayError::Gone`] when the sink's reader left
-/// first: the source's read may then be dropped in flight, so the caller must close the
-/// source (DESIGN.md §5.1), which every caller does with a failed exchange.
-async fn fill<R: Rt, S: ReadHalf, K: Sink>(
-    src: &mut S,
-    buf: &mut BytesMut,
+/// How a relay reads its source: each read within `stall`, and no later than `pace`'s
+/// deadline for the `received` bytes.
+struct Reading<'p, 'a> {
     stall: Duration,
-    want: u64,
-    sink: &K,
-) -> Result<bool, RelayError> {
-    let want = (want as usize).clamp(1, BODY_CHUNK);
-    let read = pin!(read_by::<R, _>(
-        src,
-        std::mem::take(buf),
-        want,
-        Instant::now() + stall
-    ));
-    let (res, b) = match select(read, pin!(sink.gone())).await {
-        Either::Left((r, _)) => r,
-        Either::Right(((), _)) => return Err(RelayError::Gone),
-    };
-    *buf = b;
-    match res {
-        Ok(n) => Ok(n > 0),
-        Err(ReadError::Elapsed) => Err(RelayError::Stalled(stall)),
-        Err(ReadError::Io(e)) => Err(RelayError::Read(e)),
+    pace: Option<&'p Pace<'a>>,
+    received: u64,
+}
+
+impl Reading<'_, '_> {
+    /// Reads more into `buf`; false on EOF. [`RelayError::Gone`] when the sink's reader left
+    /// first: the source's read may then be dropped in flight, so the caller must close the
+    /// source (DESIGN.md §5.1), which every caller does with a failed exchange.
+    async fn fill<R: Rt, S: ReadHalf, K: Sink>(
+        &mut self,
+        src: &mut S,
+        buf: &mut BytesMut,
+        want: u64,
+        sink: &K,
+    ) -> Result<bool, RelayError> {
+        let want = (want as usize).clamp(1, BODY_CHUNK);
+        let gap = Instant::now() + self.stall;
+        let paced = self.pace.map(|p| p.deadline(self.received));
+        let deadline = paced.map_or(gap, |p| p.min(gap));
+        let read = pin!(read_by::<R, _>(src, std::mem::take(buf), want, deadline));
+        let (res, b) = match select(read, pin!(sink.gone())).await {
+            Either::Left((r, _)) => r,
+            Either::Right(((), _)) => return Err(RelayError::Gone),
+        };
+        *buf = b;
+        match res {
+            Ok(n) => {
+                self.received += n as u64;
+                Ok(n > 0)
+            }
+            // A request body that stopped (the gap) or fell behind its pace: either way a
+            // slow body, cut.
+            Err(ReadError::Elapsed) => match (self.pace, paced) {
+                (Some(p), Some(at)) => {
+                    p.cut();
+                    if at <= gap {
+                        Err(RelayError::TooSlow)
+                    } else {
+                        Err(RelayError::Stalled(self.stall))
+                    }
+                }
+                _ => Err(RelayError::Stalled(self.stall)),
+            },
+            Err(ReadError::Io(e)) => Err(RelayError::Read(e)),
+        }
     }
 }
 
@@ -187,6 +241,35 @@ impl<'a, D: WriteHalf> H1Sink<'a, D> {
     pub fn dst(&self) -> &D {
         self.dst
     }
+
+    /// The connection written to, to write [`H1Sink::framed`] bytes through another path
+    /// (`gone::Watching` bounds each write by the client's send stall).
+    pub fn dst_mut(&mut self) -> &mut D {
+        self.dst
+    }
+
+    /// `data` framed for the connection (a chunk when chunked); empty for empty data.
+    pub fn framed(&self, data: Bytes) -> Bytes {
+        if data.is_empty() || !self.chunked {
+            return data;
+        }
+        let mut framed = BytesMut::with_capacity(data.len() + 16);
+        http1::encode_chunk_header(data.len(), &mut framed);
+        framed.put_slice(&data);
+        framed.put_slice(http1::CHUNK_END);
+        framed.freeze()
+    }
+
+    /// The body's end framed for the connection (the last chunk and `trailers` when chunked);
+    /// `None` when the framing needs nothing.
+    pub fn last(&self, trailers: &[u8]) -> Option<Bytes> {
+        if !self.chunked {
+            return None;
+        }
+        let mut last = BytesMut::with_capacity(trailers.len() + 8);
+        http1::encode_last_chunk(trailers, &mut last);
+        Some(last.freeze())
+    }
 }
 
 impl<D: WriteHalf> Sink for H1Sink<'_, D> {
@@ -194,25 +277,15 @@ impl<D: WriteHalf> Sink for H1Sink<'_, D> {
         if data.is_empty() {
             return Ok(());
         }
-        let bytes = if self.chunked {
-            let mut framed = BytesMut::with_capacity(data.len() + 16);
-            http1::encode_chunk_header(data.len(), &mut framed);
-            framed.put_slice(&data);
-            framed.put_slice(http1::CHUNK_END);
-            framed.freeze()
-        } else {
-            data
-        };
+        let bytes = self.framed(data);
         self.dst.write_all(bytes).await
     }
 
     async fn end(&mut self, trailers: &[u8]) -> io::Result<()> {
-        if !self.chunked {
-            return Ok(());
+        match self.last(trailers) {
+            Some(last) => self.dst.write_all(last).await,
+            None => Ok(()),
         }
-        let mut last = BytesMut::with_capacity(trailers.len() + 8);
-        http1::encode_last_chunk(trailers, &mut last);
-        self.dst.write_all(last.freeze()).await
     }
 }
 

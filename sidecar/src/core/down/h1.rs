@@ -16,7 +16,9 @@ use control::snapshot::ListenerSpec;
 use super::h1_request;
 use super::idle;
 use super::local::{self, Conn as LocalConn};
+use crate::core::bridge::stall::SendStall;
 use crate::core::conns::Conn;
+use crate::core::cutoff::{self, Reason};
 use crate::core::http1::{self, Limits, RequestError, RequestHead};
 use crate::core::proxy::exchange::Next;
 use crate::core::rt::{read_by, ReadError, ReadHalf, Rt, WriteHalf};
@@ -93,8 +95,18 @@ async fn request<R: Rt>(
         Ok(Some(h)) => h,
         Ok(None) => return Next::Close,
         Err(e) => {
+            let metrics = !w.opts.no_metrics;
+            if matches!(e, RequestError::Timeout) {
+                cutoff::count(metrics, listener, Reason::HeaderRead);
+            }
             let resp = local::response(e.status(), e.label(), LocalConn::Close);
-            let _ = down.write_all(resp).await;
+            let stall = SendStall {
+                limit: spec.send_stall,
+                listener,
+                metrics,
+                conn: None,
+            };
+            let _ = stall.write::<R, _>(down, resp).await;
             return Next::Close;
         }
     };

@@ -13,6 +13,7 @@ use control::RequestView;
 
 use super::local::{self, Conn as LocalConn};
 use crate::core::authz;
+use crate::core::bridge::stall::{Pace, SendStall};
 use crate::core::conns::Conn;
 use crate::core::http1::{self, BodyKind, RequestHead, Version};
 use crate::core::path;
@@ -70,7 +71,7 @@ pub async fn handle<R: Rt>(
         Ok(slot) => slot,
         Err(_) => {
             shed::count_shed(!at.w.opts.no_metrics, &at.spec.name);
-            let next = answer_retry(down, at.conn, 503, "overloaded", keep, Some(1)).await;
+            let next = answer_retry(down, at, 503, "overloaded", keep, Some(1)).await;
             rec.record(&head, NONE, NONE, Tried::NONE, 503, None);
             return next;
         }
@@ -78,7 +79,7 @@ pub async fn handle<R: Rt>(
     // Nothing visibly invalid reaches an upstream: the path the routes match is the one the
     // upstream receives, and body bytes already in hand must frame correctly.
     if let Err(reason) = normalize(&mut head, at.spec, buf) {
-        let next = answer(down, at.conn, 400, reason, LocalConn::Close).await;
+        let next = answer(down, at, 400, reason, LocalConn::Close).await;
         rec.record(&head, NONE, NONE, Tried::NONE, 400, None);
         return next;
     }
@@ -87,17 +88,17 @@ pub async fn handle<R: Rt>(
     };
     let trace = trace::context(&head, at.w.opts.start_traces);
     let Some(route) = routes.find(&View(&head)) else {
-        let next = answer(down, at.conn, 404, "no route", keep).await;
+        let next = answer(down, at, 404, "no route", keep).await;
         rec.record(&head, NONE, NONE, Tried::NONE, 404, trace.as_deref());
         return next;
     };
     if !authz::admits_request(at.spec, route, at.conn) {
-        let next = answer(down, at.conn, 403, "forbidden by authz", keep).await;
+        let next = answer(down, at, 403, "forbidden by authz", keep).await;
         rec.record(&head, &route.name, NONE, Tried::NONE, 403, trace.as_deref());
         return next;
     }
     if let Err(secs) = rate::admit(&at.spec.name, route) {
-        let next = answer_retry(down, at.conn, 429, "rate limited", keep, Some(secs)).await;
+        let next = answer_retry(down, at, 429, "rate limited", keep, Some(secs)).await;
         rec.record(&head, &route.name, NONE, Tried::NONE, 429, trace.as_deref());
         return next;
     }
@@ -123,6 +124,13 @@ pub async fn handle<R: Rt>(
             grpc: false,
             stall: route.timeout,
         },
+        send: send_stall(at),
+        pace: Some(Pace {
+            pace: at.spec.body_pace,
+            start: started,
+            listener: &at.spec.name,
+            metrics: !at.w.opts.no_metrics,
+        }),
         listener: &at.spec.name,
         closing: at.closing,
         extra: extra.as_slice(),
@@ -147,7 +155,7 @@ pub async fn handle<R: Rt>(
             // The request body may be half-read: only a bodiless request keeps the connection.
             (
                 e.status(),
-                answer(down, at.conn, e.status(), e.label(), keep).await,
+                answer(down, at, e.status(), e.label(), keep).await,
             )
         }
         Err(Failure::After(done, e)) => {
@@ -230,30 +238,41 @@ fn normalize(
     Ok(())
 }
 
-async fn answer<S: WriteHalf, T>(
+async fn answer<R: Rt, S: WriteHalf, T>(
     down: &mut S,
-    conn: &Conn,
+    at: &At<'_, R>,
     status: u16,
     detail: &str,
     keep: LocalConn,
 ) -> Next<T> {
-    answer_retry(down, conn, status, detail, keep, None).await
+    answer_retry(down, at, status, detail, keep, None).await
 }
 
-/// [`answer`] with `Retry-After: SECONDS` (429, 503).
-async fn answer_retry<S: WriteHalf, T>(
+/// [`answer`] with `Retry-After: SECONDS` (429, 503). Bounded by the send stall like every
+/// response: a client that pipelines without reading is cut here too.
+async fn answer_retry<R: Rt, S: WriteHalf, T>(
     down: &mut S,
-    conn: &Conn,
+    at: &At<'_, R>,
     status: u16,
     detail: &str,
     keep: LocalConn,
     retry_after: Option<u64>,
 ) -> Next<T> {
     let resp = local::response_retry(status, detail, keep, retry_after);
-    conn.add_out(resp.len() as u64);
-    match down.write_all(resp).await {
+    at.conn.add_out(resp.len() as u64);
+    match send_stall(at).write::<R, _>(down, resp).await {
         Ok(()) if keep != LocalConn::Close => Next::KeepAlive,
         _ => Next::Close,
+    }
+}
+
+/// How long a response on this connection may wait on the client.
+fn send_stall<'a, R: Rt>(at: &At<'a, R>) -> SendStall<'a> {
+    SendStall {
+        limit: at.spec.send_stall,
+        listener: &at.spec.name,
+        metrics: !at.w.opts.no_metrics,
+        conn: None,
     }
 }
 

@@ -18,7 +18,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::h2_stream::{self, StreamCtx};
+use crate::core::bridge::stall::Progress;
 use crate::core::conns::{Conn, Protocol};
+use crate::core::cutoff::{self, Reason};
 use crate::core::h2::rewind::Rewind;
 use crate::core::h2::settings;
 use crate::core::rt::{timeout, Rt, Stream};
@@ -66,16 +68,22 @@ pub async fn serve<R: Rt>(
             tracing::debug!(%peer, error = %e, "h2 handshake failed");
             return;
         }
-        Err(_) => return,
+        Err(_) => {
+            cutoff::count(!w.opts.no_metrics, &listener, Reason::HeaderRead);
+            return;
+        }
     };
     let client_ip = peer.ip().to_string();
+    let progress = Progress::new();
     let ctx = StreamCtx {
         w,
         peer,
         client_ip: &client_ip,
         listener: &listener,
         conn,
+        progress: &progress,
     };
+    let metrics = !w.opts.no_metrics;
     let mut streams = FuturesUnordered::new();
     // When the graceful GOAWAY was sent. The shutdown then waits on the client (h2 follows
     // the GOAWAY with a PING and waits for its ack); a client that never acks nor closes
@@ -103,12 +111,26 @@ pub async fn serve<R: Rt>(
                 // flooder's streams are not worth finishing. poll_accept then ends.
                 calmed = true;
                 tracing::debug!(%peer, "h2 control-frame flood; closing");
+                cutoff::count(metrics, &listener, Reason::H2Flood);
                 h2.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+            }
+            if progress.stuck() && going_away.is_none() {
+                // A stream was cut for a send stall and nothing moved on the connection all
+                // that time (`bridge::stall::Progress`): GOAWAY, so that no new stream meets
+                // the same fate; streams still in flight are cut by their own stall, and the
+                // close follows `handshake_within` after the last (the client may be reading
+                // nothing, not even the GOAWAY).
+                tracing::debug!(%peer, "h2 connection makes no send progress; going away");
+                going_away = Some(Instant::now());
+                h2.graceful_shutdown();
             }
             match h2.poll_accept(cx) {
                 Poll::Ready(Some(Ok(s))) => return Poll::Ready(Event::Stream(s)),
                 Poll::Ready(Some(Err(e))) => {
                     tracing::debug!(%peer, error = %e, "h2 connection error");
+                    if let (false, Some(reason)) = (calmed, Reason::of_h2_error(&e)) {
+                        cutoff::count(metrics, &listener, reason);
+                    }
                     return Poll::Ready(Event::Closed);
                 }
                 Poll::Ready(None) => return Poll::Ready(Event::Closed),

@@ -15,6 +15,7 @@ use http::{HeaderValue, Request, Response};
 
 use super::limits;
 use crate::core::authz;
+use crate::core::bridge::stall::{Pace, Progress, SendStall};
 use crate::core::conns::Conn;
 use crate::core::error::{grpc_code_for_http, ProxyError};
 use crate::core::h2::grpc;
@@ -38,6 +39,8 @@ pub struct StreamCtx<'a, R: Rt> {
     pub client_ip: &'a str,
     pub listener: &'a str,
     pub conn: &'a Conn,
+    /// The connection's send progress, for the send stall (`bridge::stall`).
+    pub progress: &'a Progress,
 }
 
 pub async fn handle<R: Rt>(
@@ -167,6 +170,20 @@ pub async fn handle<R: Rt>(
             grpc: grpc_timeout.is_some_and(|g| g <= route.timeout),
             stall: limit,
         },
+        send: SendStall {
+            limit: spec.send_stall,
+            listener: ctx.listener,
+            metrics: !w.opts.no_metrics,
+            conn: Some(ctx.progress),
+        },
+        // gRPC client and bidirectional streams send messages when the application has
+        // them: a minimum rate would end live calls (gRPC has deadlines and keepalives).
+        pace: (!is_grpc).then_some(Pace {
+            pace: spec.body_pace,
+            start: started,
+            listener: ctx.listener,
+            metrics: !w.opts.no_metrics,
+        }),
         listener: ctx.listener,
         closing: false,
         extra,

@@ -12,6 +12,7 @@ use control::retry::RetryPolicy;
 use control::snapshot::ClusterSpec;
 
 use crate::core::access_log::Entry;
+use crate::core::bridge::stall::{Pace, SendStall};
 use crate::core::conns::Conn;
 use crate::core::error::ProxyError;
 use crate::core::rt::Rt;
@@ -37,6 +38,11 @@ pub struct Exchange<'a, R: Rt> {
     /// The route's retry policy, else the cluster's ([`policy`]).
     pub retry: Option<&'a RetryPolicy>,
     pub deadline: Deadline,
+    /// How long the response may wait on the client (`timeouts.send_stall`).
+    pub send: SendStall<'a>,
+    /// The pace the request body must keep (`timeouts.body_read`, `limits.min_body_rate`);
+    /// `None` for gRPC calls, whose streams send messages when the application has them.
+    pub pace: Option<Pace<'a>>,
     /// The listener the request arrived on.
     pub listener: &'a str,
     /// The downstream connection must close after this response (drain, listener removed).

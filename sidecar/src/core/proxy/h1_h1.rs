@@ -15,7 +15,7 @@ use crate::core::error::ProxyError;
 use crate::core::http1::{
     scratch, BodyKind, DownstreamOpts, RequestHead, ResponseHead, UpstreamOpts, Version, CONTINUE,
 };
-use crate::core::rt::{Rt, WriteHalf};
+use crate::core::rt::Rt;
 use crate::core::up::h1::{read_response_head, send_head, Upstream, HEAD_CHUNK};
 
 /// Proxies one request whose head was read from `down` (`buf` holds what followed it).
@@ -133,11 +133,12 @@ async fn relay_response<R: Rt>(
     done.bytes_out = out.len() as u64;
     x.conn.add_out(out.len() as u64);
     // A client that cannot take the response left: 499, as on HTTP/2 (the caller drops `up`).
-    if down.write_all(out.freeze()).await.is_err() {
+    // A client that takes none of it for `send_stall` is cut the same way (counted there).
+    if x.send.write::<R, _>(down, out.freeze()).await.is_err() {
         return Err(Failure::Cancelled);
     }
     if !body_in.is_empty() {
-        let mut sink = Watching::<R, _>::new(down, out_body);
+        let mut sink = Watching::<R, _>::new(down, out_body, x.send);
         match relay::relay::<R, _, _>(&mut up.stream, ubuf, &mut sink, body_in, x.deadline.stall)
             .await
         {
@@ -167,12 +168,14 @@ async fn attempt<R: Rt>(
     let mut early = false;
     if !head.body().is_empty() {
         if head.expect_continue() {
-            down.write_all(Bytes::from_static(CONTINUE))
+            x.send
+                .write::<R, _>(down, Bytes::from_static(CONTINUE))
                 .await
                 .map_err(ProxyError::DownstreamIo)?;
         }
         let mut sink = Watched(H1Sink::new(&mut up.stream, head.body()));
-        match relay::relay::<R, _, _>(down, buf, &mut sink, head.body(), x.deadline.stall).await {
+        let (stall, pace) = (x.deadline.stall, x.pace.as_ref());
+        match relay::relay_paced::<R, _, _>(down, buf, &mut sink, head.body(), stall, pace).await {
             Ok(sent) => x.conn.add_in(sent),
             // The upstream spoke (or hung up) before taking the whole body: if what it said
             // is a response, that is the answer (RFC 9110 §15.5.14, RFC 9112 §9.5).
@@ -222,7 +225,8 @@ async fn response_head<R: Rt>(
             // HTTP/1.0 clients get no 1xx (RFC 9110 §15.2).
             (Err(ProxyError::DownstreamIo(_)), Some(_)) if head.version() == Version::Http10 => {}
             (Err(ProxyError::DownstreamIo(_)), Some(info)) => {
-                down.write_all(info)
+                x.send
+                    .write::<R, _>(down, info)
                     .await
                     .map_err(ProxyError::DownstreamIo)?;
             }
@@ -257,7 +261,7 @@ async fn tunnel<R: Rt>(
         },
     );
     x.conn.add_out(out.len() as u64);
-    if let Err(e) = down.write_all(out.freeze()).await {
+    if let Err(e) = x.send.write::<R, _>(down, out.freeze()).await {
         return Err(Failure::After(
             Done::status(101),
             ProxyError::DownstreamIo(e),

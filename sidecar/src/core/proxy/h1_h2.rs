@@ -18,10 +18,10 @@ use crate::core::bridge::gone::{client_gone, Held1xx, Watching};
 use crate::core::bridge::headers;
 use crate::core::bridge::interim::Drop1xx;
 use crate::core::bridge::pump::{self, H2Sink, PumpError};
-use crate::core::bridge::relay::{relay, RelayError};
+use crate::core::bridge::relay::{relay_paced, RelayError};
 use crate::core::error::ProxyError;
 use crate::core::http1::{BodyKind, RequestHead, Version, CONTINUE};
-use crate::core::rt::{timeout, Rt, WriteHalf};
+use crate::core::rt::{timeout, Rt};
 use crate::core::up::h2::{final_response, stream_error};
 
 pub async fn proxy<R: Rt>(
@@ -52,22 +52,22 @@ pub async fn proxy<R: Rt>(
             None
         } else {
             if head.expect_continue() {
-                down.write_all(Bytes::from_static(CONTINUE))
+                x.send
+                    .write::<R, _>(down, Bytes::from_static(CONTINUE))
                     .await
                     .map_err(|e| Before(ProxyError::DownstreamIo(e)))?;
             }
             // The body streams up while the response is awaited: an upstream may answer
             // before the body ends (RFC 9110 §15.5.14), and then the rest is not sent.
-            let mut sink = H2Sink {
-                dst: &mut opened.send,
-                trailers_seen: None,
-            };
-            let body = pin!(relay::<R, _, _>(
+            // Toward the upstream: no send stall (the route timeout bounds the exchange).
+            let mut sink = H2Sink::<R>::new(&mut opened.send, None);
+            let body = pin!(relay_paced::<R, _, _>(
                 down,
                 buf,
                 &mut sink,
                 head.body(),
-                x.deadline.stall
+                x.deadline.stall,
+                x.pace.as_ref()
             ));
             // While the body streams the client connection is busy: 1xx responses are dropped
             // (the client got Ringside's own 100 Continue).
@@ -162,7 +162,8 @@ async fn response_watching<R: Rt>(
         match (res, held.take()) {
             (Err(ProxyError::DownstreamIo(_)), Some(_)) if !forward_1xx => {}
             (Err(ProxyError::DownstreamIo(_)), Some(info)) => {
-                down.write_all(info)
+                x.send
+                    .write::<R, _>(down, info)
                     .await
                     .map_err(ProxyError::DownstreamIo)?;
             }
@@ -209,12 +210,12 @@ async fn relay_response<R: Rt>(
     x.conn.add_out(out.len() as u64);
     // A client that cannot take the response, or that left while the upstream was quiet
     // (a server stream between messages): 499, as on HTTP/2.
-    if down.write_all(out.freeze()).await.is_err() {
+    if x.send.write::<R, _>(down, out.freeze()).await.is_err() {
         return Err(Failure::Cancelled);
     }
     if !framing.is_empty() {
-        let mut sink = Watching::<R, _>::new(down, framing);
-        match pump::h2_to_sink(&mut rbody, &mut sink).await {
+        let mut sink = Watching::<R, _>::new(down, framing, x.send);
+        match pump::h2_to_sink::<R, _>(&mut rbody, &mut sink, None).await {
             Ok((n, _)) => {
                 done.bytes_out += n;
                 x.conn.add_out(n);

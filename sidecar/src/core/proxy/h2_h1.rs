@@ -99,10 +99,7 @@ pub async fn proxy<R: Rt>(
         return Err(Failure::Cancelled);
     };
     if !empty {
-        let mut sink = H2Sink {
-            dst: &mut down_send,
-            trailers_seen: None,
-        };
+        let mut sink = H2Sink::<R>::new(&mut down_send, Some(x.send));
         // As on HTTP/1, the route timeout bounds each body read, not the whole body.
         let relayed = relay::<R, _, _>(
             &mut up.stream,
@@ -155,7 +152,9 @@ async fn attempt<R: Rt>(
     let mut sent = 0;
     if !framing.is_empty() {
         let mut sink = Watched(H1Sink::new(&mut up.stream, framing));
-        match pump::h2_to_sink(body, &mut sink).await {
+        // A body behind its pace ends as the client's reset would: the upstream connection
+        // is closed mid-body, and the client's stream reset (CANCEL) when it is dropped.
+        match pump::h2_to_sink::<R, _>(body, &mut sink, x.pace.as_ref()).await {
             Ok((n, _)) => sent = n,
             Err(PumpError::Recv(_)) => return Ok(Attempt::ClientGone),
             // The upstream answered (or hung up) before taking the whole body.

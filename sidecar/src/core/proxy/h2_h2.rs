@@ -20,6 +20,7 @@ use super::exchange::{idempotent, Done, Exchange, Failure, Replay};
 use super::h2_open::open;
 use crate::core::bridge::headers;
 use crate::core::bridge::pump::{self, PumpError};
+use crate::core::bridge::stall::Pace;
 use crate::core::error::ProxyError;
 use crate::core::h2::grpc;
 use crate::core::rt::{timeout, Rt};
@@ -60,8 +61,14 @@ pub async fn proxy<R: Rt>(
             .await
             .map_err(Failure::Before)?;
         let outcome = {
-            let request_side =
-                request_side(&mut src, &answered, &overflowed, &mut opened.send, end);
+            let request_side = request_side::<R>(
+                &mut src,
+                &answered,
+                &overflowed,
+                &mut opened.send,
+                end,
+                x.pace.as_ref(),
+            );
             let held = Held {
                 answered: &answered,
                 overflowed: &overflowed,
@@ -111,28 +118,35 @@ struct Source {
 /// Sends the request body upstream (first what a previous attempt already read), for as long
 /// as it lasts. Completes only if the client reset its stream (`Err(())`); otherwise it stays
 /// pending and the response side decides.
-async fn request_side(
+async fn request_side<R: Rt>(
     src: &mut Source,
     answered: &Cell<bool>,
     overflowed: &Cell<bool>,
     dst: &mut SendStream<Bytes>,
     headers_ended: bool,
+    pace: Option<&Pace<'_>>,
 ) -> Result<(), ()> {
     if headers_ended {
         return std::future::pending().await;
     }
     for chunk in &src.held {
-        if pump::send_data(dst, chunk.clone()).await.is_err() {
+        if pump::send_data::<R>(dst, chunk.clone(), None)
+            .await
+            .is_err()
+        {
             return std::future::pending().await;
         }
     }
     if !src.ended {
         loop {
-            let chunk = match pump::recv_watching(&mut src.body, dst).await {
+            let next =
+                pump::paced::<R, _>(pace, src.moved, pump::recv_watching(&mut src.body, dst));
+            let chunk = match next.await.and_then(|r| r.map_err(PumpError::Recv)) {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
+                // The client reset its stream, its connection died, or its body fell behind
+                // its pace: cancel upstream (the upstream never sees the body end).
                 Err(PumpError::Recv(e)) => {
-                    // The client reset its stream (or its connection died): cancel upstream.
                     dst.send_reset(e.reason().unwrap_or(h2::Reason::CANCEL));
                     return Err(());
                 }
@@ -150,7 +164,7 @@ async fn request_side(
                 src.held_len += n;
             }
             let _ = src.body.flow_control().release_capacity(n);
-            if pump::send_data(dst, chunk).await.is_err() {
+            if pump::send_data::<R>(dst, chunk, None).await.is_err() {
                 return std::future::pending().await;
             }
         }
@@ -249,7 +263,7 @@ async fn response_side<R: Rt>(
     if rend {
         return Ok(Some(done));
     }
-    match pump::h2_to_h2(&mut rbody, &mut down_send).await {
+    match pump::h2_to_h2::<R>(&mut rbody, &mut down_send, Some(&x.send)).await {
         Ok((n, trailers)) => {
             done.bytes_out = n;
             if let Some(g) = trailers.as_ref().and_then(grpc::grpc_status) {
