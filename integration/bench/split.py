@@ -38,6 +38,7 @@ def main():
     scenarios.CPUS = (env.proxy_cpu, env.load_cpu)
     with tempfile.TemporaryDirectory(prefix="ringside-split-") as tmp:
         work = Path(tmp)
+        targets.CERTS = targets.make_certs(work / "certs")  # the shared config has TLS listeners
         origin, upstream = bench.start_origin(env, work)
         try:
             t = targets.start("ringside-split", upstream, 31000, env.proxy_cpu, work / "ringside-split")
