@@ -20,7 +20,7 @@ fn split_serves_on_both_kinds_and_metrics_by_runtime_add_up() {
     let logs = proxy.log_text();
     assert!(logs.contains("runtime selected runtime=split"), "{logs}");
     assert!(
-        logs.contains("workers 0..1 on io_uring, 1..2 on epoll"),
+        logs.contains("worker 0 on io_uring, worker 1 on epoll"),
         "{logs}"
     );
     let admin = proxy.addr("admin");

@@ -26,7 +26,8 @@ pub fn run(args: &RunArgs, log_level: Option<LogLevel>) -> anyhow::Result<()> {
     let snapshot = control::load_file(&args.config).map_err(|p| anyhow!("invalid config:\n{p}"))?;
     tracing::info!(config = %args.config.display(), summary = %snapshot.summary(), "config loaded");
 
-    let workers = match (args.workers, args.runtime) {
+    // `--workers 0` means the default, as the chart's `workers: 0` does.
+    let workers = match (args.workers.filter(|&n| n > 0), args.runtime) {
         (Some(n), _) => n.max(1),
         (None, backend::RuntimeChoice::Split) => default_workers().max(2),
         (None, _) => default_workers().max(1),

@@ -151,6 +151,14 @@ pub fn select(
     }
 }
 
+/// Worker indices `from..to` as an operator reads them: `worker 2`, `workers 0-1`.
+fn indices(from: usize, to: usize) -> String {
+    match to - from {
+        1 => format!("worker {from}"),
+        _ => format!("workers {from}-{}", to - 1),
+    }
+}
+
 /// Split mode with `k` of `n` workers on io_uring, or all on epoll where the probe says
 /// io_uring is unusable.
 fn split(report: ProbeReport, n: usize, k: usize) -> Selection {
@@ -159,9 +167,11 @@ fn split(report: ProbeReport, n: usize, k: usize) -> Selection {
             let mut w = vec![Selected::IoUring(flags); k];
             w.extend(std::iter::repeat_n(Selected::Epoll, n - k));
             let reason = format!(
-                "split: io_uring works (kernel {}, ring flags {flags}); workers 0..{k} on \
-                 io_uring, {k}..{n} on epoll",
-                report.kernel
+                "split: io_uring works (kernel {}, ring flags {flags}); {} on io_uring, {} on \
+                 epoll",
+                report.kernel,
+                indices(0, k),
+                indices(k, n)
             );
             (w, reason)
         }

@@ -142,7 +142,7 @@ pub fn render(runtime: &Value) -> String {
 pub fn run(addr: &str, watch: Option<u64>) -> Result<(), CompareError> {
     loop {
         let v = fetch(addr)?;
-        if watch.is_some() {
+        if watch.is_some() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             print!("\x1b[2J\x1b[H");
         }
         print!("{}", render(&v));

@@ -66,6 +66,10 @@ fn not_enough_traffic_names_the_thresholds() {
     };
     let why = verdict(&few).expect_err("only 4 intervals");
     assert!(why.contains("(4 so far)"), "{why}");
+    assert!(
+        !why.contains("1000 requests"),
+        "a condition already met is not repeated: {why}"
+    );
 }
 
 #[test]
