@@ -41,30 +41,35 @@ def main():
         targets.CERTS = targets.make_certs(work / "certs")  # the shared config has TLS listeners
         origin, upstream = bench.start_origin(env, work)
         try:
-            t = targets.start("ringside-split", upstream, 31000, env.proxy_cpu, work / "ringside-split")
-        except targets.Skipped as e:
-            origin.kill()
-            sys.exit(f"ringside-split cannot run here: {e}")
-        try:
-            env.mix_rate = args.rate or mixrun.calibrate(env, upstream)
-            rounds = max(1, round(args.minutes))
-            env.mix_seconds = args.minutes * 60 / rounds
-            print(f"== the production mix through ringside --runtime split at {env.mix_rate:,} req/s, "
-                  f"{rounds} × {env.mix_seconds:.0f} s", flush=True)
-            for i in range(1, rounds + 1):
-                r = scenarios.mix(t, env)
-                print(f"  round {i}: {r['rps']:,.0f}/{r['offered_rps']:,.0f} req/s, p99 {r['p99_ms']:.2f} ms, "
-                      f"proxy CPU {r.get('cpu_us_per_req', 0):.1f} µs/req (both workers), "
-                      f"errors {r.get('errors', 0)}", flush=True)
-            binary = targets.ROOT / "target/release/ringside"
-            out = subprocess.run([str(binary), "compare", "--admin", t.admin], capture_output=True, text=True,
-                                 timeout=30)
-            print(f"== ringside compare --admin {t.admin}")
-            print(out.stdout + out.stderr, flush=True)
+            try:
+                t = targets.start("ringside-split", upstream, 31000, env.proxy_cpu, work / "ringside-split")
+            except (targets.Skipped, targets.StartFailed) as e:
+                sys.exit(f"ringside-split cannot run here: {e}")
+            try:
+                run(t, env, upstream, args)
+            finally:
+                t.stop()
         finally:
-            t.stop()
+            # Whatever failed above, the origin must not outlive the run.
             origin.kill()
 
+
+def run(t, env, upstream: str, args):
+    """The mix for args.minutes, one round a minute, then `ringside compare`."""
+    env.mix_rate = args.rate or mixrun.calibrate(env, upstream)
+    rounds = max(1, round(args.minutes))
+    env.mix_seconds = args.minutes * 60 / rounds
+    print(f"== the production mix through ringside --runtime split at {env.mix_rate:,} req/s, "
+          f"{rounds} × {env.mix_seconds:.0f} s", flush=True)
+    for i in range(1, rounds + 1):
+        r = scenarios.mix(t, env)
+        print(f"  round {i}: {r['rps']:,.0f}/{r['offered_rps']:,.0f} req/s, p99 {r['p99_ms']:.2f} ms, "
+              f"proxy CPU {r.get('cpu_us_per_req', 0):.1f} µs/req (both workers), "
+              f"errors {r.get('errors', 0)}", flush=True)
+    binary = targets.ROOT / "target/release/ringside"
+    out = subprocess.run([str(binary), "compare", "--admin", t.admin], capture_output=True, text=True, timeout=30)
+    print(f"== ringside compare --admin {t.admin}")
+    print(out.stdout + out.stderr, flush=True)
 
 if __name__ == "__main__":
     main()
