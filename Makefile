@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO_FEATURES := --features ringside/test-hooks
 
-.PHONY: demo test lint go-test rust-test build release bench bench-profile bench-quick chart-test fuzz-smoke
+.PHONY: demo test lint go-test rust-test build release bench bench-profile bench-routes bench-quick chart-test fuzz-smoke
 
 ## demo: a Go service behind Ringside on both runtimes: traffic, metrics and a hot reload
 demo: release
@@ -58,6 +58,13 @@ bench-profile:
 bench-split: release
 	bash integration/bench/setup.sh
 	python3 integration/bench/split.py --minutes $${BENCH_SPLIT_MINUTES:-3}
+
+## bench-routes: does a request cost more at 10,000 routes than at one? CPU per request with
+## the sizes interleaved (5 rounds), and user-space instructions per request under callgrind
+## (valgrind) at 1, 100, 1,000 and 10,000 routes, both runtimes (~15 min)
+bench-routes: release
+	bash integration/bench/setup.sh
+	python3 integration/bench/routecost.py
 
 ## bench-quick: the harness's unit tests (validity rules, spreads, intended-time latency), then
 ## the harness as a smoke run (under 90 s); CI runs it, with no thresholds on the figures
