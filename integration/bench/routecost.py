@@ -167,6 +167,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--reloads", type=int, default=3, help="reloads timed per start")
     ap.add_argument("--requests", type=int, default=4000, help="requests counted under callgrind")
+    ap.add_argument("--tries", type=int, default=4, help="starts tried per callgrind point")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-interleaved", action="store_true")
     ap.add_argument("--out", default=str(targets.ROOT / "target/bench"))
@@ -188,23 +189,35 @@ def main():
                 sizes = [int(x) for x in a.sizes.split(",")]
                 print(f"== interleaved CPU per request: sizes {sizes}, {a.rounds} rounds of {a.seconds:g} s", flush=True)
                 result["interleaved"] = interleaved(runtimes, sizes, a.rounds, a.seconds, a.reloads, upstream, work)
+                save(out, result)
             if not a.no_callgrind:
                 if not shutil.which("valgrind"):
                     print("callgrind skipped: valgrind not installed (apt-get install valgrind)")
                 else:
-                    rows = []
+                    rows = result["callgrind"] = []
                     for rt in runtimes:
                         for n in [int(x) for x in a.cg_sizes.split(",")]:
                             for what in ("404", "proxied"):
-                                row = callgrind_point_retried(rt, n, what, a.requests, upstream, work)
+                                try:
+                                    row = callgrind_point_retried(rt, n, what, a.requests, upstream, work, a.tries)
+                                except RuntimeError as e:
+                                    # One point that never started must not cost the others.
+                                    print(f"  callgrind {rt} {n} routes {what}: gave up: {e}", flush=True)
+                                    rows.append({"runtime": rt, "routes": n, "request": what, "error": str(e)})
+                                    continue
                                 print(f"  callgrind {rt:<8} {n:>6} routes {what:<7} {row['ir_per_req']:,.0f} instructions/request",
                                       flush=True)
                                 rows.append(row)
-                    result["callgrind"] = rows
+                                save(out, result)
         finally:
             origin.terminate()
-    (out / "routecost.json").write_text(json.dumps(result, indent=2) + "\n")
+    save(out, result)
     print(table(result))
+
+
+def save(out: Path, result: dict):
+    """Writes what has been measured so far, so that a run cut short keeps it."""
+    (out / "routecost.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 def table(result: dict) -> str:
@@ -227,7 +240,7 @@ def table(result: dict) -> str:
             cells.append(f"{rl['median']:.0f} ({rl['max']:.0f})" if rl else "–")
             lines.append(f"| {rt} | {n:,} | " + " | ".join(cells) + " |")
         lines.append("")
-    rows = result.get("callgrind", [])
+    rows = [r for r in result.get("callgrind", []) if "error" not in r]
     if rows:
         lines += ["| runtime | routes | 404 instructions/req | ×1 route | proxied instructions/req | ×1 route |",
                   "|---|---:|---:|---:|---:|---:|"]
@@ -235,7 +248,10 @@ def table(result: dict) -> str:
         for rt, n in sorted({(r["runtime"], r["routes"]) for r in rows}):
             cells = []
             for what in ("404", "proxied"):
-                r, base = by[(rt, n, what)], by.get((rt, 1, what))
+                r, base = by.get((rt, n, what)), by.get((rt, 1, what))
+                if not r:
+                    cells += ["did not start", "–"]
+                    continue
                 ratio = f"{r['ir_per_req'] / base['ir_per_req']:.3f}×" if base else "–"
                 cells += [f"{r['ir_per_req']:,.0f}", ratio]
             lines.append(f"| {rt} | {n:,} | " + " | ".join(cells) + " |")
