@@ -13,6 +13,22 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static ALLOC: ringside::alloc_count::Counting<mimalloc::MiMalloc> =
     ringside::alloc_count::Counting(mimalloc::MiMalloc);
 
+/// Opts the process out of transparent huge pages before its first allocation (the loader
+/// runs `.init_array` before `main` and before the Rust runtime allocates). mimalloc's arenas
+/// are huge-page eligible, so under THP's common `madvise` mode each first byte touched in a
+/// 2 MiB range costs 2 MiB of RSS: 10 MB of an idle sidecar's 19 MB, in every pod. A
+/// sidecar's working set is small enough for 4 KiB pages. Set from `main` instead, it comes
+/// after the runtime's and clap's first allocations and leaves 4 MB of huge pages behind.
+/// `prctl(PR_SET_THP_DISABLE)` is process-wide and kept across `execve`; on a kernel without
+/// THP it fails harmlessly.
+#[used]
+#[link_section = ".init_array"]
+static NO_HUGE_PAGES: extern "C" fn() = no_huge_pages;
+
+extern "C" fn no_huge_pages() {
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
+
 use clap::Parser;
 use ringside::backend;
 use ringside::cli::{Cli, Command, LogFormat};
