@@ -5,18 +5,21 @@
 //! a bound (a timeout's: `header_read`, `body_read` with `min_body_rate`, `send_stall`), the
 //! cut is counted in `ringside_downstream_cutoffs_total`, an upstream never receives a cut
 //! body as complete nor keeps a half-sent response's connection, and the clean client's p99
-//! stays within twice its baseline (plus [`hostile::P99_SLACK`]). The measured figures are in
+//! stays within twice its baseline (plus [`hostile::P99_SLACK`]). Apart from those: the slow
+//! reader seen from the client (its cut is a reset). The measured figures are in
 //! docs/hostile-peers.md.
 
 mod hostile;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hostile::h1peer::{all_closed, all_ended, all_released, ended, open_many};
+use hostile::h1peer::{
+    all_closed, all_ended, all_released, ended, open_many, peer_closed, ringside_sockets, unread,
+};
 use hostile::{wait_cutoffs, wait_no_connections, Bounds, Clean, Cut};
 use ringside_integration::{both_runtimes, Origin, Ringside, Runtime};
 
@@ -187,8 +190,8 @@ both_runtimes!(
             for c in conns.iter_mut() {
                 c.write_all(b"GET /bytes/104857600 HTTP/1.1\r\nhost: t\r\n\r\n").expect("write");
             }
-            // Ringside's end closes; the client would see the FIN only behind the response
-            // bytes it never reads, so Ringside's side is what shows the cut.
+            // Measured at Ringside's end, which lets go of the connection at the cut (the
+            // client's view of it, a reset, is `a_slow_reader_is_reset_at_the_send_stall`).
             let after = all_released(&conns, addr, started, Duration::from_secs(10))
                 .expect("slow readers were not cut");
             Cut { after }
@@ -220,5 +223,61 @@ both_runtimes!(
                 .unwrap_or_else(|| panic!("silent connections were not closed"));
             Cut { after }
         });
+    }
+);
+
+// The slow reader again, one connection, seen from the client: the cut is a reset (SO_LINGER
+// 0), not a FIN queued behind the bytes it never reads. The client sees ECONNRESET once
+// Ringside's writes made no progress for `send_stall`, and Ringside's socket is gone at once,
+// its send buffer (MiBs on loopback) freed: a FIN would leave it in FIN-WAIT-1 holding that
+// buffer for as long as the client keeps its window shut, and the client would see nothing.
+both_runtimes!(
+    fn a_slow_reader_is_reset_at_the_send_stall(rt) {
+        let s = start(rt);
+        let addr = s.proxy.addr("inbound");
+        let mut c = TcpStream::connect(addr).expect("connect");
+        let started = Instant::now();
+        c.write_all(b"GET /bytes/104857600 HTTP/1.1\r\nhost: t\r\n\r\n").expect("write");
+        // The response arrives until the client's buffer is full (Ringside's fills behind it).
+        let (mut seen, mut last_arrival) = (0, Instant::now());
+        let mut stalled: Option<Vec<String>> = None;
+        while !peer_closed(&c) {
+            assert!(started.elapsed() < Duration::from_secs(15), "the slow reader was not reset");
+            let n = unread(&c);
+            if n != seen {
+                (seen, last_arrival) = (n, Instant::now());
+            } else if stalled.is_none() && last_arrival.elapsed() > Duration::from_millis(300) {
+                // Stalled: what Ringside's end holds (its send queue) before the cut.
+                stalled = Some(ringside_sockets(&c, addr));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let reset_after = started.elapsed();
+        // What the client's application sees: the bytes already received, then the reset.
+        let mut buf = vec![0u8; 1 << 20];
+        let end = loop {
+            match c.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(_) => {}
+                Err(e) => break Some(e),
+            }
+        };
+        let err = end.expect("the connection ended with a FIN, not a reset");
+        assert_eq!(err.raw_os_error(), Some(libc::ECONNRESET), "{err}");
+        // A reset frees Ringside's socket in the same close: nothing left in any state.
+        let gone_by = Instant::now() + Duration::from_secs(2);
+        let left = loop {
+            let left = ringside_sockets(&c, addr);
+            if left.is_empty() || Instant::now() > gone_by {
+                break left;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(left.is_empty(), "Ringside still holds the connection: {left:?}");
+        eprintln!(
+            "RESET {rt:?}: request to reset {reset_after:?}, client unread {seen} B, Ringside's end stalled: {stalled:?}"
+        );
+        wait_cutoffs(s.proxy.addr("admin"), "send_stall", 1);
+        wait_no_connections(s.held.addr, Duration::from_secs(3));
     }
 );

@@ -144,3 +144,74 @@ both_runtimes!(
         wait_sample(proxy.addr("admin"), "ringside_authz_decisions_total{listener=\"inbound\",result=\"denied\"}", Duration::from_secs(5), |v| v == 1.0);
     }
 );
+
+/// Every TCP connection from or to `port` that the kernel still has, but the listener and
+/// those that ended cleanly (TIME-WAIT, which a reset never leaves).
+fn connections_on(port: u16) -> Vec<String> {
+    let out = Command::new("ss")
+        .args(["-tanH", &format!("( sport = :{port} or dport = :{port} )")])
+        .output()
+        .expect("run ss");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("LISTEN") && !l.starts_with("TIME-WAIT"))
+        .map(str::to_owned)
+        .collect()
+}
+
+// A TLS client that reads nothing of a large response is cut at `send_stall` as a plaintext
+// one is, with a reset: no close_notify (its flush would wait for ever on a client that reads
+// nothing, holding the connection and its TLS buffers), and nothing left at either end: the
+// client's socket is closed by the reset, where a FIN would still wait behind MiBs unread.
+both_runtimes!(
+    fn a_tls_slow_reader_is_reset_at_the_send_stall(rt) {
+        let pki = Pki::new();
+        let origin = Origin::start("app");
+        let (_, c, k) = pki.server("server", SERVER_ID);
+        let proxy = Ringside::start(
+            rt,
+            &format!(
+                "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    protocol: http\n    timeouts: {{ header_read: 1s, send_stall: 1s }}\n    tls: {{ cert: {}, key: {} }}\n    routes:\n      - name: d\n        match: {{ path_prefix: / }}\n        backends: [ {{ cluster: app }} ]\nclusters:\n  - name: app\n    endpoints: [ {} ]\n",
+                p(&c),
+                p(&k),
+                origin.addr
+            ),
+        );
+        let addr = proxy.addr("inbound");
+        // A client that reads is served a large response whole, in many steps.
+        let url = format!("https://localhost:{}/bytes/1048576", addr.port());
+        let (ok, lines) = tls_client(&url, &["-ca", &p(&pki.ca_path), "-alpn", "http/1.1"]);
+        let line = lines.first().map(String::as_str).unwrap_or_default();
+        assert!(ok, "{lines:?}");
+        assert_eq!(json_field(line, "proto").as_deref(), Some("HTTP/1.1"));
+        assert_eq!(json_field(line, "body").map(|b| b.len()), Some(1_048_576));
+        // openssl writes what it reads to a pipe nobody reads: once that is full, it takes
+        // nothing more from the connection.
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-connect", &addr.to_string(), "-servername", "localhost", "-quiet"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl");
+        child
+            .stdin
+            .as_mut()
+            .expect("stdin")
+            .write_all(b"GET /bytes/104857600 HTTP/1.1\r\nhost: t\r\n\r\n")
+            .expect("write the request");
+        let series = "ringside_downstream_cutoffs_total{listener=\"inbound\",reason=\"send_stall\"}";
+        wait_sample(proxy.addr("admin"), series, Duration::from_secs(15), |v| v >= 1.0);
+        let gone_by = Instant::now() + Duration::from_secs(3);
+        let left = loop {
+            let left = connections_on(addr.port());
+            if left.is_empty() || Instant::now() > gone_by {
+                break left;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(left.is_empty(), "the stalled TLS connection is still there: {left:?}");
+    }
+);

@@ -111,3 +111,39 @@ pub fn all_released(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Ringside's sockets between `listener` and the client `conn`, in any state (`ss -tan`,
+/// with `-m` for their memory): one line each, e.g. `FIN-WAIT-1 0 2609152 ... skmem:(...)`.
+/// Empty once the kernel freed them.
+pub fn ringside_sockets(conn: &TcpStream, listener: SocketAddr) -> Vec<String> {
+    let peer = conn.local_addr().expect("client address").to_string();
+    let out = std::process::Command::new("ss")
+        .args(["-tanmH", "src", &listener.to_string(), "dst", &peer])
+        .output()
+        .expect("run ss");
+    // `-m` puts each socket's memory on a continuation line that starts with a tab.
+    let mut sockets: Vec<String> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        match sockets.last_mut() {
+            Some(last) if line.starts_with(char::is_whitespace) => {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+            _ => sockets.push(line.trim().to_string()),
+        }
+    }
+    sockets
+}
+
+/// Bytes that arrived on `s` and were not read yet (`FIONREAD`); 0 on error.
+pub fn unread(s: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, for a socket this test owns.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r == 0 {
+        usize::try_from(n).unwrap_or(0)
+    } else {
+        0
+    }
+}

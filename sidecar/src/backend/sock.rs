@@ -28,6 +28,14 @@ pub(crate) fn peek(sock: SockRef<'_>) -> crate::core::rt::Peek {
     }
 }
 
+/// `SO_LINGER` 0, shared by both backends' `reset_on_close`: the close that follows sends a
+/// reset and frees the send buffer at once. Should it fail, the close is an ordinary FIN.
+pub(crate) fn reset_on_close(sock: SockRef<'_>) {
+    if let Err(e) = sock.set_linger(Some(std::time::Duration::ZERO)) {
+        tracing::debug!("SO_LINGER 0 failed, the close will be a FIN: {e}");
+    }
+}
+
 /// The socket's local address, shared by both backends.
 pub(crate) fn local_addr(sock: SockRef<'_>) -> Option<SocketAddr> {
     sock.local_addr().ok()?.as_socket()

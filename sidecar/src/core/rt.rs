@@ -97,6 +97,15 @@ pub trait Stream: ReadHalf + WriteHalf {
     /// traits). One-way: the connection is HTTP/2 for the rest of its life.
     fn into_io(self) -> io::Result<Self::Io>;
 
+    /// Makes the connection's close a reset (`SO_LINGER` 0): the kernel drops what is still
+    /// unsent and frees the socket at once, and the peer sees `ECONNRESET`, instead of a FIN
+    /// queued behind bytes a peer that stopped reading never takes. Only for a client Ringside
+    /// gives up on (`send_stall`); a response that must arrive (a 408) closes with a FIN.
+    fn reset_on_close(&self);
+
+    /// [`Stream::reset_on_close`] for the stream's poll-based view (what TLS runs over).
+    fn reset_io_on_close(io: &Self::Io);
+
     /// The local address this connection arrived on.
     fn local_addr(&self) -> Option<SocketAddr>;
 

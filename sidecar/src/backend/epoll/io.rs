@@ -158,6 +158,14 @@ impl Stream for EpollStream {
         Ok(self.0)
     }
 
+    fn reset_on_close(&self) {
+        crate::backend::sock::reset_on_close(socket2::SockRef::from(&self.0));
+    }
+
+    fn reset_io_on_close(io: &TcpStream) {
+        crate::backend::sock::reset_on_close(socket2::SockRef::from(io));
+    }
+
     fn is_reusable(&self) -> bool {
         crate::backend::sock::peek_reusable(socket2::SockRef::from(&self.0))
     }

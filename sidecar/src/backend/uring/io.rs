@@ -182,6 +182,17 @@ impl Stream for UringStream {
         Ok(io)
     }
 
+    fn reset_on_close(&self) {
+        with_sock(&self.0, crate::backend::sock::reset_on_close);
+    }
+
+    fn reset_io_on_close(io: &Self::Io) {
+        // SAFETY: the fd stays open while `io` is borrowed (monoio closes it when the stream
+        // drops), and `SockRef` never closes what it borrows.
+        let fd = unsafe { BorrowedFd::borrow_raw(io.as_raw_fd()) };
+        crate::backend::sock::reset_on_close(SockRef::from(&fd));
+    }
+
     fn is_reusable(&self) -> bool {
         with_sock(&self.0, crate::backend::sock::peek_reusable)
     }

@@ -16,7 +16,7 @@ use control::snapshot::BodyPace;
 use h2::SendStream;
 
 use crate::core::cutoff::{self, Reason};
-use crate::core::rt::{timeout, Rt, WriteHalf};
+use crate::core::rt::{timeout, Rt, Stream};
 
 /// How long a response may wait on its client, and where a cut is counted. One per exchange,
 /// toward the client only (never toward an upstream).
@@ -35,17 +35,20 @@ pub struct SendStall<'a> {
 impl SendStall<'_> {
     /// Writes all of `bytes` to an HTTP/1.1 client, failing with `TimedOut` (and counting the
     /// cut) when the kernel has not accepted them within the limit: the client reads nothing,
-    /// or less than a write (a head and at most 32 KiB of body) in that time. The write may
+    /// or less than a write (a head and at most 32 KiB of body) in that time. On a stall the
+    /// connection is set to reset when it closes (`Stream::reset_on_close`): the kernel frees
+    /// what the client never took at once instead of keeping it behind a FIN. The write may
     /// then be dropped in flight, so the caller must close the connection, as it does after
     /// any failed write to a client.
     ///
     /// # Errors
     /// The write's own error, or `TimedOut` on a stall.
-    pub async fn write<R: Rt, W: WriteHalf>(&self, down: &mut W, bytes: Bytes) -> io::Result<()> {
+    pub async fn write<R: Rt, S: Stream>(&self, down: &mut S, bytes: Bytes) -> io::Result<()> {
         match timeout::<R, _>(self.limit, down.write_all(bytes)).await {
             Ok(r) => r,
             Err(_) => {
                 self.cut();
+                down.reset_on_close();
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "the client took none of the response (send_stall)",

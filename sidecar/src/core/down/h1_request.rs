@@ -22,7 +22,7 @@ use crate::core::proxy::exchange::{
 };
 use crate::core::proxy::{h1_h1, h1_h2};
 use crate::core::rate;
-use crate::core::rt::{Rt, WriteHalf};
+use crate::core::rt::{Rt, Stream};
 use crate::core::shed;
 use crate::core::stats::NONE;
 use crate::core::trace;
@@ -238,7 +238,7 @@ fn normalize(
     Ok(())
 }
 
-async fn answer<R: Rt, S: WriteHalf, T>(
+async fn answer<R: Rt, S: Stream, T>(
     down: &mut S,
     at: &At<'_, R>,
     status: u16,
@@ -250,7 +250,7 @@ async fn answer<R: Rt, S: WriteHalf, T>(
 
 /// [`answer`] with `Retry-After: SECONDS` (429, 503). Bounded by the send stall like every
 /// response: a client that pipelines without reading is cut here too.
-async fn answer_retry<R: Rt, S: WriteHalf, T>(
+async fn answer_retry<R: Rt, S: Stream, T>(
     down: &mut S,
     at: &At<'_, R>,
     status: u16,

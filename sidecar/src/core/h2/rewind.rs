@@ -34,6 +34,11 @@ impl<'c, T> Rewind<'c, T> {
         }
     }
 
+    /// The stream underneath.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
     /// Watches the bytes read (the prefix included, which must begin with the 24-byte client
     /// preface) for a PING or SETTINGS flood. Once one is seen, `flooded` is set, the reading
     /// task is woken to act on it, and nothing more is read: the connection owner is

@@ -125,6 +125,14 @@ impl<R: AsyncRead + Unpin> Buffered<R> {
         }
     }
 
+    /// Runs `f` with the stream (for socket options); does nothing if a read is in progress,
+    /// which cannot be the case between polls.
+    pub fn with_io(&self, f: impl FnOnce(&R)) {
+        if let Ok(inner) = self.inner.try_borrow() {
+            f(&inner.io);
+        }
+    }
+
     /// The stream, for writing (a whole TLS stream reads and writes through one object).
     pub fn io_mut(&mut self) -> &mut R {
         &mut self.inner.get_mut().io

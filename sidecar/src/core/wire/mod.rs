@@ -8,6 +8,7 @@
 mod buffered;
 mod io;
 
+use std::cell::Cell;
 use std::io as stdio;
 use std::net::SocketAddr;
 
@@ -32,6 +33,9 @@ pub struct Tls<T> {
     io: Buffered<TlsIo<T>>,
     local: Option<SocketAddr>,
     original_dst: Option<SocketAddr>,
+    /// [`Stream::reset_on_close`] was called: no close_notify, whose flush would wait on a
+    /// client that reads nothing.
+    reset: Cell<bool>,
 }
 
 impl<S: Stream> Wire<S> {
@@ -45,6 +49,7 @@ impl<S: Stream> Wire<S> {
             io: Buffered::new(io, BytesMut::new()),
             local,
             original_dst,
+            reset: Cell::new(false),
         }))
     }
 
@@ -94,6 +99,8 @@ impl<S: Stream> WriteHalf for Wire<S> {
     async fn shutdown_write(&mut self) -> stdio::Result<()> {
         match self {
             Wire::Plain(s) => s.shutdown_write().await,
+            // Reset: nothing more is sent, and the close is a reset.
+            Wire::Tls(t) if t.reset.get() => Ok(()),
             // close_notify, then FIN (RFC 8446 §6.1).
             Wire::Tls(t) => t.io.io_mut().shutdown().await,
         }
@@ -147,6 +154,23 @@ impl<S: Stream> Stream for Wire<S> {
                     None,
                 ))))
             }
+        }
+    }
+
+    fn reset_on_close(&self) {
+        match self {
+            Wire::Plain(s) => s.reset_on_close(),
+            Wire::Tls(t) => {
+                t.reset.set(true);
+                t.io.with_io(|tls| S::reset_io_on_close(tls.get_ref().0.get_ref()));
+            }
+        }
+    }
+
+    fn reset_io_on_close(io: &WireIo<S::Io>) {
+        match io {
+            WireIo::Plain(p) => S::reset_io_on_close(p),
+            WireIo::Tls(t) => S::reset_io_on_close(t.get_ref().get_ref().0.get_ref()),
         }
     }
 
