@@ -249,6 +249,8 @@ pub struct Options {
     pub netns: Option<String>,
     /// Run as this uid and gid (`setpriv`, after entering the namespace, which needs root).
     pub uid: Option<u32>,
+    /// More environment variables for the process (e.g. a `test-hooks` setting).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -263,6 +265,7 @@ impl Default for Options {
             kubelet_layout: false,
             netns: None,
             uid: None,
+            env: Vec::new(),
         }
     }
 }
@@ -318,6 +321,7 @@ impl Ringside {
             .args(["--workers", &opts.workers.to_string()])
             .args(["--log-level", &opts.log_level])
             .args(&opts.extra_args)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(errno) = opts.block_io_uring {

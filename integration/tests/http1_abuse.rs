@@ -6,8 +6,8 @@
 //! cut is counted in `ringside_downstream_cutoffs_total`, an upstream never receives a cut
 //! body as complete nor keeps a half-sent response's connection, and the clean client's p99
 //! stays within twice its baseline (plus [`hostile::P99_SLACK`]). Apart from those: the slow
-//! reader seen from the client (its cut is a reset). The measured figures are in
-//! docs/hostile-peers.md.
+//! reader seen from the client (its cut is a reset), and a slow but steady reader (never cut).
+//! The measured figures are in docs/hostile-peers.md.
 
 mod hostile;
 
@@ -18,10 +18,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hostile::h1peer::{
-    all_closed, all_ended, all_released, ended, open_many, peer_closed, ringside_sockets, unread,
+    all_closed, all_ended, all_released, ended, open_many, peer_closed, ringside_sockets,
+    small_window_client, unread,
 };
 use hostile::{wait_cutoffs, wait_no_connections, Bounds, Clean, Cut};
-use ringside_integration::{both_runtimes, Origin, Ringside, Runtime};
+use ringside_integration::{both_runtimes, Options, Origin, Ringside, Runtime};
 
 /// Ringside and its two upstreams: `app` serves the clean client (`/`), `held` the abusers'
 /// bodies and large responses (`/sink`, `/bytes/`), so that what the abusers leave behind at
@@ -35,14 +36,19 @@ struct Setup {
 /// A 1 s header-read deadline, body grace and send stall, 2 s idle and route timeouts: the
 /// limits the abusers meet (`min_body_rate` is its default, 1 KiB/s).
 fn start(rt: Runtime) -> Setup {
+    start_with(rt, &Options::default())
+}
+
+fn start_with(rt: Runtime, opts: &Options) -> Setup {
     let app = Origin::start("app");
     let held = Origin::start("held");
-    let proxy = Ringside::start(
+    let proxy = Ringside::start_with(
         rt,
         &format!(
             "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    protocol: http\n    timeouts: {{ header_read: 1s, idle: 2s, body_read: 1s, send_stall: 1s }}\n    routes:\n      - name: sink\n        match: {{ path_prefix: /sink }}\n        backends: [ {{ cluster: held }} ]\n        timeout: 2s\n      - name: big\n        match: {{ path_prefix: /bytes/ }}\n        backends: [ {{ cluster: held }} ]\n        timeout: 2s\n      - name: d\n        match: {{ path_prefix: / }}\n        backends: [ {{ cluster: app }} ]\n        timeout: 2s\nclusters:\n  - name: app\n    endpoints: [ {} ]\n  - name: held\n    endpoints: [ {} ]\n",
             app.addr, held.addr
         ),
+        opts,
     );
     Setup {
         proxy,
@@ -279,5 +285,73 @@ both_runtimes!(
         );
         wait_cutoffs(s.proxy.addr("admin"), "send_stall", 1);
         wait_no_connections(s.held.addr, Duration::from_secs(3));
+    }
+);
+
+/// The steady reader's pace: at most [`STEADY_STEP`] bytes every [`STEADY_PACE`] (20 KiB/s;
+/// ~14 KiB/s measured, its small buffer often holding less), well below the 32 KiB a single
+/// body write may carry per `send_stall` (1 s), well above what Ringside's send buffer must
+/// drain before the kernel takes more (a third of it, ~5 KiB).
+const STEADY_STEP: usize = 4 * 1024;
+const STEADY_PACE: Duration = Duration::from_millis(200);
+const STEADY_BODY: usize = 128 * 1024;
+
+/// Ringside's send buffer for the steady reader (`SO_SNDBUF`, which Linux doubles): 16 KiB,
+/// so that a 32 KiB body write waits on the reader (on loopback autotuning grows it to
+/// hundreds of KiB, and the kernel takes more only once a third of it drained, so writes
+/// wait seconds at this pace whatever bounds them).
+const STEADY_SNDBUF: &str = "8192";
+
+// A client that reads slowly but steadily through a small window is not cut: `send_stall` is
+// the longest time in which the kernel takes no byte, not a bound on each write. With small
+// socket buffers at both ends (the client's window, Ringside's send buffer through a test
+// hook), each 32 KiB body write waits on its reading for over a second (a bound on the whole
+// write, as before, cut it after 33-48 KB), while the kernel takes bytes every few hundred ms.
+both_runtimes!(
+    fn a_slow_but_steady_reader_is_not_cut(rt) {
+        let opts = Options {
+            env: vec![("RINGSIDE_TEST_SO_SNDBUF".into(), STEADY_SNDBUF.into())],
+            ..Options::default()
+        };
+        let s = start_with(rt, &opts);
+        let addr = s.proxy.addr("inbound");
+        let mut c = small_window_client(addr);
+        let started = Instant::now();
+        c.write_all(format!("GET /bytes/{STEADY_BODY} HTTP/1.1\r\nhost: t\r\n\r\n").as_bytes())
+            .expect("write");
+        let mut got = Vec::with_capacity(STEADY_BODY + 1024);
+        let mut chunk = vec![0u8; STEADY_STEP];
+        let mut mid: Option<Vec<String>> = None;
+        let (head_len, body_len) = loop {
+            assert!(started.elapsed() < Duration::from_secs(60), "the steady reader never finished");
+            match c.read(&mut chunk) {
+                Ok(0) => panic!("Ringside closed after {} bytes", got.len()),
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("Ringside cut the steady reader after {} bytes: {e}", got.len()),
+            }
+            if mid.is_none() && got.len() > STEADY_BODY / 2 {
+                // What backs up at Ringside's end half-way: its writes wait on this client.
+                mid = Some(ringside_sockets(&c, addr));
+            }
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                assert!(head.contains(&format!("content-length: {STEADY_BODY}")), "{head}");
+                if got.len() - (end + 4) >= STEADY_BODY {
+                    break (end + 4, got.len() - (end + 4));
+                }
+            }
+            std::thread::sleep(STEADY_PACE);
+        };
+        assert_eq!(body_len, STEADY_BODY, "bytes past the body");
+        let wrong = got[head_len..].iter().enumerate().position(|(i, b)| *b != b'a' + (i % 26) as u8);
+        assert_eq!(wrong, None, "the body differs from the origin's");
+        eprintln!("STEADY {rt:?}: {STEADY_BODY} B in {:?}, Ringside's end half-way: {mid:?}", started.elapsed());
+        let text = ringside_integration::metrics::scrape(s.proxy.addr("admin"));
+        let cut = ringside_integration::metrics::sample(
+            &text,
+            "ringside_downstream_cutoffs_total{listener=\"inbound\",reason=\"send_stall\"}",
+        );
+        assert_eq!(cut.unwrap_or(0.0), 0.0, "a send stall was counted");
     }
 );

@@ -147,3 +147,16 @@ pub fn unread(s: &TcpStream) -> usize {
         0
     }
 }
+
+/// A client with a small receive buffer (`SO_RCVBUF` 4 KiB, set before connecting, so its
+/// window never grows) and a real path's MSS (1460, not loopback's 64 KiB, so its window
+/// reopens a segment at a time as it reads): what it has not read backs up into the sender
+/// at once, and drains from it as steadily as it reads.
+pub fn small_window_client(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    s.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    s.set_tcp_mss(1460).expect("TCP_MAXSEG");
+    s.connect(&addr.into()).expect("connect");
+    s.into()
+}

@@ -30,6 +30,16 @@ pub fn bind_reuseport(
         s.set_reuse_address(true)?;
         s.set_reuse_port(true)?;
         s.set_tcp_nodelay(true)?;
+        // Test hook: a fixed send buffer for every accepted connection (they inherit the
+        // listener's), so that a test's slow reader backs up into Ringside's writes after a
+        // few KiB, as on a real network path, instead of after MiBs of loopback autotuning.
+        #[cfg(feature = "test-hooks")]
+        if let Some(n) = std::env::var("RINGSIDE_TEST_SO_SNDBUF")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            s.set_send_buffer_size(n)?;
+        }
         s.bind(&addr.into())?;
         s.listen(4096)?;
         let l: std::net::TcpListener = s.into();

@@ -97,6 +97,14 @@ pub trait Stream: ReadHalf + WriteHalf {
     /// traits). One-way: the connection is HTTP/2 for the rest of its life.
     fn into_io(self) -> io::Result<Self::Io>;
 
+    /// Writes part of `buf`: waits until the kernel accepts at least one byte of it, and
+    /// returns what is left (`Some`, for the next call) or `None` once all of it is with the
+    /// kernel. One write (one `SEND` on io_uring, as each turn of `write_all` is), so a caller
+    /// can bound the time between two steps instead of the whole write (`bridge::stall`). A
+    /// layer above the socket (TLS) may take every byte and return `Some` of an empty rest
+    /// while its own buffer drains. Dropped in flight, it leaves the connection to be closed.
+    fn write_some(&mut self, buf: Bytes) -> impl Future<Output = io::Result<Option<Bytes>>>;
+
     /// Makes the connection's close a reset (`SO_LINGER` 0): the kernel drops what is still
     /// unsent and frees the socket at once, and the peer sees `ECONNRESET`, instead of a FIN
     /// queued behind bytes a peer that stopped reading never takes. Only for a client Ringside

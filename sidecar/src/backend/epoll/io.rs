@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -65,6 +65,20 @@ impl TryRead for OwnedReadHalf {
 async fn read_into<T: TryRead>(io: &mut T, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
     let res = io.try_read_into(&mut buf);
     (res, buf)
+}
+
+/// One write of what is left of `buf`, for `Stream::write_some`: the rest, or `None` once
+/// the kernel took all of it.
+async fn write_some(s: &mut TcpStream, mut buf: Bytes) -> io::Result<Option<Bytes>> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let n = s.write(&buf).await?;
+    if n == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    buf.advance(n);
+    Ok((!buf.is_empty()).then_some(buf))
 }
 
 /// tokio's readiness is sticky: a read that drained the socket leaves the flag set, so the
@@ -156,6 +170,10 @@ impl Stream for EpollStream {
 
     fn into_io(self) -> io::Result<TcpStream> {
         Ok(self.0)
+    }
+
+    async fn write_some(&mut self, buf: Bytes) -> io::Result<Option<Bytes>> {
+        write_some(&mut self.0, buf).await
     }
 
     fn reset_on_close(&self) {

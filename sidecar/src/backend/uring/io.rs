@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
@@ -149,6 +149,25 @@ async fn send_all(s: &mut TcpStream, buf: Bytes) -> io::Result<()> {
     res.map(|_| ())
 }
 
+/// One `SEND` of what is left of `buf` (monoio's `write_all` is a loop of these), for
+/// `Stream::write_some`: the rest, or `None` once the kernel took all of it.
+async fn send_some(s: &mut TcpStream, buf: Bytes) -> io::Result<Option<Bytes>> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let (res, mut buf) = counted(s.write(buf)).await;
+    match res {
+        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+        Ok(n) if n >= buf.len() => Ok(None),
+        Ok(n) => {
+            buf.advance(n);
+            Ok(Some(buf))
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Some(buf)),
+        Err(e) => Err(e),
+    }
+}
+
 impl ReadHalf for UringStream {
     async fn readable(&self) -> io::Result<()> {
         counted(self.0.readable(false)).await
@@ -180,6 +199,10 @@ impl Stream for UringStream {
         let io = self.0.try_into_poll_io().map_err(|(e, _)| e)?;
         POLL_IO.with(|c| c.set(c.get() + 1));
         Ok(io)
+    }
+
+    async fn write_some(&mut self, buf: Bytes) -> io::Result<Option<Bytes>> {
+        send_some(&mut self.0, buf).await
     }
 
     fn reset_on_close(&self) {

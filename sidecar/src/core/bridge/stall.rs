@@ -34,27 +34,34 @@ pub struct SendStall<'a> {
 
 impl SendStall<'_> {
     /// Writes all of `bytes` to an HTTP/1.1 client, failing with `TimedOut` (and counting the
-    /// cut) when the kernel has not accepted them within the limit: the client reads nothing,
-    /// or less than a write (a head and at most 32 KiB of body) in that time. On a stall the
-    /// connection is set to reset when it closes (`Stream::reset_on_close`): the kernel frees
-    /// what the client never took at once instead of keeping it behind a FIN. The write may
-    /// then be dropped in flight, so the caller must close the connection, as it does after
-    /// any failed write to a client.
+    /// cut) when the kernel accepted none of them for the limit: the gap between two partial
+    /// writes is bounded, as nginx's `send_timeout` does, not the whole write, so a client
+    /// that reads slowly but steadily is never cut. On a stall the connection is set to reset
+    /// when it closes (`Stream::reset_on_close`): the kernel frees what the client never took
+    /// at once instead of keeping it behind a FIN. The write may then be dropped in flight, so
+    /// the caller must close the connection, as it does after any failed write to a client.
+    ///
+    /// On the usual path this costs what a bound on the whole write did: a write the kernel
+    /// takes whole is one `write_some` (one write; one `SEND` on io_uring) under one timer.
     ///
     /// # Errors
     /// The write's own error, or `TimedOut` on a stall.
     pub async fn write<R: Rt, S: Stream>(&self, down: &mut S, bytes: Bytes) -> io::Result<()> {
-        match timeout::<R, _>(self.limit, down.write_all(bytes)).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.cut();
-                down.reset_on_close();
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client took none of the response (send_stall)",
-                ))
-            }
+        let mut left = Some(bytes);
+        while let Some(bytes) = left {
+            left = match timeout::<R, _>(self.limit, down.write_some(bytes)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    self.cut();
+                    down.reset_on_close();
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took none of the response (send_stall)",
+                    ));
+                }
+            };
         }
+        Ok(())
     }
 
     /// Waits until `dst` (a stream to an HTTP/2 client that asked for `want` bytes of

@@ -7,6 +7,7 @@
 
 mod buffered;
 mod io;
+mod write;
 
 use std::cell::Cell;
 use std::io as stdio;
@@ -154,6 +155,13 @@ impl<S: Stream> Stream for Wire<S> {
                     None,
                 ))))
             }
+        }
+    }
+
+    async fn write_some(&mut self, buf: Bytes) -> stdio::Result<Option<Bytes>> {
+        match self {
+            Wire::Plain(s) => s.write_some(buf).await,
+            Wire::Tls(t) => write::write_some(t.io.io_mut(), buf).await,
         }
     }
 
