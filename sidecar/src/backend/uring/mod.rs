@@ -2,4 +2,5 @@
 
 #[allow(unsafe_code)]
 pub mod io;
+pub mod ops;
 pub mod runtime;
