@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
@@ -14,7 +14,7 @@ use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::ops::counted;
-use crate::core::rt::{ReadHalf, Rt, Stream, WriteHalf};
+use crate::core::rt::{ReadError, ReadHalf, Rt, Stream, WriteHalf};
 
 /// The io_uring runtime as seen by the core.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +105,16 @@ impl ReadHalf for UringStream {
     async fn read(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
         counted(recv_append(&mut self.0, buf)).await
     }
+
+    /// A `RECV` at once, no `POLL_ADD` first, cancelled cleanly at `deadline` (`recv.rs`).
+    async fn read_within<R: Rt>(
+        &mut self,
+        buf: BytesMut,
+        want: usize,
+        deadline: Instant,
+    ) -> (Result<usize, ReadError>, BytesMut) {
+        super::recv::recv_within(&mut self.0, buf, want, deadline).await
+    }
 }
 
 impl WriteHalf for UringStream {
@@ -170,6 +180,16 @@ impl ReadHalf for UringRead {
         let len = buf.len();
         let (res, slice) = counted(self.0.read(buf.slice_mut(len..))).await;
         (res, slice.into_inner())
+    }
+
+    /// As [`UringStream`]'s.
+    async fn read_within<R: Rt>(
+        &mut self,
+        buf: BytesMut,
+        want: usize,
+        deadline: Instant,
+    ) -> (Result<usize, ReadError>, BytesMut) {
+        super::recv::recv_within(&mut self.0, buf, want, deadline).await
     }
 }
 
