@@ -10,9 +10,10 @@
 //! was reading. So the core never puts a timeout around `read`. Where a wait may be long and
 //! nothing is expected (an idle connection, a tunnel, a client's request body) it waits for
 //! `readable()` (a readiness poll, safe to drop, no buffer held) under a deadline, and only then
-//! reads ([`read_by`]). Where bytes are expected (the response head to a request just sent) it
-//! calls [`ReadHalf::read_within`], which the io_uring backend submits as a read at once and
-//! cancels cleanly at the deadline (the buffer and any bytes that won the race come back).
+//! reads ([`read_by`]). Where bytes are expected (the response to a request just sent, the rest
+//! of a response body) it calls [`ReadHalf::read_within`], which the io_uring backend submits
+//! as a read at once and cancels cleanly at the deadline (the buffer and any bytes that won
+//! the race come back).
 
 use std::future::Future;
 use std::io;
