@@ -6,6 +6,7 @@ to nginx, on the `steady` (HTTP/1.1 keep-alive) and `h2` (h2c to an HTTP/1.1 ups
 
     python3 integration/bench/hotpath.py                     # make bench runs it after bench.py
     python3 integration/bench/hotpath.py --scenarios steady --requests 20000 --no-flame
+    python3 integration/bench/hotpath.py --targets ringside-io-uring --no-flame --path /bytes/65536
 
 Counting runs send a fixed number of requests with h2load (`--h1` for HTTP/1.1: 32
 connections; h2: 4 connections × 16 streams), after a warm-up of the same shape, and divide
@@ -45,13 +46,18 @@ ALLOC_BIN = targets.ROOT / "target/bench/ringside-alloc-count"
 INFERNO = targets.ROOT / "target/tools/bin/inferno-flamegraph"
 
 
+# The path every request asks for (`--path`): `/` is the origin's small answer; `/bytes/N` and
+# `/chunked/N` give a body of N bytes (read in several reads past the head's).
+PATH = "/"
+
+
 def h2load_n(t: targets.Target, scenario: str, n: int, cpu: int) -> int:
     """Sends `n` requests of the scenario's shape; the number that succeeded."""
     if scenario == "steady":
         shape, addr = ["--h1", "-c", "32", "-m", "1"], t.http
     else:
         shape, addr = ["-c", "4", "-m", "16"], t.h2c
-    argv = targets.pinned(cpu, ["h2load", *shape, "-n", str(n), f"http://{addr}/"])
+    argv = targets.pinned(cpu, ["h2load", *shape, "-n", str(n), f"http://{addr}{PATH}"])
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out.stdout)
     if not m or int(m.group(1)) == 0:
@@ -214,7 +220,10 @@ def main():
     ap.add_argument("--alloc-only", action="store_true", help="count allocations only (Ringside targets)")
     ap.add_argument("--out", default=str(targets.ROOT / "target/bench"))
     ap.add_argument("--flame-dir", default=str(targets.ROOT / "docs/bench"))
+    ap.add_argument("--path", default="/", help="what each request asks for (e.g. /bytes/65536 for a body)")
     args = ap.parse_args()
+    global PATH
+    PATH = args.path
     names = [t for t in args.targets.split(",") if t]
     scen = [s for s in args.scenarios.split(",") if s]
     cores = os.cpu_count() or 1

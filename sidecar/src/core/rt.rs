@@ -7,8 +7,13 @@
 //! operation is in flight; tokio is adapted to the same shape, not the other way round.
 //!
 //! Cancellation rule (DESIGN.md §5.1): dropping an in-flight io_uring `read` loses the bytes it
-//! was reading. So the core never puts a timeout around `read`: it waits for `readable()` (a
-//! readiness poll, safe to drop) under a deadline, and only then reads.
+//! was reading. So the core never puts a timeout around `read`. Where a wait may be long and
+//! nothing is expected (an idle connection, a tunnel, a client's request body) it waits for
+//! `readable()` (a readiness poll, safe to drop, no buffer held) under a deadline, and only then
+//! reads ([`read_by`]). Where bytes are expected (the response to a request just sent, the rest
+//! of a response body) it calls [`ReadHalf::read_within`], which the io_uring backend submits
+//! as a read at once and cancels cleanly at the deadline (the buffer and any bytes that won
+//! the race come back).
 
 use std::future::Future;
 use std::io;
@@ -64,6 +69,29 @@ pub trait ReadHalf: 'static {
     /// it then returns `ErrorKind::WouldBlock` rather than waiting without a deadline. Use
     /// [`read_by`], which handles that.
     fn read(&mut self, buf: BytesMut) -> impl Future<Output = (io::Result<usize>, BytesMut)>;
+
+    /// Reads where bytes are expected soon (the response to a request just sent, the rest of
+    /// a response body): reserves `want` bytes in `buf`, appends what one read returns, and
+    /// gives up with [`ReadError::Elapsed`] at `deadline`. The buffer always comes back.
+    ///
+    /// The default is [`read_by`] (wait for readiness under the deadline, then read; a
+    /// backend whose read never waits reads first). A completion-based backend submits the
+    /// read at once, without a readiness wait first, and at the deadline cancels it and waits
+    /// for the cancellation to complete, so nothing is lost and nothing is left in flight:
+    /// bytes that arrived as the deadline passed are returned, not dropped. Dropping the
+    /// future while it is pending may lose bytes (as with `read`): only a caller that then
+    /// closes the connection may do so.
+    fn read_within<R: Rt>(
+        &mut self,
+        buf: BytesMut,
+        want: usize,
+        deadline: std::time::Instant,
+    ) -> impl Future<Output = (Result<usize, ReadError>, BytesMut)>
+    where
+        Self: Sized,
+    {
+        read_by::<R, Self>(self, buf, want, deadline)
+    }
 }
 
 /// The writing side of a connection.
@@ -177,16 +205,19 @@ impl<F: Future, S: Future<Output = ()>> Future for Timeout<F, S> {
     }
 }
 
-/// Why [`read_by`] returned without bytes.
+/// Why [`read_by`] or [`ReadHalf::read_within`] returned without bytes.
 #[derive(Debug)]
 pub enum ReadError {
+    /// The deadline passed first.
     Elapsed,
+    /// The read failed.
     Io(io::Error),
 }
 
-/// Waits for readability until `deadline`, then reserves `want` bytes and reads: the one way
-/// the core reads. The buffer grows only once data is there (idle connections hold none),
-/// and the deadline never covers the read itself (see the module docs).
+/// Waits for readability until `deadline`, then reserves `want` bytes and reads: how the core
+/// reads where the wait may be long and holding no buffer matters (idle connections hold
+/// none), and the default of [`ReadHalf::read_within`]. The buffer grows only once data is
+/// there, and the deadline never covers the read itself (see the module docs).
 pub async fn read_by<R: Rt, H: ReadHalf>(
     half: &mut H,
     mut buf: BytesMut,

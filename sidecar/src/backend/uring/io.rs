@@ -3,8 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::buf::IoBufMut;
@@ -14,7 +13,8 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::core::rt::{ReadHalf, Rt, Stream, WriteHalf};
+use super::ops::counted;
+use crate::core::rt::{ReadError, ReadHalf, Rt, Stream, WriteHalf};
 
 /// The io_uring runtime as seen by the core.
 #[derive(Debug, Clone, Copy)]
@@ -66,10 +66,6 @@ impl Rt for Uring {
 pub struct UringStream(pub(crate) TcpStream);
 
 thread_local! {
-    /// Ring operations this worker submitted, saw complete, and abandoned (dropped before
-    /// completion, e.g. a readiness wait that timed out). monoio 0.2.4 exposes no ring
-    /// statistics, so the backend counts its own.
-    static OPS: std::cell::Cell<[u64; 3]> = const { std::cell::Cell::new([0; 3]) };
     /// Connections converted to poll-io on this worker (see [`poll_io_connections`]).
     static POLL_IO: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -78,54 +74,6 @@ thread_local! {
 /// shows it, so which I/O path ran is visible (ARCHITECTURE.md, "Two ways to do I/O").
 pub fn poll_io_connections() -> u64 {
     POLL_IO.with(|c| c.get())
-}
-
-/// `[submitted, completed, abandoned]` on this worker's ring.
-pub fn op_counts() -> [u64; 3] {
-    OPS.with(|c| c.get())
-}
-
-fn bump(i: usize) {
-    OPS.with(|c| {
-        let mut v = c.get();
-        v[i] += 1;
-        c.set(v);
-    });
-}
-
-pin_project_lite::pin_project! {
-    /// Counts one ring operation. A plain wrapper rather than an `async fn`, which would store
-    /// the wrapped future twice in every idle connection's state.
-    struct Counted<F> {
-        #[pin]
-        fut: F,
-        done: bool,
-    }
-
-    impl<F> PinnedDrop for Counted<F> {
-        fn drop(this: Pin<&mut Self>) {
-            if !this.done {
-                bump(2);
-            }
-        }
-    }
-}
-
-fn counted<F: std::future::Future>(fut: F) -> Counted<F> {
-    bump(0);
-    Counted { fut, done: false }
-}
-
-impl<F: std::future::Future> std::future::Future for Counted<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
-        let this = self.project();
-        let out = std::task::ready!(this.fut.poll(cx));
-        *this.done = true;
-        bump(1);
-        std::task::Poll::Ready(out)
-    }
 }
 
 /// Runs `f` with socket2's view of a monoio socket, for options and peeks monoio lacks.
@@ -175,6 +123,16 @@ impl ReadHalf for UringStream {
 
     async fn read(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
         counted(recv_append(&mut self.0, buf)).await
+    }
+
+    /// A `RECV` at once, no `POLL_ADD` first, cancelled cleanly at `deadline` (`recv.rs`).
+    async fn read_within<R: Rt>(
+        &mut self,
+        buf: BytesMut,
+        want: usize,
+        deadline: Instant,
+    ) -> (Result<usize, ReadError>, BytesMut) {
+        super::recv::recv_within(&mut self.0, buf, want, deadline).await
     }
 }
 
@@ -256,6 +214,16 @@ impl ReadHalf for UringRead {
         let len = buf.len();
         let (res, slice) = counted(self.0.read(buf.slice_mut(len..))).await;
         (res, slice.into_inner())
+    }
+
+    /// As [`UringStream`]'s.
+    async fn read_within<R: Rt>(
+        &mut self,
+        buf: BytesMut,
+        want: usize,
+        deadline: Instant,
+    ) -> (Result<usize, ReadError>, BytesMut) {
+        super::recv::recv_within(&mut self.0, buf, want, deadline).await
     }
 }
 

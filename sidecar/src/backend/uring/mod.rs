@@ -2,4 +2,8 @@
 
 #[allow(unsafe_code)]
 pub mod io;
+pub mod ops;
+mod recv;
+#[cfg(test)]
+mod recv_tests;
 pub mod runtime;

@@ -56,7 +56,7 @@ pub fn run(setup: WorkerSetup, flags: RingFlags) -> std::io::Result<()> {
                     reset_max_lag,
                     reply,
                 } => {
-                    let [submitted, completed, abandoned] = super::io::op_counts();
+                    let [submitted, completed, abandoned] = super::ops::op_counts();
                     let runtime = serde_json::json!({
                         "ring_entries": RING_ENTRIES,
                         "ring_flags": flags.to_string(),

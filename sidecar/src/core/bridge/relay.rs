@@ -80,9 +80,10 @@ pub trait Sink {
     }
 }
 
-/// Relays a body of framing `input` from `src` (with `buf` holding bytes already read) to
-/// `sink`. Bytes past the body's end stay in `buf` (pipelined requests). `stall` bounds the
-/// wait for each read, not the whole body. Returns the body bytes relayed.
+/// Relays a response body of framing `input` from an upstream `src` (with `buf` holding bytes
+/// already read) to `sink`. `stall` bounds the wait for each read, not the whole body. The
+/// rest of the body is expected, so each read is direct (`ReadHalf::read_within`: on io_uring
+/// a `RECV` with no readiness wait first). Returns the body bytes relayed.
 pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
     src: &mut S,
     buf: &mut BytesMut,
@@ -90,13 +91,22 @@ pub async fn relay<R: Rt, S: ReadHalf, K: Sink>(
     input: BodyKind,
     stall: Duration,
 ) -> Result<u64, RelayError> {
-    relay_paced::<R, _, _>(src, buf, sink, input, stall, None).await
+    let read = Reading {
+        stall,
+        pace: None,
+        received: buf.len() as u64,
+        direct: true,
+    };
+    relay_with::<R, _, _>(src, buf, sink, input, read).await
 }
 
-/// [`relay`] for a request body held to `pace` as well (when given): each read also waits
-/// no later than the pace's deadline for the bytes received so far, and a body that falls
-/// behind it fails with [`RelayError::TooSlow`], counted as a cut. The sink is then left
-/// without its end, so the upstream never takes a truncated body as complete.
+/// Relays a request body from a client `src`, as [`relay`] does but waiting for readiness
+/// before each read (a client may trickle its body: the wait holds no buffer), and held to
+/// `pace` as well (when given): each read also waits no later than the pace's deadline for
+/// the bytes received so far, and a body that falls behind it fails with
+/// [`RelayError::TooSlow`], counted as a cut. The sink is then left without its end, so the
+/// upstream never takes a truncated body as complete. Bytes past the body's end stay in
+/// `buf` (pipelined requests).
 pub async fn relay_paced<R: Rt, S: ReadHalf, K: Sink>(
     src: &mut S,
     buf: &mut BytesMut,
@@ -105,11 +115,22 @@ pub async fn relay_paced<R: Rt, S: ReadHalf, K: Sink>(
     stall: Duration,
     pace: Option<&Pace<'_>>,
 ) -> Result<u64, RelayError> {
-    let mut read = Reading {
+    let read = Reading {
         stall,
         pace,
         received: buf.len() as u64,
+        direct: false,
     };
+    relay_with::<R, _, _>(src, buf, sink, input, read).await
+}
+
+async fn relay_with<R: Rt, S: ReadHalf, K: Sink>(
+    src: &mut S,
+    buf: &mut BytesMut,
+    sink: &mut K,
+    input: BodyKind,
+    mut read: Reading<'_, '_>,
+) -> Result<u64, RelayError> {
     let mut sent = 0u64;
     match input {
         BodyKind::Empty => {}
@@ -172,11 +193,13 @@ pub async fn relay_paced<R: Rt, S: ReadHalf, K: Sink>(
 }
 
 /// How a relay reads its source: each read within `stall`, and no later than `pace`'s
-/// deadline for the `received` bytes.
+/// deadline for the `received` bytes; `direct`: read at once (bytes are expected), else wait
+/// for readiness first.
 struct Reading<'p, 'a> {
     stall: Duration,
     pace: Option<&'p Pace<'a>>,
     received: u64,
+    direct: bool,
 }
 
 impl Reading<'_, '_> {
@@ -194,7 +217,14 @@ impl Reading<'_, '_> {
         let gap = Instant::now() + self.stall;
         let paced = self.pace.map(|p| p.deadline(self.received));
         let deadline = paced.map_or(gap, |p| p.min(gap));
-        let read = pin!(read_by::<R, _>(src, std::mem::take(buf), want, deadline));
+        let (taken, direct) = (std::mem::take(buf), self.direct);
+        let read = pin!(async move {
+            if direct {
+                src.read_within::<R>(taken, want, deadline).await
+            } else {
+                read_by::<R, _>(src, taken, want, deadline).await
+            }
+        });
         let (res, b) = match select(read, pin!(sink.gone())).await {
             Either::Left((r, _)) => r,
             Either::Right(((), _)) => return Err(RelayError::Gone),

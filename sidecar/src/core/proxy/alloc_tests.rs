@@ -1,13 +1,15 @@
-//! Heap allocations per proxied HTTP/1.1 keep-alive request, counted, on both runtimes.
+//! Heap allocations per proxied HTTP/1.1 keep-alive request, counted, on both runtimes, and
+//! io_uring operations per request on io_uring.
 //!
 //! A structural regression test, not a timing: the worker (this test's thread) serves real
 //! loopback connections from a client thread to an origin thread, and the counting allocator
 //! of the lib's unit tests (`crate::alloc_count`) counts the allocator calls made on the
-//! worker thread only. Per-connection costs (accept, the connection's task, its first
-//! upstream connection) cancel out: two connections of different lengths are served after a
-//! warm-up, and the figure is the difference of their counts over the difference of their
-//! request counts. The metrics recorder is the one the binary installs (Prometheus), so its
-//! per-request cost is counted too.
+//! worker thread only; the io_uring backend counts the ring operations it submits on it
+//! (`backend::uring::ops::op_counts`). Per-connection costs (accept, the connection's task, its
+//! first upstream connection) cancel out: two connections of different lengths are served
+//! after a warm-up, and the figure is the difference of their counts over the difference of
+//! their request counts. The metrics recorder is the one the binary installs (Prometheus), so
+//! its per-request cost is counted too.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -32,6 +34,14 @@ const MAX_URING: f64 = 3.5;
 /// read that finds nothing yet gives its buffer back while it waits (a waiting connection
 /// holds none), so whether the upstream had answered by then adds up to two per request.
 const MAX_EPOLL: f64 = 6.0;
+
+/// Ring operations per proxied keep-alive request on io_uring: a `POLL_ADD` for the idle wait
+/// before the client's request and its `RECV`, the `SEND` of the request head upstream, one
+/// `RECV` for the response (read directly: a response is expected, so no readiness wait
+/// first) and the `SEND` of the response. Measured 5.00 (6.00 while the response read waited
+/// for readiness first). Each figure is a whole number of operations; the margin allows only
+/// for a rare response that arrives in two segments.
+const MAX_URING_OPS: f64 = 5.1;
 
 /// Requests on the two measured connections (the warm-up connection sends `SHORT`).
 const SHORT: usize = 50;
@@ -113,32 +123,49 @@ fn recorder() {
     });
 }
 
-/// Serves a warm-up connection, then a `SHORT` and a `LONG` one; allocator calls on this
-/// thread per request, from the difference of the two. `accept` takes the next connection
-/// from the proxy's listener as a stream of runtime `R`.
-async fn measure<R: Rt, F, Fut>(proxy: SocketAddr, w: Rc<Worker<R>>, accept: F) -> f64
+/// Per-request figures on one runtime.
+struct PerRequest {
+    /// Allocator calls on the worker thread.
+    allocs: f64,
+    /// Ring operations submitted on the worker thread (0 on epoll).
+    ops: f64,
+}
+
+/// Serves a warm-up connection, then a `SHORT` and a `LONG` one; allocator calls and `ops()`
+/// on this thread per request, from the difference of the two. `accept` takes the next
+/// connection from the proxy's listener as a stream of runtime `R`.
+async fn measure<R: Rt, F, Fut>(
+    proxy: SocketAddr,
+    w: Rc<Worker<R>>,
+    accept: F,
+    ops: fn() -> u64,
+) -> PerRequest
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = (R::Stream, SocketAddr)>,
 {
     let mut counts = Vec::new();
+    let mut op_counts = Vec::new();
     for n in [SHORT, SHORT, LONG] {
         let c = client(proxy, n);
         let (stream, peer) = accept().await;
-        let before = alloc_count::this_thread();
+        let (before, ops_before) = (alloc_count::this_thread(), ops());
         let slot = Arc::new(crate::core::shed::Load::default())
             .try_connection(None)
             .expect("no limit");
         serve::connection(w.clone(), stream, peer, Rc::from("inbound"), slot).await;
         counts.push(alloc_count::this_thread() - before);
+        op_counts.push(ops() - ops_before);
         c.join().expect("client thread");
     }
-    let per = (counts[2] - counts[1]) as f64 / (LONG - SHORT) as f64;
+    let per = |v: &[u64]| (v[2] - v[1]) as f64 / (LONG - SHORT) as f64;
+    let (allocs, ops) = (per(&counts), per(&op_counts));
     eprintln!(
-        "{}: allocator calls per connection {counts:?}; per request {per:.2}",
+        "{}: allocator calls per connection {counts:?}, per request {allocs:.2}; \
+         ring ops per connection {op_counts:?}, per request {ops:.2}",
         R::name()
     );
-    per
+    PerRequest { allocs, ops }
 }
 
 #[test]
@@ -151,34 +178,42 @@ fn epoll_keepalive_request_allocations() {
         .build()
         .expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
-    let per = local.block_on(&rt, async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let per = local
+        .block_on(&rt, async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let proxy = l.local_addr().expect("addr");
+            let w = Rc::new(Worker::<Epoll>::new(
+                0,
+                config(up),
+                Lifecycle::new(),
+                Default::default(),
+            ));
+            let l = &l;
+            measure::<Epoll, _, _>(
+                proxy,
+                w,
+                || async move {
+                    let (s, peer) = l.accept().await.expect("accept");
+                    s.set_nodelay(true).expect("nodelay");
+                    (EpollStream(s), peer)
+                },
+                || 0,
+            )
             .await
-            .expect("bind");
-        let proxy = l.local_addr().expect("addr");
-        let w = Rc::new(Worker::<Epoll>::new(
-            0,
-            config(up),
-            Lifecycle::new(),
-            Default::default(),
-        ));
-        let l = &l;
-        measure::<Epoll, _, _>(proxy, w, || async move {
-            let (s, peer) = l.accept().await.expect("accept");
-            s.set_nodelay(true).expect("nodelay");
-            (EpollStream(s), peer)
         })
-        .await
-    });
+        .allocs;
     assert!(
         per <= MAX_EPOLL,
         "epoll: {per:.2} allocator calls per proxied request, more than {MAX_EPOLL}"
     );
 }
 
-#[test]
-fn io_uring_keepalive_request_allocations() {
+/// Serves the measured connections through an io_uring worker.
+fn io_uring_per_request() -> PerRequest {
     use crate::backend::uring::io::{Uring, UringStream};
+    use crate::backend::uring::ops::op_counts;
     recorder();
     let up = origin();
     let mut rt = match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
@@ -190,7 +225,7 @@ fn io_uring_keepalive_request_allocations() {
             panic!("io_uring runtime unavailable here ({e}); set up the host or run epoll only")
         }
     };
-    let per = rt.block_on(async {
+    rt.block_on(async {
         let l = monoio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let proxy = l.local_addr().expect("addr");
         let w = Rc::new(Worker::<Uring>::new(
@@ -200,15 +235,30 @@ fn io_uring_keepalive_request_allocations() {
             Default::default(),
         ));
         let l = &l;
-        measure::<Uring, _, _>(proxy, w, || async move {
+        let accept = || async move {
             let (s, peer) = l.accept().await.expect("accept");
             s.set_nodelay(true).expect("nodelay");
             (UringStream(s), peer)
-        })
-        .await
-    });
+        };
+        measure::<Uring, _, _>(proxy, w, accept, || op_counts()[0]).await
+    })
+}
+
+#[test]
+fn io_uring_keepalive_request_allocations() {
+    let per = io_uring_per_request().allocs;
     assert!(
         per <= MAX_URING,
         "io_uring: {per:.2} allocator calls per proxied request, more than {MAX_URING}"
+    );
+}
+
+#[test]
+fn io_uring_keepalive_request_ring_ops() {
+    let per = io_uring_per_request().ops;
+    assert!(
+        per <= MAX_URING_OPS,
+        "io_uring: {per:.2} ring operations per proxied request, more than {MAX_URING_OPS} \
+         (a readiness wait before the response read?)"
     );
 }

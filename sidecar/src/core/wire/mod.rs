@@ -12,6 +12,7 @@ mod write;
 use std::cell::Cell;
 use std::io as stdio;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -20,7 +21,7 @@ pub use self::buffered::Buffered;
 pub use self::io::TlsIo;
 pub use self::io::WireIo;
 use crate::core::h2::rewind::Rewind;
-use crate::core::rt::{Peek, ReadHalf, Stream, WriteHalf};
+use crate::core::rt::{read_by, Peek, ReadError, ReadHalf, Rt, Stream, WriteHalf};
 
 /// A connection: the backend's stream, or TLS over it.
 pub enum Wire<S: Stream> {
@@ -82,6 +83,20 @@ impl<S: Stream> ReadHalf for Wire<S> {
             Wire::Plain(s) => s.read(buf).await,
             Wire::Tls(t) => t.io.read(buf).await,
         }
+    }
+
+    /// Plaintext: the backend's own (a direct read on io_uring). TLS: readiness, then read
+    /// (a record must be decrypted before any bytes are known to be there).
+    async fn read_within<R: Rt>(
+        &mut self,
+        buf: BytesMut,
+        want: usize,
+        deadline: Instant,
+    ) -> (Result<usize, ReadError>, BytesMut) {
+        if let Wire::Plain(s) = self {
+            return s.read_within::<R>(buf, want, deadline).await;
+        }
+        read_by::<R, _>(self, buf, want, deadline).await
     }
 }
 
@@ -231,6 +246,19 @@ impl<S: Stream> ReadHalf for WireRead<S> {
             WireRead::Plain(r) => r.read(buf).await,
             WireRead::Tls(t) => t.read(buf).await,
         }
+    }
+
+    /// As [`Wire`]'s: the backend's own for plaintext, readiness then read for TLS.
+    async fn read_within<R: Rt>(
+        &mut self,
+        buf: BytesMut,
+        want: usize,
+        deadline: Instant,
+    ) -> (Result<usize, ReadError>, BytesMut) {
+        if let WireRead::Plain(r) = self {
+            return r.read_within::<R>(buf, want, deadline).await;
+        }
+        read_by::<R, _>(self, buf, want, deadline).await
     }
 }
 
