@@ -289,24 +289,24 @@ both_runtimes!(
 );
 
 /// The steady reader's pace: at most [`STEADY_STEP`] bytes every [`STEADY_PACE`] (20 KiB/s;
-/// ~14 KiB/s measured, its small buffer often holding less), well below the 32 KiB a single
-/// body write may carry per `send_stall` (1 s), well above what Ringside's send buffer must
-/// drain before the kernel takes more (a third of it, ~5 KiB).
-const STEADY_STEP: usize = 4 * 1024;
-const STEADY_PACE: Duration = Duration::from_millis(200);
+/// ~19 KiB/s measured), well below the 32 KiB a single body write may carry per `send_stall`
+/// (1 s), well above what Ringside's send buffer must drain before the kernel takes more (a
+/// third of it, under 3 KiB: some every ~150 ms).
+const STEADY_STEP: usize = 2 * 1024;
+const STEADY_PACE: Duration = Duration::from_millis(100);
 const STEADY_BODY: usize = 128 * 1024;
 
-/// Ringside's send buffer for the steady reader (`SO_SNDBUF`, which Linux doubles): 16 KiB,
+/// Ringside's send buffer for the steady reader (`SO_SNDBUF`, which Linux doubles): 8 KiB,
 /// so that a 32 KiB body write waits on the reader (on loopback autotuning grows it to
 /// hundreds of KiB, and the kernel takes more only once a third of it drained, so writes
-/// wait seconds at this pace whatever bounds them).
-const STEADY_SNDBUF: &str = "8192";
+/// would wait seconds at this pace whatever bounds them).
+const STEADY_SNDBUF: &str = "4096";
 
 // A client that reads slowly but steadily through a small window is not cut: `send_stall` is
 // the longest time in which the kernel takes no byte, not a bound on each write. With small
 // socket buffers at both ends (the client's window, Ringside's send buffer through a test
-// hook), each 32 KiB body write waits on its reading for over a second (a bound on the whole
-// write, as before, cut it after 33-48 KB), while the kernel takes bytes every few hundred ms.
+// hook), each 32 KiB body write waits on its reading for well over a second (a bound on the
+// whole write, as before, cut it after 27-29 KB), while the kernel takes bytes every ~150 ms.
 both_runtimes!(
     fn a_slow_but_steady_reader_is_not_cut(rt) {
         let opts = Options {
