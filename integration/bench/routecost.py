@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import faults  # noqa: E402
 import routes  # noqa: E402
 import targets  # noqa: E402
 
@@ -47,23 +48,6 @@ PROXY_CPU, LOAD_CPU = 0, 1
 class Env:
     """What routes.Proxy.load needs from bench.py's environment."""
     load_cpu = LOAD_CPU
-
-
-def start_origin(work: Path) -> tuple[subprocess.Popen, str]:
-    ready = work / "origin.addr"
-    origin = targets.ROOT / "target/go/origin"
-    if not origin.exists():
-        sys.exit(f"{origin} missing: run integration/bench/setup.sh")
-    p = subprocess.Popen(targets.pinned(LOAD_CPU, [str(origin), "-addr", "127.0.0.1:0", "-name", "bench",
-                                                   "-ready-file", str(ready)]),
-                         stdout=subprocess.DEVNULL, start_new_session=True)
-    end = time.time() + 10
-    while not ready.exists() and time.time() < end:
-        time.sleep(0.02)
-    if not ready.exists():
-        p.kill()
-        sys.exit("the Go origin did not start")
-    return p, ready.read_text().strip()
 
 
 def interleaved(runtimes, sizes, rounds, seconds, reloads, upstream, work) -> list[dict]:
@@ -183,7 +167,7 @@ def main():
     result = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="routecost-") as tmp:
         work = Path(tmp)
-        origin, upstream = start_origin(work)
+        origin, upstream = faults.origin(Env, work, "bench", [])
         try:
             if not a.no_interleaved:
                 sizes = [int(x) for x in a.sizes.split(",")]
